@@ -1,0 +1,139 @@
+"""Pydantic models of a recipe: the steps an upgrade of one product runs.
+
+A recipe is data.  Argv templates are lists whose elements may hold
+``{placeholders}``; they are filled element by element, so a value with
+spaces, quotes or ``$(...)`` stays one literal argument and no shell ever
+sees it.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Placeholders every instance provides (see wizard.plan.placeholder_values).
+BUILTIN_PLACEHOLDERS = frozenset(
+    {"instance", "venv", "python", "config", "user", "target_version", "installed_version"}
+)
+#: Placeholders that expand into several argv elements (only as a whole element).
+LIST_PLACEHOLDERS = frozenset({"plugin_requirements"})
+
+SERVICE_ACTIONS = ("start", "stop", "restart", "reload")
+
+
+def placeholders_in(template: str) -> set[str]:
+    """The placeholder names used in one template string."""
+    names = set()
+    for _literal, field, _spec, _conv in string.Formatter().parse(template):
+        if field is not None:
+            if not field.isidentifier():
+                raise ValueError(f"placeholder {{{field}}} is not a plain name")
+            names.add(field)
+    return names
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceAction(_Strict):
+    """A step that asks the instance's service manager to act on one service."""
+
+    action: Literal["start", "stop", "restart", "reload"]
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="key in the instance's services table")
+
+
+class Condition(_Strict):
+    """When a step belongs in the plan; every field given must hold."""
+
+    plugins_installed: bool | None = None
+    os_family: list[str] | None = None
+    installed: str | None = Field(None, description="version specifier the installed version must match")
+    target: str | None = Field(None, description="version specifier the target version must match")
+    service: str | None = Field(None, description="the instance has this service role")
+
+    @field_validator("installed", "target")
+    @classmethod
+    def _specifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                SpecifierSet(value)
+            except InvalidSpecifier as exc:
+                raise ValueError(f"not a version specifier: {value!r}") from exc
+        return value
+
+
+class StepSpec(_Strict):
+    """One step of a recipe, before the instance's values are filled in."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str = Field(min_length=1)
+    argv: list[str] | None = Field(None, min_length=1)
+    service: ServiceAction | None = None
+    run_as: Literal["root", "app"] = "app"
+    env: dict[str, str] = {}
+    safe_to_rerun: bool = False
+    when: Condition = Condition()
+    unless_restarted: str | None = Field(
+        None, description="skip this step when this service role was restarted during the upgrade"
+    )
+    can_hang_on_lock: bool = False
+    advice: str = ""
+
+    @model_validator(mode="after")
+    def _one_command(self) -> StepSpec:
+        if (self.argv is None) == (self.service is None):
+            raise ValueError("a step needs exactly one of 'argv' or 'service'")
+        return self
+
+    def templates(self) -> list[str]:
+        return [*(self.argv or []), *self.env.values()]
+
+
+class Recipe(_Strict):
+    """How to upgrade one product: its package, services and steps."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    title: str
+    package: str = Field(description="the distribution name pip knows the product by")
+    plugin_prefix: str | None = Field(None, description="distributions starting with this are its plugins")
+    services: dict[str, str] = Field({}, description="default unit name per service role")
+    vars: dict[str, str] = Field({}, description="placeholders the recipe adds, with their defaults")
+    required_vars: list[str] = Field([], description="placeholders every instance must set itself")
+    steps: list[StepSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> Recipe:
+        seen: set[str] = set()
+        known = BUILTIN_PLACEHOLDERS | LIST_PLACEHOLDERS | set(self.vars) | set(self.required_vars)
+        for index, step in enumerate(self.steps):
+            if step.id in seen:
+                raise StepError(index, "id", f"duplicate step id {step.id!r}")
+            seen.add(step.id)
+            for field, templates in (("argv", step.argv or []), ("env", list(step.env.values()))):
+                for template in templates:
+                    try:
+                        names = placeholders_in(template)
+                    except ValueError as exc:
+                        raise StepError(index, field, str(exc)) from None
+                    unknown = names - known
+                    if unknown:
+                        raise StepError(
+                            index, field, f"unknown placeholder {{{sorted(unknown)[0]}}} in {template!r}"
+                        )
+                    if names & LIST_PLACEHOLDERS and template not in {f"{{{n}}}" for n in LIST_PLACEHOLDERS}:
+                        raise StepError(index, field, f"{template!r}: a list placeholder must stand alone")
+        return self
+
+
+class StepError(ValueError):
+    """A recipe-level check that failed on one step's field."""
+
+    def __init__(self, index: int, field: str, message: str):
+        super().__init__(message)
+        self.index = index
+        self.field = field
+        self.message = message

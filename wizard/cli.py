@@ -1,0 +1,155 @@
+"""The command line: parse, pick the instance, and hand over to the TUI, the plan, or the headless run.
+
+Exit codes are a promise to our users' scripts (see DESIGN.md and wizard.errors.Exit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from .errors import Exit, WizardError
+from .instance import DEFAULT_CONFIG, Instance, load_instances, pick_instance
+from .store import StateStore, default_state_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=f"instances file (default {DEFAULT_CONFIG})")
+    common.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help="where sessions and step logs are kept")
+
+    parser = argparse.ArgumentParser(
+        prog="upgrade-wizard",
+        parents=[common],
+        description="Upgrade a self-hosted Indico or pretalx installation, step by step, and never lose the place.",
+        epilog="exit codes: 0 done; 1 a step failed; 2 usage error, bad config or state, or a blocker; "
+        "3 another wizard holds the instance; 4 an interrupted step waits for your decision; "
+        "130 stopped with Ctrl-C (a running step goes on)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    tui = sub.add_parser("tui", parents=[common], help="the interactive wizard (the default)")
+    tui.add_argument("instance", nargs="?")
+
+    plan = sub.add_parser("plan", parents=[common], help="print detection and the plan, change nothing")
+    plan.add_argument("instance", nargs="?")
+
+    run = sub.add_parser("run", parents=[common], help="the upgrade without a screen: plain log lines, no prompts")
+    run.add_argument("instance", nargs="?")
+    _add_run_options(run)
+    run.add_argument("--new", action="store_true", help="start a new upgrade after a finished one")
+
+    status = sub.add_parser("status", parents=[common], help="show the saved session")
+    status.add_argument("instance", nargs="?")
+    status.add_argument("--json", action="store_true", help="print the session as JSON (the pydantic model)")
+
+    demo = sub.add_parser("demo", parents=[common], help="build a sandbox instance and run the wizard on it")
+    demo.add_argument("--dir", type=Path, help="the sandbox folder (new or a sandbox to resume; default: a new temp dir)")
+    demo.add_argument("--headless", action="store_true", help="run it as `run --yes` does, without a screen")
+    demo.add_argument("--pace", type=float, default=1.0, help="scale the demo programs' delays when building (0.1 = 10x faster)")
+    _add_run_options(demo)
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", help="go ahead without asking (required for headless runs)")
+    decision = parser.add_mutually_exclusive_group()
+    decision.add_argument("--retry", action="store_true", help="run the failed or interrupted step again")
+    decision.add_argument("--skip", metavar="REASON", help="skip the failed or interrupted step, saying why")
+    parser.add_argument("--backup-done", metavar="PATH", help="a backup of this instance exists at PATH")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.command = args.command or "tui"
+    console = Console(stderr=True, highlight=False)
+    try:
+        return int(dispatch(args))
+    except WizardError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+        if exc.hint:
+            console.print(f"[dim]hint:[/] {exc.hint}", markup=True, soft_wrap=True)
+        return int(exc.exit_code)
+
+
+def dispatch(args: argparse.Namespace) -> Exit:
+    if args.command == "demo":
+        from .demo_command import demo
+
+        return demo(args)
+    config = getattr(args, "config", DEFAULT_CONFIG)
+    instance = pick_instance(load_instances(config), args.instance)
+    store = StateStore(state_root(args), instance.name)
+    if args.command == "plan":
+        return show_plan(instance)
+    if args.command == "status":
+        return show_status(store, args.json)
+    if args.command == "run":
+        from .headless import PlainOutput, run_upgrade
+
+        require_yes(args)
+        return run_upgrade(instance, store, PlainOutput(), choices_from(args), new=args.new)
+    return start_tui(instance, store)
+
+
+def state_root(args: argparse.Namespace) -> Path:
+    return getattr(args, "state_dir", None) or default_state_dir()
+
+
+def require_yes(args: argparse.Namespace) -> None:
+    if not args.yes:
+        raise WizardError(
+            "a headless run asks no questions, so it needs --yes to go ahead",
+            "or run `upgrade-wizard tui` to be walked through it",
+        )
+
+
+def choices_from(args: argparse.Namespace):
+    from .headless import Choices
+
+    return Choices(retry=args.retry, skip_reason=args.skip, backup_done=args.backup_done)
+
+
+def show_plan(instance: Instance) -> Exit:
+    from .plan import plan_for
+    from .report import print_plan
+
+    _recipe, found, steps = plan_for(instance)
+    print_plan(Console(highlight=False), instance, found, steps)
+    return Exit.DONE
+
+
+def show_status(store: StateStore, as_json: bool) -> Exit:
+    from .report import print_status
+
+    session = store.load()
+    if session is None:
+        if as_json:
+            print("null")
+        else:
+            print(f"no upgrade is recorded for instance {store.instance!r} (state in {store.dir})")
+        return Exit.DONE
+    if as_json:
+        print(session.model_dump_json(indent=2))
+    else:
+        print_status(Console(highlight=False), session)
+    return Exit.DONE
+
+
+def start_tui(instance: Instance, store: StateStore) -> Exit:
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise WizardError(
+            "the interactive wizard needs a terminal on stdin and stderr",
+            "over SSH use `ssh -t`, or run headless with `upgrade-wizard run --yes`",
+        )
+    from .app import run_tui
+
+    return run_tui(instance, store)
+
+
+def temp_sandbox() -> Path:
+    return Path(tempfile.mkdtemp(prefix="upgrade-wizard-demo-"))

@@ -1,0 +1,95 @@
+"""The demo's long-running services: a "uWSGI" that reads the database, and a "Celery" worker.
+
+The uWSGI stand-in serves one long request after another, each inside a read
+transaction on ``events_labels``: while one is open, the schema upgrade's
+COMMIT waits, just as an ALTER TABLE waits behind an idle-in-transaction
+uWSGI worker.  A long request ends by itself after ``hold`` seconds; stopping
+the process (a restart) ends it at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+LIFETIME = 2 * 3600  # a forgotten demo does not run forever
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop(*_):
+    raise Stop
+
+
+def log(text: str) -> None:
+    print(f"{time.strftime('%a %b %d %H:%M:%S %Y')} - {text}", flush=True)
+
+
+def uwsgi(database: Path, wsgi_file: Path, hold: float) -> None:
+    log(f"*** Starting uWSGI 2.0.28 (demo) on {database.name} ***")
+    log(f"spawned uWSGI worker 1 (pid: {os.getpid()}, cores: 1)")
+    seen_mtime = wsgi_file.stat().st_mtime if wsgi_file.exists() else None
+    deadline = time.monotonic() + LIFETIME
+    request = 0
+    while time.monotonic() < deadline:
+        request += 1
+        # A short busy timeout: a request that cannot read gives up, as a web request would.
+        conn = sqlite3.connect(database, timeout=5, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            labels = conn.execute("SELECT count(*) FROM events_labels").fetchone()[0]
+            log(f"GET /category/0/overview (request {request}, reads events_labels: {labels} labels), long request...")
+            time.sleep(hold)  # the read transaction stays open the whole time
+            conn.execute("COMMIT")
+            log(f"request {request} done in {hold:.1f}s")
+        except sqlite3.OperationalError as exc:
+            log(f"request {request} failed: {exc}")
+            time.sleep(0.5)
+        finally:
+            conn.close()
+        mtime = wsgi_file.stat().st_mtime if wsgi_file.exists() else None
+        if mtime != seen_mtime:
+            seen_mtime = mtime
+            log(f"*** {wsgi_file} has been touched... grace them all !!! ***")
+            log("...gracefully killing workers... respawned uWSGI worker 1")
+        time.sleep(0.2)
+
+
+def celery(tick: float) -> None:
+    log("celery@demo ready.")
+    deadline = time.monotonic() + LIFETIME
+    task = 0
+    while time.monotonic() < deadline:
+        time.sleep(tick)
+        task += 1
+        log(f"Task indico.core.tasks.periodic_cleanup[{task:04d}] succeeded in 0.01s: None")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wizard.demo.apps")
+    parser.add_argument("service", choices=["uwsgi", "celery"])
+    parser.add_argument("--database", type=Path)
+    parser.add_argument("--wsgi-file", type=Path)
+    parser.add_argument("--pace", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        if args.service == "uwsgi":
+            uwsgi(args.database, args.wsgi_file, hold=max(20.0 * args.pace, 1.0))
+        else:
+            celery(tick=max(15.0 * args.pace, 1.0))
+    except Stop:
+        log("SIGTERM received: goodbye to uWSGI." if args.service == "uwsgi" else "worker: Warm shutdown")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

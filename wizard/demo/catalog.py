@@ -1,0 +1,86 @@
+"""What the demo's package index offers, its schema history, and the venv metadata it edits."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+CORE = "indico-demo"
+PLUGIN = "indico-demo-plugin-livesync"
+START_VERSION = "3.2.5"
+TARGET_VERSION = "3.2.9"
+
+AVAILABLE = {
+    CORE: ["3.2.5", "3.2.6", "3.2.7", "3.2.8", "3.2.9"],
+    PLUGIN: ["3.2.1", "3.2.2"],
+}
+
+# (revision, message, SQL) in chain order; the first entry is where a fresh demo starts.
+CORE_REVISIONS = [
+    ("5d05eda06776", "Add undone state to editing revisions", ""),
+    (
+        "9b3fc740b722",
+        "Fix user name_format values",
+        "UPDATE users_settings SET value = 'first_last' WHERE name = 'name_format' AND value = 'full'",
+    ),
+    (
+        "aba7935f9226",
+        "Add is_event_not_happening to EventLabel",
+        "ALTER TABLE events_labels ADD COLUMN is_event_not_happening BOOLEAN NOT NULL DEFAULT 0",
+    ),
+]
+PLUGIN_REVISIONS = [
+    ("aa0dbc6c14aa", "Create tables", ""),
+    ("6ef9616e57cb", "Add note_id and update constraints", "ALTER TABLE plugin_livesync_queue ADD COLUMN note_id INTEGER"),
+    ("d8e65cb6160d", "Add attachment_id to queue", "ALTER TABLE plugin_livesync_queue ADD COLUMN attachment_id INTEGER"),
+]
+
+SCHEMA = f"""
+CREATE TABLE alembic_version (version_num TEXT NOT NULL);
+INSERT INTO alembic_version VALUES ('{CORE_REVISIONS[0][0]}');
+CREATE TABLE alembic_version_plugin_livesync (version_num TEXT NOT NULL);
+INSERT INTO alembic_version_plugin_livesync VALUES ('{PLUGIN_REVISIONS[0][0]}');
+CREATE TABLE events_labels (id INTEGER PRIMARY KEY, title TEXT NOT NULL, color TEXT NOT NULL);
+INSERT INTO events_labels (title, color) VALUES ('Cancelled', 'red'), ('Postponed', 'orange'), ('Online', 'blue');
+CREATE TABLE users_settings (id INTEGER PRIMARY KEY, module TEXT, name TEXT, value TEXT);
+INSERT INTO users_settings (module, name, value) VALUES ('users', 'name_format', 'full'), ('users', 'lang', 'en_GB');
+CREATE TABLE plugin_livesync_queue (id INTEGER PRIMARY KEY, change TEXT);
+"""
+
+
+def site_packages(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python3*/site-packages"))
+    if not found:
+        raise FileNotFoundError(f"no site-packages under {venv}")
+    return found[0]
+
+
+def _dist_info(venv: Path, name: str) -> list[Path]:
+    stem = canonicalize_name(name).replace("-", "_")
+    return list(site_packages(venv).glob(f"{stem}-*.dist-info"))
+
+
+def installed_packages(venv: Path) -> dict[str, str]:
+    found = {}
+    for name in AVAILABLE:
+        for info in _dist_info(venv, name):
+            found[name] = info.name.removesuffix(".dist-info").rsplit("-", 1)[1]
+    return found
+
+
+def install_metadata(venv: Path, name: str, version: str) -> None:
+    """Replace the package's dist-info, which is what importlib.metadata (and so detection) reads."""
+    for old in _dist_info(venv, name):
+        shutil.rmtree(old)
+    info = site_packages(venv) / f"{canonicalize_name(name).replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "INSTALLER").write_text("upgrade-wizard-demo\n")
+    (info / "RECORD").write_text("")
+
+
+def wizard_python() -> str:
+    return sys.executable

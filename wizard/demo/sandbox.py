@@ -1,0 +1,95 @@
+"""Building the demo sandbox: a throwaway instance anyone can upgrade, no root and no network.
+
+The sandbox folder holds a real venv (with the demo package's metadata), a
+SQLite database, an ``indico.conf``, a WSGI file, the demo services and an
+``instances.toml`` describing the instance.  Running the demo again on the
+same folder finds the instances file and resumes that sandbox's session.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from .catalog import CORE, PLUGIN, SCHEMA, START_VERSION, TARGET_VERSION, install_metadata, site_packages
+from .svc import SERVICES
+
+INSTANCE = "demo"
+
+
+def toml_string(value: str | Path) -> str:
+    # A JSON string is a valid TOML basic string (same escapes), whatever the path holds.
+    return json.dumps(str(value))
+
+
+def is_sandbox(folder: Path) -> bool:
+    return (folder / "instances.toml").is_file() and (folder / "services.json").is_file()
+
+
+def build(folder: Path, pace: float = 1.0) -> Path:
+    """Create the sandbox in ``folder`` (empty or new); returns its instances file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    install_metadata(venv, CORE, START_VERSION)
+    install_metadata(venv, PLUGIN, "3.2.1")
+    (site_packages(venv) / "indico_demo.py").write_text('"""The demo sandbox\'s stand-in for the indico package."""\n')
+
+    database = folder / "indico.sqlite3"
+    with sqlite3.connect(database) as conn:
+        conn.executescript(SCHEMA)
+    conn.close()
+    (folder / "etc").mkdir(exist_ok=True)
+    config = folder / "etc" / "indico.conf"
+    config.write_text(
+        f"SQLALCHEMY_DATABASE_URI = {('sqlite:///' + str(database))!r}\n"
+        f"SECRET_KEY = {secrets.token_hex(16)!r}\n"
+        "BASE_URL = 'https://indico.demo.invalid'\n"
+    )
+    config.chmod(0o600)
+    (folder / "web").mkdir(exist_ok=True)
+    wsgi_file = folder / "web" / "indico.wsgi"
+    wsgi_file.write_text("# uWSGI reloads when this file is touched\n")
+
+    settings = {"pace": pace, "database": str(database), "wsgi_file": str(wsgi_file)}
+    (folder / "services.json").write_text(json.dumps(settings))
+    manager = [sys.executable, "-m", "wizard.demo.svc", "--dir", str(folder), "{action}", "{service}"]
+    instances = folder / "instances.toml"
+    instances.write_text(
+        "# The demo sandbox's instance, written by `upgrade-wizard demo`.\n"
+        f"[instances.{INSTANCE}]\n"
+        'recipe = "demo"\n'
+        f"venv = {toml_string(venv)}\n"
+        f"config = {toml_string(config)}\n"
+        f"target = {toml_string(TARGET_VERSION)}\n"
+        f"service_manager = [{', '.join(toml_string(part) for part in manager)}]\n"
+        f"\n[instances.{INSTANCE}.vars]\n"
+        f"demo_python = {toml_string(sys.executable)}\n"
+        f"database = {toml_string(database)}\n"
+        f"wsgi_file = {toml_string(wsgi_file)}\n"
+        f"pace = {toml_string(str(pace))}\n"
+    )
+    return instances
+
+
+def _service(folder: Path, action: str, service: str) -> None:
+    # Through the demo's own service manager, as the steps do: the service is then
+    # not a child of this (long-lived) process, and is reaped when it exits.
+    subprocess.run(
+        [sys.executable, "-m", "wizard.demo.svc", "--dir", str(folder), action, service],
+        check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def start_services(folder: Path) -> None:
+    for service in SERVICES:
+        _service(folder, "start", service)
+
+
+def stop_services(folder: Path) -> None:
+    for service in SERVICES:
+        _service(folder, "stop", service)

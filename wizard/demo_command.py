@@ -1,0 +1,49 @@
+"""``upgrade-wizard demo``: build (or find again) a sandbox instance and run the wizard on it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .backup import backup_sqlite
+from .cli import choices_from, require_yes, start_tui, temp_sandbox
+from .demo.sandbox import INSTANCE, build, is_sandbox, start_services, stop_services
+from .errors import Exit, WizardError
+from .headless import PlainOutput, run_upgrade
+from .instance import load_instances
+from .store import StateStore
+
+
+def prepare_sandbox(folder: Path | None, pace: float, out: PlainOutput) -> Path:
+    folder = (folder or temp_sandbox()).expanduser().resolve()
+    if is_sandbox(folder):
+        out.line(f"resuming the demo sandbox in {folder}")
+        return folder
+    if folder.exists() and any(folder.iterdir()):
+        raise WizardError(
+            f"{folder} is not empty and is not a demo sandbox",
+            "give --dir a new or empty folder, or one an earlier demo built",
+        )
+    out.line(f"building the demo sandbox in {folder}")
+    build(folder, pace)
+    start_services(folder)
+    return folder
+
+
+def demo(args: argparse.Namespace) -> Exit:
+    out = PlainOutput()
+    if args.headless:
+        require_yes(args)
+    folder = prepare_sandbox(args.dir, args.pace, out)
+    instance = load_instances(folder / "instances.toml")[INSTANCE]
+    store = StateStore(getattr(args, "state_dir", None) or folder / "state", INSTANCE)
+    if not args.headless:
+        return start_tui(instance, store)
+    database = Path(instance.vars["database"])
+    result = run_upgrade(
+        instance, store, out, choices_from(args), take_backup=lambda: backup_sqlite(database, folder / "backups")
+    )
+    if result == Exit.DONE:
+        stop_services(folder)
+        out.line(f"the demo's services were stopped; the sandbox stays in {folder}")
+    return result

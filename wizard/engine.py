@@ -1,0 +1,248 @@
+"""The upgrade of one instance as a sequence of saved transitions.
+
+Every change to the Session goes through a method here and is saved before
+the method returns, so what a screen or a log line shows is already on disk.
+"""
+
+from __future__ import annotations
+
+import secrets as random_tokens
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .detect import Detection
+from .errors import WizardError
+from .instance import Instance
+from .runner import Alive, Finished, Gone, Outcome, inspect, launch
+from .secrets import secrets_in_config
+from .state import Backup, Session, StepRecord, StepStatus, now
+from .store import InstanceLock, StateStore
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True)
+class GateClosed:
+    """No upgrade step may run before a backup is recorded."""
+
+
+@dataclass(frozen=True)
+class Run:
+    step: StepRecord
+
+
+@dataclass(frozen=True)
+class Running:
+    step: StepRecord
+
+
+@dataclass(frozen=True)
+class NeedsDecision:
+    """An interrupted step: re-run it or skip it, the operator says which."""
+
+    step: StepRecord
+
+
+@dataclass(frozen=True)
+class Failed:
+    step: StepRecord
+
+
+Next = Done | GateClosed | Run | Running | NeedsDecision | Failed
+
+
+def new_session_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + random_tokens.token_hex(2)
+
+
+class Engine:
+    """Holds the instance's lock and its Session for as long as the wizard works on it."""
+
+    def __init__(self, instance: Instance, store: StateStore, say: Callable[[str], None] = lambda _: None):
+        self.instance = instance
+        self.store = store
+        self.say = say
+        self.session: Session | None = None
+        self._lock: InstanceLock | None = None
+        self._children: dict[str, subprocess.Popen] = {}
+        self._secrets = secrets_in_config(instance.config)
+
+    # -- opening and closing ------------------------------------------------
+
+    def open(self) -> Engine:
+        """Take the instance's lock and load its session (LockHeld / StateError when that fails)."""
+        lock = self.store.lock().acquire()
+        try:
+            self.session = self.store.load()
+        except WizardError:
+            lock.release()
+            raise
+        self._lock = lock
+        if lock.taken_over_from:
+            message = f"the lock left by an earlier wizard (pid {lock.taken_over_from}, no longer running) was taken over"
+            self.say(message)
+            if self.session:
+                self._save_note(message)
+        return self
+
+    def close(self) -> None:
+        for child in self._children.values():
+            child.poll()  # reap what has ended; the rest goes on without us
+        if self._lock:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Engine:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def secrets(self) -> list[str]:
+        return list(self._secrets)
+
+    # -- the session --------------------------------------------------------
+
+    def begin(self, recipe_name: str, found: Detection, steps: list[StepRecord]) -> Session:
+        """Start a new session; one that is finished or abandoned is put aside first, never deleted."""
+        if self.session is not None:
+            if not (self.session.done or self.session.abandoned):
+                raise WizardError(f"instance {self.instance.name!r} already has an upgrade under way")
+            kept = self.store.put_aside(self.session)
+            self.say(f"the previous session was kept as {kept}")
+        self.session = Session(
+            id=new_session_id(),
+            instance=self.instance.name,
+            recipe=recipe_name,
+            installed_version=found.installed_version,
+            target_version=found.target_version,
+            python_version=found.python_version,
+            steps=steps,
+        )
+        self.session.note(f"planned {found.installed_version} -> {found.target_version}, {len(steps)} steps")
+        self.save()
+        return self.session
+
+    def save(self) -> None:
+        assert self.session is not None
+        self.store.save(self.session)
+
+    def _save_note(self, message: str) -> None:
+        assert self.session is not None
+        self.session.note(message)
+        self.save()
+
+    def abandon(self) -> Path:
+        """Stop working on this session; it is kept on disk under its own name."""
+        assert self.session is not None
+        self.session.abandoned = now()
+        self.session.note("abandoned by the operator")
+        self.save()
+        kept = self.store.put_aside(self.session)
+        self.session = None
+        return kept
+
+    # -- what comes next -----------------------------------------------------
+
+    def next(self) -> Next:
+        session = self.session
+        assert session is not None
+        if session.done:
+            return Done()
+        if session.backup is None:
+            return GateClosed()
+        while (step := session.current) is not None:
+            if step.status == StepStatus.RUNNING:
+                return Running(step)
+            if step.status == StepStatus.INTERRUPTED:
+                return NeedsDecision(step)
+            if step.status == StepStatus.FAILED:
+                return Failed(step)
+            if step.unless_restarted and session.restarted(step.unless_restarted):
+                self.skip(step, f"not needed: {step.unless_restarted} was restarted during the upgrade")
+                continue
+            return Run(step)
+        session.finished = now()
+        self._save_note("all steps finished")
+        return Done()
+
+    def pass_gate(self, backup: Backup) -> None:
+        assert self.session is not None
+        self.session.backup = backup
+        self._save_note(f"backup gate passed: {backup.kind} backup at {backup.path}")
+
+    # -- steps ----------------------------------------------------------------
+
+    def start(self, step: StepRecord) -> None:
+        """Launch the step detached; the session says 'running' before the process exists."""
+        assert self.session is not None
+        index = self.session.steps.index(step) + 1
+        step.status = StepStatus.RUNNING
+        step.attempts += 1
+        step.skip_reason = None
+        self.save()
+        child = launch(
+            step,
+            self.store.run_dir(self.session),
+            index,
+            app_user=self.instance.user,
+            redact=self._secrets,
+        )
+        if child is not None:
+            self._children[step.id] = child
+        self._save_note(f"step {step.id} started (attempt {step.attempts}, pid {step.pid})")
+
+    def poll(self, step: StepRecord) -> Outcome:
+        """Look at a running step; when it has ended, record how."""
+        child = self._children.get(step.id)
+        if child is not None:
+            child.poll()  # reap the wrapper, so a finished one does not linger as a zombie
+        outcome = inspect(step)
+        if isinstance(outcome, Finished):
+            self._record_end(step, outcome)
+        elif isinstance(outcome, Gone):
+            step.status = StepStatus.INTERRUPTED
+            step.ended = now()
+            self._save_note(f"step {step.id} was interrupted: its process is gone and left no exit status")
+        return outcome
+
+    def reconcile(self) -> Outcome | None:
+        """On start-up: settle a step that an earlier wizard left running."""
+        if self.session is None or (step := self.session.running) is None:
+            return None
+        outcome = self.poll(step)
+        if isinstance(outcome, Alive):
+            self._save_note(f"reattached to step {step.id} (pid {outcome.pid}), still running")
+        elif isinstance(outcome, Finished):
+            self.say(f"step {step.id} finished while no wizard was watching (exit code {outcome.exit_code})")
+        return outcome
+
+    def _record_end(self, step: StepRecord, outcome: Finished) -> None:
+        step.exit_code = outcome.exit_code
+        step.ended = outcome.ended or now()
+        step.status = StepStatus.SUCCEEDED if outcome.exit_code == 0 else StepStatus.FAILED
+        self._save_note(f"step {step.id} {step.status.value} (exit code {outcome.exit_code})")
+
+    def retry(self, step: StepRecord) -> None:
+        """Put a failed or interrupted step back in line; the next start runs it again."""
+        if step.status not in (StepStatus.FAILED, StepStatus.INTERRUPTED):
+            raise WizardError(f"step {step.id} is {step.status.value}; only a failed or interrupted step can be retried")
+        was = step.status.value
+        step.status = StepStatus.PENDING
+        self._save_note(f"operator chose to run the {was} step {step.id} again")
+
+    def skip(self, step: StepRecord, reason: str) -> None:
+        reason = reason.strip()
+        if not reason:
+            raise WizardError("skipping a step needs a reason", "say why, e.g. --skip 'did it by hand'")
+        step.status = StepStatus.SKIPPED
+        step.skip_reason = reason
+        step.ended = step.ended or now()
+        self._save_note(f"step {step.id} skipped: {reason}")

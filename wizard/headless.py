@@ -1,0 +1,177 @@
+"""``run --yes``: the upgrade without a screen, as plain timestamped lines for logs and automation."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+from .engine import Done, Engine, Failed, GateClosed, NeedsDecision, Run, Running
+from .errors import Exit, WizardError
+from .instance import Instance
+from .logfollow import LogFollower
+from .plan import plan_for
+from .runner import Alive, Finished
+from .state import Backup, StepRecord, StepStatus
+from .store import StateStore
+
+POLL_SECONDS = 0.2
+REATTACH_TAIL = 10
+
+
+@dataclass
+class Choices:
+    """What the operator decided on the command line."""
+
+    retry: bool = False
+    skip_reason: str | None = None
+    backup_done: str | None = None
+
+
+class PlainOutput:
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+
+    def line(self, text: str, step: str | None = None) -> None:
+        prefix = time.strftime("%Y-%m-%d %H:%M:%S")
+        where = f" [{step}]" if step else ""
+        self.stream.write(f"{prefix}{where} {text}\n")
+        self.stream.flush()
+
+
+def decision_help(step: StepRecord) -> str:
+    first = "--retry (it is marked safe to run again)" if step.safe_to_rerun else "--retry"
+    return f"decide with {first}, or --skip 'REASON' to go on without it"
+
+
+def run_steps(
+    engine: Engine,
+    out: PlainOutput,
+    choices: Choices,
+    take_backup: Callable[[], Backup] | None = None,
+) -> Exit:
+    """Drive the session until it is done, a step fails, or the operator must decide."""
+    apply_choices(engine, out, choices)
+    while True:
+        nxt = engine.next()
+        if isinstance(nxt, Done):
+            report_done(engine, out)
+            return Exit.DONE
+        if isinstance(nxt, GateClosed):
+            backup = _pass_gate(choices, take_backup, out)
+            engine.pass_gate(backup)
+            out.line(f"backup gate passed: {backup.kind} backup at {backup.path}")
+            continue
+        if isinstance(nxt, NeedsDecision):
+            step = nxt.step
+            out.line(f"step {step.id!r} ({step.title}) was interrupted: its process ended without an exit status")
+            out.line(f"its log: {step.log}")
+            out.line(decision_help(step))
+            return Exit.NEEDS_DECISION
+        if isinstance(nxt, Failed):
+            step = nxt.step
+            out.line(f"step {step.id!r} ({step.title}) failed with exit code {step.exit_code}; log: {step.log}")
+            out.line("fix the cause, then run again with --retry, or --skip 'REASON' to go on without it")
+            return Exit.STEP_FAILED
+        if isinstance(nxt, Run):
+            out.line(f"starting: {nxt.step.title}", nxt.step.id)
+            engine.start(nxt.step)
+            follow(engine, nxt.step, out, LogFollower(nxt.step.log))
+        elif isinstance(nxt, Running):
+            follower, tail = LogFollower.from_tail(nxt.step.log, REATTACH_TAIL)
+            out.line(f"reattached to the running step (pid {nxt.step.pid}); its last lines:", nxt.step.id)
+            for line in tail:
+                out.line(line, nxt.step.id)
+            follow(engine, nxt.step, out, follower)
+
+
+def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
+    if not (choices.retry or choices.skip_reason is not None):
+        return
+    step = engine.session.current if engine.session else None
+    if step is None or step.status not in (StepStatus.FAILED, StepStatus.INTERRUPTED):
+        raise WizardError("--retry and --skip apply to a failed or interrupted step, and there is none")
+    if choices.retry:
+        engine.retry(step)
+        out.line("will run this step again, as asked", step.id)
+    else:
+        engine.skip(step, choices.skip_reason or "")
+        out.line(f"skipped, as asked: {choices.skip_reason}", step.id)
+
+
+def _pass_gate(choices: Choices, take_backup: Callable[[], Backup] | None, out: PlainOutput) -> Backup:
+    from .backup import declared_backup
+
+    if choices.backup_done:
+        return declared_backup(choices.backup_done)
+    if take_backup is not None:
+        out.line("taking the backup...")
+        return take_backup()
+    raise WizardError(
+        "the backup gate is closed: no upgrade step runs before a backup is recorded",
+        "take a backup, then pass --backup-done PATH (where it is)",
+    )
+
+
+def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFollower) -> None:
+    """Print the step's new output until it ends (or Ctrl-C, which leaves the step running)."""
+    while True:
+        for line in follower.read():
+            out.line(line, step.id)
+        outcome = engine.poll(step)
+        if not isinstance(outcome, Alive):
+            for line in follower.read() + follower.flush():
+                out.line(line, step.id)
+            if isinstance(outcome, Finished):
+                verdict = "done" if outcome.exit_code == 0 else f"FAILED (exit code {outcome.exit_code})"
+                seconds = f" in {step.duration:.1f} s" if step.duration is not None else ""
+                out.line(f"{verdict}{seconds}", step.id)
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def report_done(engine: Engine, out: PlainOutput) -> None:
+    session = engine.session
+    assert session is not None
+    out.line(f"upgrade of {session.instance!r} finished: {session.installed_version} -> {session.target_version}")
+    for step in session.steps:
+        detail = f"skipped: {step.skip_reason}" if step.status == StepStatus.SKIPPED else step.status.value
+        seconds = f", {step.duration:.1f} s" if step.duration is not None and step.status != StepStatus.SKIPPED else ""
+        out.line(f"  {step.id}: {detail}{seconds}")
+    if session.backup:
+        out.line(f"backup: {session.backup.path}")
+    out.line(f"session: {engine.store.session_path}")
+
+
+def run_upgrade(
+    instance: Instance,
+    store: StateStore,
+    out: PlainOutput,
+    choices: Choices,
+    *,
+    new: bool = False,
+    take_backup: Callable[[], Backup] | None = None,
+) -> Exit:
+    """The whole headless run: lock, resume or plan, then the steps."""
+    with Engine(instance, store, say=out.line) as engine:
+        engine.reconcile()
+        session = engine.session
+        if session is not None and session.done and not new:
+            report_done(engine, out)
+            out.line("this upgrade is finished; pass --new to plan another one")
+            return Exit.DONE
+        if session is None or new:
+            recipe, found, steps = plan_for(instance)
+            if not steps:
+                out.line(f"{recipe.package} is already at {found.target_version}: nothing to upgrade")
+                return Exit.DONE
+            engine.begin(recipe.name, found, steps)
+            out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(steps)} steps")
+        try:
+            return run_steps(engine, out, choices, take_backup)
+        except KeyboardInterrupt:
+            running = engine.session.running if engine.session else None
+            if running:
+                out.line(f"stopped following; the step goes on (pid {running.pid}): run again to reattach", running.id)
+            return Exit.STOPPED

@@ -1,0 +1,144 @@
+"""Installations, read from the instances TOML file and validated by pydantic.
+
+A host may carry several instances of one product: each has its own config
+file, database and services, and perhaps a virtualenv it shares with others.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from steps import Recipe, RecipeError, load_recipe
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/upgrade-wizard/instances.toml")
+SYSTEMD = ["systemctl", "{action}", "{service}"]
+
+
+class Instance(BaseModel):
+    """One installation the wizard can upgrade."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    recipe: str = Field(description="a built-in recipe name or a path to a recipe .toml file")
+    venv: Path
+    user: str | None = Field(None, description="the app's Unix user; steps marked 'app' run as it")
+    config: Path | None = Field(None, description="the app's own config file (indico.conf, pretalx.cfg)")
+    target: str | None = Field(None, description="pin the version to upgrade to")
+    services: dict[str, str] = Field({}, description="unit name per service role, over the recipe's defaults")
+    service_manager: list[str] = Field(SYSTEMD, min_length=1)
+    env: dict[str, str] = Field({}, description="extra environment for every step")
+    vars: dict[str, str] = Field({}, description="values for the recipe's own placeholders")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # The name becomes a directory under the state dir: anything else is allowed.
+        if not value or value in {".", ".."} or "/" in value or "\0" in value:
+            raise ValueError(f"{value!r} cannot name an instance (no '/', not empty, not '.' or '..')")
+        return value
+
+    @field_validator("service_manager")
+    @classmethod
+    def _manager(cls, value: list[str]) -> list[str]:
+        if not any("{service}" in part for part in value):
+            raise ValueError("the service manager template needs a {service} element")
+        return value
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def load_recipe(self) -> Recipe:
+        try:
+            return load_recipe(self.recipe)
+        except RecipeError as exc:
+            raise ConfigError(f"instance {self.name!r}: {exc}") from None
+
+    def service_unit(self, recipe: Recipe, role: str) -> str | None:
+        return self.services.get(role, recipe.services.get(role))
+
+    def service_argv(self, action: str, unit: str) -> list[str]:
+        """The service manager's command, each element filled on its own (never a shell string)."""
+        return [part.replace("{action}", action).replace("{service}", unit) for part in self.service_manager]
+
+    def check_paths(self) -> None:
+        """Raise ConfigError when the venv or the config file is not where the instance says."""
+        if not self.python.exists():
+            raise ConfigError(
+                f"instance {self.name!r}: no Python at {self.python}",
+                f"set 'venv' to the virtualenv the app runs from (the folder holding bin/python)",
+            )
+        if self.config is not None and not self.config.is_file():
+            raise ConfigError(
+                f"instance {self.name!r}: config file {self.config} not found",
+                "set 'config' to the app's own config file, or leave it out to use the app's default lookup",
+            )
+
+
+class InstancesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instances: dict[str, dict] = Field(min_length=1)
+
+
+def load_instances(path: Path) -> dict[str, Instance]:
+    """Read every instance from the TOML file; a broken file is a ConfigError naming it."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"instances file {path} not found",
+            "describe your installation there, or point --config at the file (see the README)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read instances file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"instances file {path} is not valid TOML: {exc}") from None
+    try:
+        table = InstancesFile.model_validate(raw).instances
+    except ValidationError:
+        raise ConfigError(f"instances file {path}: it needs at least one [instances.NAME] table") from None
+    instances = {}
+    for name, body in table.items():
+        body = dict(body, name=name)
+        recipe = body.get("recipe")
+        if isinstance(recipe, str) and recipe.endswith(".toml"):
+            body["recipe"] = str(path.parent / Path(recipe).expanduser())  # relative to the instances file
+        try:
+            instances[name] = Instance.model_validate(body)
+        except ValidationError as exc:
+            raise ConfigError(f"instances file {path}, [instances.{name}]: {_problems(exc)}") from None
+    for instance in instances.values():
+        # Recipe problems are reported here, with the instance that uses the recipe.
+        instance.load_recipe()
+    return instances
+
+
+def pick_instance(instances: dict[str, Instance], name: str | None) -> Instance:
+    if name is None:
+        if len(instances) == 1:
+            return next(iter(instances.values()))
+        raise ConfigError(
+            "several instances are configured: name the one to work on",
+            "one of: " + ", ".join(repr(n) for n in instances),
+        )
+    try:
+        return instances[name]
+    except KeyError:
+        raise ConfigError(
+            f"no instance named {name!r}", "configured: " + ", ".join(repr(n) for n in instances)
+        ) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(the table)"
+        problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)

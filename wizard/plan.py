@@ -1,0 +1,123 @@
+"""From a recipe, an instance and what detection found, to the concrete steps of this upgrade."""
+
+from __future__ import annotations
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from steps import Recipe, StepSpec
+from steps.models import LIST_PLACEHOLDERS
+
+from .detect import Detection
+from .errors import ConfigError
+from .instance import Instance
+from .state import StepRecord
+
+
+def placeholder_values(recipe: Recipe, instance: Instance, found: Detection) -> dict[str, str]:
+    values = {**recipe.vars, **instance.vars}
+    missing = [name for name in recipe.required_vars if name not in values]
+    if missing:
+        raise ConfigError(
+            f"instance {instance.name!r}: recipe {recipe.name!r} needs vars.{missing[0]}",
+            f"add it under [instances.{instance.name}.vars] in the instances file",
+        )
+    values.update(
+        instance=instance.name,
+        venv=str(instance.venv),
+        python=str(instance.python),
+        config=str(instance.config) if instance.config else "",
+        user=instance.user or "",
+        target_version=found.target_version or "",
+        installed_version=found.installed_version or "",
+    )
+    return values
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    # Formatting one argv element with plain string values: nothing here is parsed by a shell.
+    return template.format_map(values)
+
+
+def render_argv(templates: list[str], values: dict[str, str], lists: dict[str, list[str]]) -> list[str]:
+    argv: list[str] = []
+    for template in templates:
+        name = template[1:-1]
+        if name in LIST_PLACEHOLDERS and template == f"{{{name}}}":
+            argv.extend(lists[name])
+        else:
+            argv.append(render(template, values))
+    return argv
+
+
+def applies(step: StepSpec, recipe: Recipe, instance: Instance, found: Detection) -> bool:
+    when = step.when
+    if when.plugins_installed is not None and bool(found.plugins) != when.plugins_installed:
+        return False
+    if when.os_family is not None and found.os_family not in when.os_family:
+        return False
+    if when.service is not None and not instance.service_unit(recipe, when.service):
+        return False
+    for spec, version in ((when.installed, found.installed_version), (when.target, found.target_version)):
+        if spec is not None and not _matches(spec, version):
+            return False
+    return True
+
+
+def _matches(spec: str, version: str | None) -> bool:
+    try:
+        return version is not None and Version(version) in SpecifierSet(spec, prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+def build_plan(recipe: Recipe, instance: Instance, found: Detection) -> list[StepRecord]:
+    values = placeholder_values(recipe, instance, found)
+    lists = {"plugin_requirements": list(found.plugins)}
+    records = []
+    for step in recipe.steps:
+        if not applies(step, recipe, instance, found):
+            continue
+        if step.service is not None:
+            unit = instance.service_unit(recipe, step.service.role)
+            if unit is None:
+                raise ConfigError(
+                    f"instance {instance.name!r}: step {step.id!r} needs the service {step.service.role!r}",
+                    f"name its unit under [instances.{instance.name}.services]",
+                )
+            argv = instance.service_argv(step.service.action, unit)
+        else:
+            argv = render_argv(step.argv, values, lists)
+        env = {**instance.env, **{key: render(value, values) for key, value in step.env.items()}}
+        env = {key: value for key, value in env.items() if value}  # an unset config means the app's own lookup
+        env["VIRTUAL_ENV"] = str(instance.venv)
+        records.append(
+            StepRecord(
+                id=step.id,
+                title=step.title,
+                argv=argv,
+                env=env,
+                run_as=step.run_as,
+                safe_to_rerun=step.safe_to_rerun,
+                can_hang_on_lock=step.can_hang_on_lock,
+                unless_restarted=step.unless_restarted,
+                advice=step.advice.strip(),
+            )
+        )
+    return records
+
+
+def plan_for(instance: Instance) -> tuple[Recipe, Detection, list[StepRecord]]:
+    """Detect what the instance has and plan its upgrade (an empty plan when it is up to date)."""
+    from .detect import detect
+
+    instance.check_paths()
+    recipe = instance.load_recipe()
+    found = detect(instance, recipe)
+    if found.installed_version is None:
+        raise ConfigError(
+            f"instance {instance.name!r}: {recipe.package} is not installed in {instance.venv}",
+            "check that 'venv' is the virtualenv the app runs from",
+        )
+    steps = [] if found.up_to_date else build_plan(recipe, instance, found)
+    return recipe, found, steps

@@ -1,0 +1,83 @@
+"""Plain (non-interactive) views printed with Rich: the plan and a session's status."""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .detect import Detection
+from .instance import Instance
+from .runner import Alive, Finished, inspect
+from .state import Session, StepRecord, StepStatus
+
+STATUS_STYLE = {
+    StepStatus.PENDING: "dim",
+    StepStatus.RUNNING: "bold cyan",
+    StepStatus.SUCCEEDED: "green",
+    StepStatus.FAILED: "bold red",
+    StepStatus.SKIPPED: "yellow",
+    StepStatus.INTERRUPTED: "bold magenta",
+}
+
+
+def command_text(step: StepRecord) -> str:
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in step.env.items() if k != "VIRTUAL_ENV")
+    return (env + " " if env else "") + shlex.join(step.argv)
+
+
+def print_plan(console: Console, instance: Instance, found: Detection, steps: list[StepRecord]) -> None:
+    console.print(f"[bold]Instance[/] {instance.name}  ([dim]{instance.recipe}[/], venv {instance.venv})", markup=True)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("installed", found.installed_version or "[red]not installed[/]")
+    facts.add_row("target", f"{found.target_version}  [dim]({found.target_source})[/]")
+    facts.add_row("python", found.python_version)
+    facts.add_row("plugins", ", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none")
+    facts.add_row("os family", found.os_family)
+    console.print(facts)
+    if found.up_to_date:
+        console.print(f"\nAlready at {found.target_version}: nothing to upgrade.")
+        return
+    table = Table(title="The plan", title_justify="left", expand=False)
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("runs as")
+    table.add_column("command", overflow="fold")
+    for number, step in enumerate(steps, 1):
+        as_user = "root" if step.run_as == "root" else (instance.user or "this user")
+        marks = " [dim](re-runnable)[/]" if step.safe_to_rerun else ""
+        table.add_row(str(number), f"{step.title}{marks}\n[dim]{step.id}[/]", as_user, Text(command_text(step)))
+    console.print(table)
+
+
+def print_status(console: Console, session: Session) -> None:
+    state = "finished" if session.done else "abandoned" if session.abandoned else "under way"
+    console.print(
+        f"[bold]Session[/] {session.id} of [bold]{session.instance}[/]: {session.installed_version} -> "
+        f"{session.target_version}, {state}"
+    )
+    if session.backup:
+        console.print(f"backup: {session.backup.kind} at {session.backup.path}")
+    else:
+        console.print("backup: [yellow]not recorded yet (no step runs before it is)[/]")
+    table = Table(expand=False)
+    for column in ("#", "step", "status", "exit", "time", "log"):
+        table.add_column(column, overflow="fold")
+    for number, step in enumerate(session.steps, 1):
+        status = Text(step.status.value, style=STATUS_STYLE[step.status])
+        if step.status == StepStatus.RUNNING:
+            outcome = inspect(step)
+            if isinstance(outcome, Alive):
+                status.append(f" (pid {outcome.pid}, alive)")
+            elif isinstance(outcome, Finished):
+                status.append(f" (ended with {outcome.exit_code}; not yet recorded)")
+            else:
+                status.append(" (its process is gone)")
+        if step.skip_reason:
+            status.append(f": {step.skip_reason}")
+        seconds = f"{step.duration:.1f}s" if step.duration is not None else ""
+        exit_code = "" if step.exit_code is None else str(step.exit_code)
+        table.add_row(str(number), step.id, status, exit_code, seconds, step.log or "")
+    console.print(table)

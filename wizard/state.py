@@ -1,0 +1,132 @@
+"""The Session: everything one upgrade of one instance has done, saved after every change."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = 1
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+
+FINISHED = {StepStatus.SUCCEEDED, StepStatus.SKIPPED}
+
+
+class StepRecord(BaseModel):
+    """A planned step, filled in for this instance, and what became of it."""
+
+    id: str
+    title: str
+    argv: list[str]
+    env: dict[str, str] = {}
+    run_as: Literal["root", "app"] = "app"
+    safe_to_rerun: bool = False
+    can_hang_on_lock: bool = False
+    unless_restarted: str | None = None
+    advice: str = ""
+
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    pid: int | None = None
+    create_time: float | None = Field(None, description="the wrapper process's start time, against pid reuse")
+    boot_id: str | None = None
+    token: str | None = Field(None, description="names the current attempt in the status file")
+    started: datetime | None = None
+    ended: datetime | None = None
+    exit_code: int | None = None
+    log: str | None = None
+    status_file: str | None = None
+    skip_reason: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started and self.ended:
+            return (self.ended - self.started).total_seconds()
+        return None
+
+
+class Backup(BaseModel):
+    """How the backup gate was passed."""
+
+    kind: Literal["declared", "taken"]
+    path: str
+    at: datetime = Field(default_factory=now)
+    size: int | None = None
+    checksum: str | None = None
+    restore: list[str] = Field([], description="the commands that would restore it")
+
+
+class SideJob(BaseModel):
+    """Work done beside the plan, e.g. a service restart that released a lock."""
+
+    kind: Literal["restart"]
+    role: str
+    argv: list[str]
+    at: datetime = Field(default_factory=now)
+    exit_code: int | None = None
+    log: str | None = None
+
+
+class Event(BaseModel):
+    at: datetime = Field(default_factory=now)
+    message: str
+
+
+class Session(BaseModel):
+    """One upgrade of one instance, from plan to done."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    instance: str
+    recipe: str
+    created: datetime = Field(default_factory=now)
+    updated: datetime = Field(default_factory=now)
+    installed_version: str | None = None
+    target_version: str | None = None
+    python_version: str | None = None
+    backup: Backup | None = None
+    steps: list[StepRecord]
+    side_jobs: list[SideJob] = []
+    events: list[Event] = []
+    finished: datetime | None = None
+    abandoned: datetime | None = None
+
+    def step(self, step_id: str) -> StepRecord:
+        for record in self.steps:
+            if record.id == step_id:
+                return record
+        raise KeyError(step_id)
+
+    def note(self, message: str) -> None:
+        self.events.append(Event(message=message))
+
+    @property
+    def running(self) -> StepRecord | None:
+        return next((s for s in self.steps if s.status == StepStatus.RUNNING), None)
+
+    @property
+    def current(self) -> StepRecord | None:
+        """The first step that is not finished: the one to run, decide on, or follow."""
+        return next((s for s in self.steps if s.status not in FINISHED), None)
+
+    @property
+    def done(self) -> bool:
+        return self.finished is not None
+
+    def restarted(self, role: str) -> bool:
+        return any(job.role == role and job.exit_code == 0 for job in self.side_jobs)
