@@ -158,6 +158,8 @@ def run_upgrade(
         engine.reconcile()
         session = engine.session
         if session is not None and session.done and not new:
+            if choices.retry or choices.skip_reason is not None:
+                raise WizardError("this upgrade is finished: there is no failed or interrupted step to decide on")
             report_done(engine, out)
             out.line("this upgrade is finished; pass --new to plan another one")
             return Exit.DONE

@@ -1,0 +1,245 @@
+"""`run --yes` end to end, with real processes: death of the wizard, resume, decisions, safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .conftest import PYTHON, make_site, step_toml, toml_str, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def counting_steps(runs: Path, slow_seconds: float = 3.0) -> str:
+    """first / slow / last: each appends its name to ``runs`` once it has done its work."""
+    record = f"open({str(runs)!r}, 'a').write(%r + '\\n')"
+    return (
+        step_toml("first", record % "first")
+        + step_toml(
+            "slow",
+            f"import time\nprint('begin', flush=True)\ntime.sleep({slow_seconds})\n{record % 'slow'}\nprint('end')",
+            safe_to_rerun=True,
+        )
+        + step_toml("last", record % "last")
+    )
+
+
+def running_slow_step(site) -> dict:
+    """Wait until the slow step runs and has printed its first line; return its record."""
+
+    def ready():
+        try:
+            step = next(s for s in json.loads(site.session_file.read_text())["steps"] if s["id"] == "slow")
+        except (OSError, ValueError, StopIteration):
+            return None
+        if step["status"] == "running" and step["log"] and "begin" in Path(step["log"]).read_text():
+            return step
+        return None
+
+    return wait_for(ready, what="the slow step to start")
+
+
+def start_and_kill(site, sig: int) -> dict:
+    wizard = site.spawn("run", "--yes", "--backup-done", str(site.root))
+    step = running_slow_step(site)
+    if sig == signal.SIGHUP:
+        os.killpg(wizard.pid, sig)  # the terminal hangs up on the whole foreground session
+    else:
+        wizard.send_signal(sig)
+    wizard.wait(timeout=10)
+    assert wizard.returncode == -sig
+    assert psutil.pid_exists(step["pid"]), "the step must outlive the wizard"
+    return step
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["kill-9", "sighup"])
+def test_relaunch_reattaches_to_a_step_that_outlived_the_wizard(site_root, sig):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=4))
+    start_and_kill(site, sig)
+
+    result = site.cli("run", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reattached to the running step" in result.stdout
+    assert "[slow] end" in result.stdout
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]  # nothing ran twice
+    steps = site.steps()
+    assert [s["status"] for s in steps.values()] == ["succeeded"] * 3
+    assert all(s["attempts"] == 1 for s in steps.values())
+
+
+def test_a_step_that_finished_while_no_wizard_watched_is_recorded(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=1))
+    step = start_and_kill(site, signal.SIGKILL)
+    wait_for(lambda: not psutil.pid_exists(step["pid"]) or psutil.Process(step["pid"]).status() == "zombie")
+
+    status = site.cli("status", env={**os.environ, "COLUMNS": "250"})
+    assert "ended with 0; not yet recorded" in status.stdout
+
+    result = site.cli("run", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "finished while no wizard was watching (exit code 0)" in result.stdout
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
+    assert site.steps()["slow"]["exit_code"] == 0 and site.steps()["slow"]["attempts"] == 1
+
+
+def kill_step_and_wizard(site) -> dict:
+    """As a reboot would: the wizard, the wrapper and the step all die, leaving no exit status."""
+    step = start_and_kill(site, signal.SIGKILL)
+    wrapper = psutil.Process(step["pid"])
+    for proc in [*wrapper.children(recursive=True), wrapper]:
+        proc.kill()
+    psutil.wait_procs([wrapper], timeout=5)
+    return step
+
+
+def test_an_interrupted_step_waits_for_a_decision_then_reruns(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=2))
+    kill_step_and_wizard(site)
+
+    result = site.cli("run", "--yes")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "'slow' (Step slow) was interrupted" in result.stdout
+    assert "--retry (it is marked safe to run again)" in result.stdout
+    assert site.steps()["slow"]["status"] == "interrupted"
+    assert site.cli("run", "--yes").returncode == 4  # still waiting: no silent choice
+
+    result = site.cli("run", "--yes", "--retry")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
+    assert site.steps()["slow"]["attempts"] == 2
+    log = Path(site.steps()["slow"]["log"]).read_text()
+    assert log.count("started:") == 2  # both attempts, in the same log
+
+
+def test_an_interrupted_step_can_be_skipped_with_a_reason(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=2))
+    kill_step_and_wizard(site)
+    assert site.cli("run", "--yes", "--skip", "  ").returncode == 2  # a reason is required
+    result = site.cli("run", "--yes", "--skip", "ran it by hand")
+    assert result.returncode == 0, result.stdout + result.stderr
+    slow = site.steps()["slow"]
+    assert slow["status"] == "skipped" and slow["skip_reason"] == "ran it by hand"
+    assert runs.read_text().splitlines() == ["first", "last"]
+
+
+def test_a_second_wizard_on_the_same_instance_exits_3(site_root):
+    site = make_site(site_root, counting_steps(site_root / "runs.txt", slow_seconds=3))
+    wizard = site.spawn("run", "--yes", "--backup-done", str(site.root))
+    try:
+        running_slow_step(site)
+        second = site.cli("run", "--yes")
+        assert second.returncode == 3
+        assert f"another upgrade-wizard (pid {wizard.pid})" in second.stderr
+        assert site.cli("status").returncode == 0  # looking is always allowed
+    finally:
+        wizard.wait(timeout=30)
+    assert wizard.returncode == 0
+
+
+def test_a_failing_step_exits_1_and_a_retry_succeeds(site_root):
+    flag = site_root / "fixed"
+    site = make_site(
+        site_root,
+        step_toml("flaky", f"import os, sys\nprint('checking')\nsys.exit(0 if os.path.exists({str(flag)!r}) else 3)")
+        + step_toml("after", "print('after')"),
+    )
+    result = site.cli("run", "--yes", "--backup-done", str(site.root))
+    assert result.returncode == 1
+    assert "'flaky' (Step flaky) failed with exit code 3" in result.stdout
+    assert "--retry" in result.stdout
+    assert site.steps()["after"]["status"] == "pending"
+
+    flag.touch()
+    again = site.cli("run", "--yes")
+    assert again.returncode == 1 and site.steps()["flaky"]["attempts"] == 1  # no silent retry
+
+    retried = site.cli("run", "--yes", "--retry")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    steps = site.steps()
+    assert steps["flaky"]["attempts"] == 2 and steps["flaky"]["exit_code"] == 0
+    assert steps["after"]["status"] == "succeeded"
+    assert site.cli("run", "--yes", "--retry").returncode == 2  # nothing left to retry
+
+
+def test_the_backup_gate_holds_without_a_backup(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs))
+    result = site.cli("run", "--yes")
+    assert result.returncode == 2
+    assert "backup gate is closed" in result.stderr and "--backup-done PATH" in result.stderr
+    assert not runs.exists()
+    missing = site.cli("run", "--yes", "--backup-done", str(site_root / "no-such-backup"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert not runs.exists()
+    assert site.session()["backup"] is None
+
+
+def test_run_without_yes_is_a_usage_error(site_root):
+    site = make_site(site_root, step_toml("one", "print(1)"))
+    result = site.cli("run")
+    assert result.returncode == 2 and "--yes" in result.stderr
+
+
+NASTY = "x; touch PWNED $(touch PWNED2) `touch PWNED3` 'single' \"double\""
+
+
+def test_shell_metacharacters_in_names_and_paths_stay_literal(tmp_path):
+    root = tmp_path / "dir with $(touch PWNED4) & 'quotes'; touch PWNED5"
+    try:
+        show = (
+            '[[steps]]\nid = "show"\ntitle = "Show the arguments"\n'
+            f'argv = [{toml_str(PYTHON)}, "-c", "import sys, json; print(json.dumps(sys.argv[1:]))", '
+            '"{instance}", "{venv}"]\n'
+        )
+        site = make_site(root, show, name=NASTY)
+        result = site.cli("run", NASTY, "--yes", "--backup-done", str(root), cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert NASTY.replace('"', '\\"') in result.stdout
+        assert str(site.venv).replace('"', '\\"') in result.stdout
+        assert site.session()["instance"] == NASTY
+        assert (site.state / NASTY / "session.json").exists()
+        created = [p.name for p in tmp_path.rglob("PWNED*")] + [p.name for p in Path.cwd().glob("PWNED*")]
+        assert created == []
+    finally:
+        from .conftest import kill_tree_leftovers
+
+        kill_tree_leftovers(tmp_path)
+
+
+SECRET = "Sup3r-S3cret-pw"
+KEY = "k3y-abcdef-123456"
+
+
+def test_secrets_never_reach_logs_output_or_state(site_root):
+    app_config = f"SQLALCHEMY_DATABASE_URI = 'postgresql://indico:{SECRET}@localhost/indico'\nSECRET_KEY = '{KEY}'\n"
+    conf = site_root / "app.conf"
+    code = (
+        "import time\n"
+        f"print(open({str(conf)!r}).read(), flush=True)\n"
+        # half a secret, a pause long enough for the wrapper to flush partial output, then the rest
+        f"print({SECRET[:6]!r}, end='', flush=True)\ntime.sleep(1.6)\nprint({SECRET[6:]!r})\n"
+    )
+    site = make_site(site_root, step_toml("leaky", code), app_config=app_config)
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = Path(site.steps()["leaky"]["log"]).read_text()
+    assert "postgresql://indico:********@localhost/indico" in log
+    texts = {
+        "stdout": result.stdout + result.stderr,
+        "log": log,
+        "state": site.session_file.read_text(),
+        "status": site.cli("status").stdout + site.cli("status", "--json").stdout,
+    }
+    for where, text in texts.items():
+        assert SECRET not in text and KEY not in text, where
+    leftovers = [p for p in (site.state / site.name).rglob("*") if p.is_file() and SECRET in p.read_text(errors="ignore")]
+    assert leftovers == []
