@@ -146,8 +146,13 @@ def start_tui(instance: Instance, store: StateStore) -> Exit:
             "the interactive wizard needs a terminal on stdin and stderr",
             "over SSH use `ssh -t`, or run headless with `upgrade-wizard run --yes`",
         )
-    from .app import run_tui
-
+    try:
+        from .app import run_tui
+    except ImportError:
+        raise WizardError(
+            "the interactive screens are not built yet in this version",
+            "use the headless run, `upgrade-wizard run --yes` (or `upgrade-wizard demo --headless --yes`)",
+        ) from None
     return run_tui(instance, store)
 
 
