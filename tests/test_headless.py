@@ -65,6 +65,7 @@ def test_relaunch_reattaches_to_a_step_that_outlived_the_wizard(site_root, sig):
 
     result = site.cli("run", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "lock left by an earlier wizard" in result.stdout and "was taken over" in result.stdout
     assert "reattached to the running step" in result.stdout
     assert "[slow] end" in result.stdout
     assert runs.read_text().splitlines() == ["first", "slow", "last"]  # nothing ran twice
@@ -87,6 +88,21 @@ def test_a_step_that_finished_while_no_wizard_watched_is_recorded(site_root):
     assert "finished while no wizard was watching (exit code 0)" in result.stdout
     assert runs.read_text().splitlines() == ["first", "slow", "last"]
     assert site.steps()["slow"]["exit_code"] == 0 and site.steps()["slow"]["attempts"] == 1
+
+
+def test_ctrl_c_stops_following_but_not_the_step(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=3))
+    wizard = site.spawn("run", "--yes", "--backup-done", str(site.root))
+    step = running_slow_step(site)
+    wizard.send_signal(signal.SIGINT)
+    output, _ = wizard.communicate(timeout=10)
+    assert wizard.returncode == 130, output
+    assert "the step goes on" in output and "run again to reattach" in output
+    assert psutil.pid_exists(step["pid"])
+    result = site.cli("run", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
 
 
 def kill_step_and_wizard(site) -> dict:

@@ -186,7 +186,11 @@ class Engine:
         index = self.session.steps.index(step) + 1
         step.status = StepStatus.RUNNING
         step.attempts += 1
+        # Forget the last attempt before saving: should we die before the launch,
+        # its old status file must not be taken for this attempt's result.
+        step.token = step.pid = step.create_time = step.exit_code = step.ended = None
         step.skip_reason = None
+        step.started = now()
         self.save()
         child = launch(
             step,

@@ -66,7 +66,8 @@ def run_steps(
         if isinstance(nxt, NeedsDecision):
             step = nxt.step
             out.line(f"step {step.id!r} ({step.title}) was interrupted: its process ended without an exit status")
-            out.line(f"its log: {step.log}")
+            if step.log:
+                out.line(f"its log: {step.log}")
             out.line(decision_help(step))
             return Exit.NEEDS_DECISION
         if isinstance(nxt, Failed):

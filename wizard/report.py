@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -59,9 +60,12 @@ def print_status(console: Console, session: Session) -> None:
         f"{session.target_version}, {state}"
     )
     if session.backup:
-        console.print(f"backup: {session.backup.kind} at {session.backup.path}")
+        console.print(f"backup: {session.backup.kind} at {session.backup.path}", soft_wrap=True)
     else:
         console.print("backup: [yellow]not recorded yet (no step runs before it is)[/]")
+    logs = {str(Path(step.log).parent) for step in session.steps if step.log}
+    if logs:
+        console.print(f"logs in: {' '.join(sorted(logs))}", soft_wrap=True)
     table = Table(expand=False)
     for column in ("#", "step", "status", "exit", "time", "log"):
         table.add_column(column, overflow="fold")
@@ -79,5 +83,5 @@ def print_status(console: Console, session: Session) -> None:
             status.append(f": {step.skip_reason}")
         seconds = f"{step.duration:.1f}s" if step.duration is not None else ""
         exit_code = "" if step.exit_code is None else str(step.exit_code)
-        table.add_row(str(number), step.id, status, exit_code, seconds, step.log or "")
+        table.add_row(str(number), step.id, status, exit_code, seconds, Path(step.log).name if step.log else "")
     console.print(table)
