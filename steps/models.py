@@ -101,6 +101,10 @@ class Recipe(_Strict):
     package: str = Field(description="the distribution name pip knows the product by")
     plugin_prefix: str | None = Field(None, description="distributions starting with this are its plugins")
     services: dict[str, str] = Field({}, description="default unit name per service role")
+    config_format: Literal["python", "ini"] = Field(description="how the app's own config file is written")
+    config_paths: list[str] = Field(
+        [], description="where the app looks for its config when the instance names none ({home}: the app user's home)"
+    )
     vars: dict[str, str] = Field({}, description="placeholders the recipe adds, with their defaults")
     required_vars: list[str] = Field([], description="placeholders every instance must set itself")
     steps: list[StepSpec] = Field(min_length=1)

@@ -96,7 +96,7 @@ def make_site(
         install_metadata(venv, "indico-demo", installed)
     recipe = root / "recipe.toml"
     recipe.write_text(
-        'name = "site"\ntitle = "Test site"\npackage = "indico-demo"\n'
+        'name = "site"\ntitle = "Test site"\npackage = "indico-demo"\nconfig_format = "python"\n'
         f"required_vars = {json.dumps(sorted(vars or {}))}\n\n" + steps
     )
     lines = [f"[instances.{toml_str(name)}]", f"recipe = {toml_str(recipe)}", f"venv = {toml_str(venv)}",

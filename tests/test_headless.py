@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from wizard.procs import alive
 
 from .conftest import PYTHON, make_site, step_toml, toml_str, wait_for
 
@@ -37,7 +40,8 @@ def running_slow_step(site) -> dict:
             step = next(s for s in json.loads(site.session_file.read_text())["steps"] if s["id"] == "slow")
         except (OSError, ValueError, StopIteration):
             return None
-        if step["status"] == "running" and step["log"] and "begin" in Path(step["log"]).read_text():
+        log = Path(step["log"]) if step["log"] else None
+        if step["status"] == "running" and step["pid"] and log and log.exists() and "begin" in log.read_text():
             return step
         return None
 
@@ -78,7 +82,7 @@ def test_a_step_that_finished_while_no_wizard_watched_is_recorded(site_root):
     runs = site_root / "runs.txt"
     site = make_site(site_root, counting_steps(runs, slow_seconds=1))
     step = start_and_kill(site, signal.SIGKILL)
-    wait_for(lambda: not psutil.pid_exists(step["pid"]) or psutil.Process(step["pid"]).status() == "zombie")
+    wait_for(lambda: not alive(step["pid"], step["start_ticks"]), what="the step to end")
 
     status = site.cli("status", env={**os.environ, "COLUMNS": "250"})
     assert "ended with 0; not yet recorded" in status.stdout
@@ -103,6 +107,36 @@ def test_ctrl_c_stops_following_but_not_the_step(site_root):
     result = site.cli("run", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert runs.read_text().splitlines() == ["first", "slow", "last"]
+
+
+def test_a_wizard_dying_between_launch_and_save_leaves_a_record_to_resume(site_root, monkeypatch):
+    from wizard import engine
+    from wizard.headless import Choices, PlainOutput, run_upgrade
+    from wizard.instance import load_instances
+    from wizard.store import StateStore
+
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=2))
+    real_launch = engine.launch
+
+    def launch_then_die(step, **kwargs):
+        child = real_launch(step, **kwargs)
+        if step.id == "slow":
+            raise SystemExit("the wizard dies right after the launch, before saving the pid")
+        return child
+
+    monkeypatch.setattr(engine, "launch", launch_then_die)
+    instance = load_instances(site.config)[site.name]
+    with pytest.raises(SystemExit):
+        run_upgrade(instance, StateStore(site.state, site.name), PlainOutput(io.StringIO()),
+                    Choices(backup_done=str(site_root)))  # fmt: skip
+    saved = json.loads(site.session_file.read_text())["steps"][1]
+    assert saved["status"] == "running" and saved["pid"] is None and saved["token"]
+
+    result = site.cli("run", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
+    assert site.steps()["slow"]["attempts"] == 1
 
 
 def kill_step_and_wizard(site) -> dict:
@@ -239,16 +273,21 @@ def test_secrets_never_reach_logs_output_or_state(site_root):
     app_config = f"SQLALCHEMY_DATABASE_URI = 'postgresql://indico:{SECRET}@localhost/indico'\nSECRET_KEY = '{KEY}'\n"
     conf = site_root / "app.conf"
     code = (
-        "import time\n"
-        f"print(open({str(conf)!r}).read(), flush=True)\n"
-        # half a secret, a pause long enough for the wrapper to flush partial output, then the rest
-        f"print({SECRET[:6]!r}, end='', flush=True)\ntime.sleep(1.6)\nprint({SECRET[6:]!r})\n"
+        "import re, time\n"
+        f"text = open({str(conf)!r}).read()\n"
+        "pw = re.search(r'indico:([^@]+)@', text).group(1)\n"
+        "print(text, flush=True)\n"
+        # Unfinished lines, paused long enough for the wrapper to show them before the newline:
+        # a whole secret followed by more text, then half a secret and the rest after a pause.
+        "print('password ' + pw + ' then', end='', flush=True)\ntime.sleep(1.6)\nprint(' ok')\n"
+        "print('again ' + pw[:6], end='', flush=True)\ntime.sleep(1.6)\nprint(pw[6:])\n"
     )
     site = make_site(site_root, step_toml("leaky", code), app_config=app_config)
     result = site.cli("run", "--yes", "--backup-done", str(site_root))
     assert result.returncode == 0, result.stdout + result.stderr
     log = Path(site.steps()["leaky"]["log"]).read_text()
     assert "postgresql://indico:********@localhost/indico" in log
+    assert "password ******** then ok" in log and "again ********" in log
     texts = {
         "stdout": result.stdout + result.stderr,
         "log": log,

@@ -28,7 +28,7 @@ def test_builtin_recipes_load_and_follow_the_upstream_order():
 
 def write_recipe(tmp_path: Path, body: str) -> str:
     path = tmp_path / "broken.toml"
-    path.write_text('name = "x"\ntitle = "X"\npackage = "x"\n' + body)
+    path.write_text('name = "x"\ntitle = "X"\npackage = "x"\nconfig_format = "ini"\n' + body)
     return str(path)
 
 

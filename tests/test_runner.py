@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
 import signal
 import stat
 import sys
@@ -13,14 +14,20 @@ import psutil
 
 from wizard.logfollow import LogFollower, clean_line
 from wizard.redact import Redactor
-from wizard.runner import Alive, Finished, Gone, inspect, launch
+from wizard.procs import boot_id, start_ticks
+from wizard.runner import Alive, Finished, Gone, inspect, launch, prepare_attempt
 from wizard.state import StepRecord
 
 from .conftest import wait_for
 
 
+def start(record: StepRecord, run_dir, **kwargs):
+    prepare_attempt(record, run_dir, 1)
+    return launch(record, app_user=None, **kwargs)
+
+
 def run_to_end(record: StepRecord, run_dir, **kwargs) -> Finished:
-    child = launch(record, run_dir, 1, app_user=None, **kwargs)
+    child = start(record, run_dir, **kwargs)
     outcome = wait_for(lambda: (child.poll(), inspect(record))[1] if not isinstance(inspect(record), Alive) else None)
     assert isinstance(outcome, Finished)
     return outcome
@@ -53,8 +60,9 @@ def test_the_step_runs_in_its_own_session_with_a_clean_environment(tmp_path, mon
 
 def test_sigterm_to_the_wrapper_is_passed_on_and_the_end_still_recorded(tmp_path):
     record = StepRecord(id="sleepy", title="sleepy", argv=[sys.executable, "-c", "import time; time.sleep(60)"])
-    child = launch(record, tmp_path, 1, app_user=None)
-    assert isinstance(inspect(record), Alive)
+    child = start(record, tmp_path)
+    wait_for(lambda: "child_pid" in (json.load(open(record.status_file)) if os.path.exists(record.status_file) else {}))
+    assert inspect(record) == Alive(record.pid)
     os.kill(record.pid, signal.SIGTERM)
     child.wait(timeout=10)
     outcome = inspect(record)
@@ -70,7 +78,7 @@ def test_a_missing_command_is_a_failed_step_not_a_crash(tmp_path):
 
 def test_a_wrapper_that_vanished_is_gone(tmp_path):
     record = StepRecord(id="x", title="x", argv=[sys.executable, "-c", "import time; time.sleep(60)"])
-    child = launch(record, tmp_path, 1, app_user=None)
+    child = start(record, tmp_path)
     wrapper = psutil.Process(record.pid)
     for proc in [*wrapper.children(recursive=True), wrapper]:
         proc.kill()
@@ -80,16 +88,50 @@ def test_a_wrapper_that_vanished_is_gone(tmp_path):
 
 def test_a_reused_pid_is_not_mistaken_for_the_step(tmp_path):
     record = StepRecord(id="x", title="x", argv=["true"], status_file=str(tmp_path / "none.json"), token="t")
-    record.pid, record.create_time = os.getpid(), psutil.Process().create_time() - 100
-    record.boot_id = open("/proc/sys/kernel/random/boot_id").read().strip()
+    record.pid, record.start_ticks = os.getpid(), start_ticks(os.getpid()) - 100  # same pid, older process
+    record.boot_id = boot_id()
+    record.started = datetime.now(timezone.utc) - timedelta(minutes=5)
+    assert isinstance(inspect(record), Gone)
+    record.start_ticks += 100
+    assert inspect(record) == Alive(os.getpid())
+
+
+def test_a_step_launched_a_moment_ago_is_starting_not_gone(tmp_path):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)  # saved, but the wizard died before launching
+    assert inspect(record) == Alive(None)
+    record.started -= timedelta(seconds=60)
     assert isinstance(inspect(record), Gone)
 
 
-def test_redactor_holds_back_a_possible_secret_start():
-    redactor = Redactor(["hunter2-secret", "abc"])  # too short to mask safely: ignored
+def test_a_step_whose_wrapper_died_is_alive_while_its_command_runs(tmp_path):
+    record = StepRecord(id="x", title="x", argv=[sys.executable, "-c", "import time; time.sleep(60)"])
+    child = start(record, tmp_path)
+    status = wait_for(lambda: os.path.exists(record.status_file) and (s := json.load(open(record.status_file))).get("child_pid") and s)
+    os.kill(record.pid, signal.SIGKILL)  # the OOM killer takes the wrapper only
+    child.wait(timeout=10)
+    assert inspect(record) == Alive(status["child_pid"])
+    os.kill(status["child_pid"], signal.SIGKILL)
+    wait_for(lambda: isinstance(inspect(record), Gone))
+
+
+def test_a_command_leaving_a_daemon_behind_ends_when_it_exits(tmp_path):
+    # An init script that starts a daemon: the daemon keeps the output pipe open for 30 s.
+    code = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); print('started')"
+    record = StepRecord(id="x", title="x", argv=[sys.executable, "-c", code])
+    child = start(record, tmp_path)
+    outcome = wait_for(lambda: isinstance(o := inspect(record), Finished) and o, timeout=10)
+    assert outcome.exit_code == 0
+    child.wait(timeout=5)
+
+
+def test_redactor_never_lets_a_secret_out_of_a_partial_flush():
+    redactor = Redactor(["hunter2-secret", "abc"])  # "abc" is too short to mask safely: ignored
     assert redactor.mask("pw=hunter2-secret abc") == "pw=******** abc"
-    shown, held = redactor.split_safe(b"progress 10% hunt")
-    assert held == b"progress 10% hunt"[-13:] and shown + held == b"progress 10% hunt"
+    assert redactor.split_safe(b"progress 10% hunt") == (b"progress 10% ", b"hunt")  # may grow into the secret
+    assert redactor.split_safe(b"progress 10%") == (b"progress 10%", b"")
+    assert redactor.split_safe(b"pw hunter2-secret ok") == (b"pw ******** ok", b"")
+    assert redactor.split_safe(b"pw hunter2-secret and hunter2") == (b"pw ******** and ", b"hunter2")
 
 
 def test_log_follower_gives_whole_clean_lines(tmp_path):

@@ -11,10 +11,11 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from .errors import Exit, WizardError
 from .instance import DEFAULT_CONFIG, Instance, load_instances, pick_instance
-from .store import StateStore, default_state_dir
+from .store import StateStore, default_state_dir, state_dir_conflict
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,14 +67,22 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command = args.command or "tui"
-    console = Console(stderr=True, highlight=False)
     try:
         return int(dispatch(args))
     except WizardError as exc:
-        console.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
-        if exc.hint:
-            console.print(f"[dim]hint:[/] {exc.hint}", markup=True, soft_wrap=True)
-        return int(exc.exit_code)
+        return report_error(exc.message, exc.hint, exc.exit_code)
+    except OSError as exc:
+        # A path we were given or must use is wrong (a file where a folder should be, no permission, disk full).
+        where = f" ({exc.filename})" if exc.filename else ""
+        return report_error(f"{exc.strerror or exc}{where}", "check the paths given with --config, --state-dir or --dir")
+
+
+def report_error(message: str, hint: str | None, code: int = Exit.USAGE) -> int:
+    console = Console(stderr=True, highlight=False)
+    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    if hint:
+        console.print(Text.assemble(("hint: ", "dim"), hint), soft_wrap=True)
+    return int(code)
 
 
 def dispatch(args: argparse.Namespace) -> Exit:
@@ -83,7 +92,7 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return demo(args)
     config = getattr(args, "config", DEFAULT_CONFIG)
     instance = pick_instance(load_instances(config), args.instance)
-    store = StateStore(state_root(args), instance.name)
+    store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
         return show_plan(instance)
     if args.command == "status":
@@ -96,8 +105,17 @@ def dispatch(args: argparse.Namespace) -> Exit:
     return start_tui(instance, store)
 
 
-def state_root(args: argparse.Namespace) -> Path:
-    return getattr(args, "state_dir", None) or default_state_dir()
+def state_root(args: argparse.Namespace, instance: str) -> Path:
+    chosen = getattr(args, "state_dir", None)
+    if chosen:
+        return chosen
+    other = state_dir_conflict(instance)
+    if other:
+        raise WizardError(
+            f"instance {instance!r} already has state under {other}, kept by another user than this one",
+            "run the wizard as that user (e.g. with or without sudo, as before), or pass --state-dir",
+        )
+    return default_state_dir()
 
 
 def require_yes(args: argparse.Namespace) -> None:

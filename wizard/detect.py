@@ -60,6 +60,8 @@ def probe_venv(instance: Instance) -> dict:
         raise ConfigError(
             f"instance {instance.name!r}: the venv's Python failed: {exc.stderr.decode(errors='replace')[-300:]}"
         ) from None
+    except sh.TimeoutException:
+        raise ConfigError(f"instance {instance.name!r}: the venv's Python did not answer within 60 s") from None
     except (sh.CommandNotFound, PermissionError, OSError) as exc:
         raise ConfigError(f"instance {instance.name!r}: cannot run {instance.python}: {exc}") from None
     return json.loads(str(out))
@@ -76,6 +78,11 @@ def pip_would_install(instance: Instance, package: str) -> str | None:
         tail = exc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise ConfigError(
             f"instance {instance.name!r}: pip cannot resolve {package} for this venv: {' / '.join(tail)}",
+            "set 'target' in the instance to pin the version, or fix the venv's pip configuration",
+        ) from None
+    except sh.TimeoutException:
+        raise ConfigError(
+            f"instance {instance.name!r}: pip did not resolve {package} within 5 minutes (an index out of reach?)",
             "set 'target' in the instance to pin the version, or fix the venv's pip configuration",
         ) from None
     report = json.loads(str(out))

@@ -16,8 +16,8 @@ from typing import Callable
 from .detect import Detection
 from .errors import WizardError
 from .instance import Instance
-from .runner import Alive, Finished, Gone, Outcome, inspect, launch
-from .secrets import secrets_in_config
+from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt
+from .secrets import secrets_for
 from .state import Backup, Session, StepRecord, StepStatus, now
 from .store import InstanceLock, StateStore
 
@@ -71,7 +71,7 @@ class Engine:
         self.session: Session | None = None
         self._lock: InstanceLock | None = None
         self._children: dict[str, subprocess.Popen] = {}
-        self._secrets = secrets_in_config(instance.config)
+        self._secrets = secrets_for(instance.load_recipe(), instance)
 
     # -- opening and closing ------------------------------------------------
 
@@ -186,19 +186,18 @@ class Engine:
         index = self.session.steps.index(step) + 1
         step.status = StepStatus.RUNNING
         step.attempts += 1
-        # Forget the last attempt before saving: should we die before the launch,
-        # its old status file must not be taken for this attempt's result.
-        step.token = step.pid = step.create_time = step.exit_code = step.ended = None
         step.skip_reason = None
-        step.started = now()
+        # A new token, log and status file, saved before the launch: a wizard dying
+        # in between leaves a record the next one can check, never an old attempt's.
+        prepare_attempt(step, self.store.run_dir(self.session), index)
         self.save()
-        child = launch(
-            step,
-            self.store.run_dir(self.session),
-            index,
-            app_user=self.instance.user,
-            redact=self._secrets,
-        )
+        try:
+            child = launch(step, app_user=self.instance.user, redact=self._secrets)
+        except WizardError:
+            step.status = StepStatus.FAILED
+            step.ended = now()
+            self._save_note(f"step {step.id} could not be launched")
+            raise
         if child is not None:
             self._children[step.id] = child
         self._save_note(f"step {step.id} started (attempt {step.attempts}, pid {step.pid})")
@@ -223,7 +222,7 @@ class Engine:
             return None
         outcome = self.poll(step)
         if isinstance(outcome, Alive):
-            self._save_note(f"reattached to step {step.id} (pid {outcome.pid}), still running")
+            self._save_note(f"reattached to step {step.id}, still running")
         elif isinstance(outcome, Finished):
             self.say(f"step {step.id} finished while no wizard was watching (exit code {outcome.exit_code})")
         return outcome

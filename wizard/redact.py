@@ -12,7 +12,6 @@ class Redactor:
         # Longest first, so a secret that contains another is masked whole.
         self.secrets = sorted(unique, key=len, reverse=True)
         self._encoded = [s.encode() for s in self.secrets]
-        self.longest = max((len(b) for b in self._encoded), default=0)
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -28,14 +27,28 @@ class Redactor:
         return data
 
     def split_safe(self, data: bytes) -> tuple[bytes, bytes]:
-        """Split unfinished output into a part safe to show now and a tail to hold back.
+        """Split unfinished output into a masked part to show now and a raw tail to hold back.
 
-        The tail is one byte shorter than the longest secret, so a secret whose
-        first half is shown now cannot be completed unseen by the next chunk.
+        The tail is whatever could still grow into a secret: an ending that is the
+        start of one.  The cut never falls inside a secret that spans it.
         """
-        keep = max(self.longest - 1, 0)
-        if keep == 0:
-            return data, b""
-        if len(data) <= keep:
-            return b"", data
-        return data[:-keep], data[-keep:]
+        cut = len(data) - self._secret_start_at_end(data)
+        moved = True
+        while moved:
+            moved = False
+            for secret in self._encoded:
+                start = data.find(secret)
+                while start != -1 and start < cut:
+                    if cut < start + len(secret):
+                        cut, moved = start, True
+                    start = data.find(secret, start + 1)
+        return self.mask_bytes(data[:cut]), data[cut:]
+
+    def _secret_start_at_end(self, data: bytes) -> int:
+        best = 0
+        for secret in self._encoded:
+            for length in range(min(len(secret) - 1, len(data)), best, -1):
+                if data.endswith(secret[:length]):
+                    best = length
+                    break
+        return best

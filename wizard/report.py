@@ -6,6 +6,7 @@ import shlex
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -13,6 +14,11 @@ from .detect import Detection
 from .instance import Instance
 from .runner import Alive, Finished, inspect
 from .state import Session, StepRecord, StepStatus
+
+def esc(value: object) -> str:
+    """Data shown inside Rich markup: a path like [old] must print as itself."""
+    return escape(str(value))
+
 
 STATUS_STYLE = {
     StepStatus.PENDING: "dim",
@@ -30,13 +36,13 @@ def command_text(step: StepRecord) -> str:
 
 
 def print_plan(console: Console, instance: Instance, found: Detection, steps: list[StepRecord]) -> None:
-    console.print(f"[bold]Instance[/] {instance.name}  ([dim]{instance.recipe}[/], venv {instance.venv})", markup=True)
+    console.print(f"[bold]Instance[/] {esc(instance.name)}  ([dim]{esc(instance.recipe)}[/], venv {esc(instance.venv)})")
     facts = Table.grid(padding=(0, 2))
-    facts.add_row("installed", found.installed_version or "[red]not installed[/]")
-    facts.add_row("target", f"{found.target_version}  [dim]({found.target_source})[/]")
-    facts.add_row("python", found.python_version)
-    facts.add_row("plugins", ", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none")
-    facts.add_row("os family", found.os_family)
+    facts.add_row("installed", esc(found.installed_version) if found.installed_version else "[red]not installed[/]")
+    facts.add_row("target", f"{esc(found.target_version)}  [dim]({found.target_source})[/]")
+    facts.add_row("python", esc(found.python_version))
+    facts.add_row("plugins", esc(", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none"))
+    facts.add_row("os family", esc(found.os_family))
     console.print(facts)
     if found.up_to_date:
         console.print(f"\nAlready at {found.target_version}: nothing to upgrade.")
@@ -49,23 +55,23 @@ def print_plan(console: Console, instance: Instance, found: Detection, steps: li
     for number, step in enumerate(steps, 1):
         as_user = "root" if step.run_as == "root" else (instance.user or "this user")
         marks = " [dim](re-runnable)[/]" if step.safe_to_rerun else ""
-        table.add_row(str(number), f"{step.title}{marks}\n[dim]{step.id}[/]", as_user, Text(command_text(step)))
+        table.add_row(str(number), f"{esc(step.title)}{marks}\n[dim]{step.id}[/]", esc(as_user), Text(command_text(step)))
     console.print(table)
 
 
 def print_status(console: Console, session: Session) -> None:
     state = "finished" if session.done else "abandoned" if session.abandoned else "under way"
     console.print(
-        f"[bold]Session[/] {session.id} of [bold]{session.instance}[/]: {session.installed_version} -> "
-        f"{session.target_version}, {state}"
+        f"[bold]Session[/] {session.id} of [bold]{esc(session.instance)}[/]: {esc(session.installed_version)} -> "
+        f"{esc(session.target_version)}, {state}"
     )
     if session.backup:
-        console.print(f"backup: {session.backup.kind} at {session.backup.path}", soft_wrap=True)
+        console.print(f"backup: {session.backup.kind} at {esc(session.backup.path)}", soft_wrap=True)
     else:
         console.print("backup: [yellow]not recorded yet (no step runs before it is)[/]")
     logs = {str(Path(step.log).parent) for step in session.steps if step.log}
     if logs:
-        console.print(f"logs in: {' '.join(sorted(logs))}", soft_wrap=True)
+        console.print(f"logs in: {esc(' '.join(sorted(logs)))}", soft_wrap=True)
     table = Table(expand=False)
     for column in ("#", "step", "status", "exit", "time", "log"):
         table.add_column(column, overflow="fold")

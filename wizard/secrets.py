@@ -1,8 +1,8 @@
 """Finding the secrets in an app's own config file, so they can be masked everywhere.
 
 Indico's ``indico.conf`` is Python assignments; pretalx's ``pretalx.cfg`` is
-INI.  Neither is executed: values are read with ``ast.literal_eval`` and
-configparser.  What counts as secret: the password inside any URL, and any
+INI (the recipe says which).  Neither is executed: values are read with
+``ast.literal_eval`` and configparser.  What counts as secret: the password inside any URL, and any
 value whose key names a password, secret or token.
 """
 
@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import ast
 import configparser
+import pwd
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from steps import Recipe
+
+from .errors import ConfigError
+from .instance import Instance
 
 SECRET_KEY_NAME = re.compile(r"pass(word)?|secret|token|api_?key", re.IGNORECASE)
 
@@ -62,13 +68,39 @@ def ini_pairs(text: str) -> list[tuple[str, str]]:
     return [(f"{section}.{key}", value) for section in parser.sections() for key, value in parser[section].items()]
 
 
-def secrets_in_config(path: Path | None) -> list[str]:
-    """The secret values in an app config file; an unreadable file yields none (detection reports it)."""
-    if path is None:
-        return []
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    pairs = ini_pairs(text) if re.search(r"^\s*\[[^\]]+\]\s*$", text, re.MULTILINE) else python_assignments(text)
+def secrets_in_text(text: str, config_format: str) -> list[str]:
+    pairs = python_assignments(text) if config_format == "python" else ini_pairs(text)
     return _from_pairs(pairs)
+
+
+def config_files(recipe: Recipe, instance: Instance) -> list[Path]:
+    """The app config files the instance uses: the one it names, else the app's own lookup."""
+    if instance.config is not None:
+        return [instance.config]
+    home = _home(instance.user)
+    candidates = [Path(template.replace("{home}", home)) for template in recipe.config_paths]
+    return [path for path in candidates if path.exists()]
+
+
+def secrets_for(recipe: Recipe, instance: Instance) -> list[str]:
+    """Every secret in the instance's config files; an unreadable one stops us (we would mask nothing)."""
+    found: list[str] = []
+    for path in config_files(recipe, instance):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue  # check_paths reports a missing configured file where it matters
+        except OSError as exc:
+            raise ConfigError(
+                f"instance {instance.name!r}: cannot read {path} ({exc.strerror}), so its passwords could not be masked",
+                "run the wizard as a user that can read the app's config (usually root)",
+            ) from None
+        found.extend(secrets_in_text(text, recipe.config_format))
+    return found
+
+
+def _home(user: str | None) -> str:
+    try:
+        return pwd.getpwnam(user).pw_dir if user else str(Path.home())
+    except KeyError:
+        return str(Path.home())

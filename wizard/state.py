@@ -43,7 +43,7 @@ class StepRecord(BaseModel):
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0
     pid: int | None = None
-    create_time: float | None = Field(None, description="the wrapper process's start time, against pid reuse")
+    start_ticks: int | None = Field(None, description="the wrapper's start time (ticks since boot), against pid reuse")
     boot_id: str | None = None
     token: str | None = Field(None, description="names the current attempt in the status file")
     started: datetime | None = None

@@ -8,7 +8,8 @@ what happened, now or on its next start.
 
 Status file (written atomically, JSON)::
 
-    {"token": ..., "state": "running", "pid": ..., "create_time": ..., "boot_id": ..., "started": ...}
+    {"token": ..., "state": "running", "pid": ..., "start_ticks": ..., "boot_id": ..., "started": ...,
+     "child_pid": ..., "child_start_ticks": ...}
     {"token": ..., "state": "exited", ..., "exit_code": 0, "ended": ...}
 
 The environment for the step (which may carry secrets such as PGPASSWORD) and
@@ -30,25 +31,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .procs import boot_id, start_ticks
 from .redact import Redactor
 
 PARTIAL_FLUSH_SECONDS = 1.0
-
-
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
-
-
-def process_create_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
+DRAIN_AFTER_EXIT_SECONDS = 1.0
 
 
 def stamp() -> str:
@@ -88,14 +75,20 @@ def step_environment(inherited, extra: dict[str, str]) -> dict[str, str]:
 
 
 def pump(child: subprocess.Popen, log, redactor: Redactor) -> None:
-    """Copy the child's output to the log line by line, masking secrets, until it closes."""
+    """Copy the child's output to the log, masking secrets, until it closes or the child is gone.
+
+    A command may exit and leave a background process holding its output open
+    (an init script starting a daemon): once the child has exited, the rest is
+    drained for a moment, then the step counts as ended.
+    """
     fd = child.stdout.fileno()
     selector = selectors.DefaultSelector()
     selector.register(fd, selectors.EVENT_READ)
     pending = b""
     last_data = time.monotonic()
-    while True:
-        ready = selector.select(timeout=PARTIAL_FLUSH_SECONDS)
+    drain_until = None
+    while drain_until is None or time.monotonic() < drain_until:
+        ready = selector.select(timeout=0.2 if drain_until else PARTIAL_FLUSH_SECONDS)
         if ready:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -107,16 +100,40 @@ def pump(child: subprocess.Popen, log, redactor: Redactor) -> None:
                 log.write(redactor.mask_bytes(head + sep))
                 log.flush()
         if pending and time.monotonic() - last_data >= PARTIAL_FLUSH_SECONDS:
-            # A prompt or progress text without a newline: show it, but keep back
-            # enough bytes that a secret cut in two cannot slip out unmasked.
-            ready_part, pending = redactor.split_safe(pending)
-            if ready_part:
-                log.write(redactor.mask_bytes(ready_part))
+            # A prompt or progress text without a newline: show it, but hold back
+            # whatever could still grow into a secret.
+            shown, pending = redactor.split_safe(pending)
+            if shown:
+                log.write(shown)
                 log.flush()
+        if drain_until is None and child.poll() is not None:
+            drain_until = time.monotonic() + DRAIN_AFTER_EXIT_SECONDS
     if pending:
         log.write(redactor.mask_bytes(pending) + b"\n")
     log.flush()
     selector.close()
+
+
+def _log_line(log, redactor: Redactor, text: str) -> None:
+    log.write(redactor.mask_bytes(f"[upgrade-wizard] {text}\n".encode()))
+    log.flush()
+
+
+def _try(function, *args) -> None:
+    """Best effort: a failure here must not stop the step's end from being recorded."""
+    try:
+        function(*args)
+    except OSError:
+        pass
+
+
+def drain(child: subprocess.Popen) -> None:
+    """Keep reading (and dropping) output so the step never blocks on a full pipe."""
+    try:
+        while child.poll() is None and os.read(child.stdout.fileno(), 65536):
+            pass
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,32 +153,37 @@ def main(argv: list[str] | None = None) -> int:
     redactor = Redactor(secrets)
     env = step_environment(os.environ, env_extra)
 
-    base = {"token": args.token, "pid": os.getpid(), "boot_id": boot_id()}
-    base["create_time"] = process_create_time(os.getpid())
+    base = {"token": args.token, "pid": os.getpid(), "start_ticks": start_ticks(os.getpid()), "boot_id": boot_id()}
     started = stamp()
     write_status(args.status, {**base, "state": "running", "started": started})
 
     t0 = time.monotonic()
-    with open(os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
-        header = f"[upgrade-wizard] {started} started: {shlex.join(command)}\n"
-        log.write(redactor.mask_bytes(header.encode()))
-        log.flush()
+    child: subprocess.Popen | None = None
+    log = open(os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    try:
+        _log_line(log, redactor, f"{started} started: {shlex.join(command)}")
         try:
             child = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
             )
         except OSError as exc:
-            log.write(redactor.mask_bytes(f"[upgrade-wizard] could not start the command: {exc}\n".encode()))
-            exit_code = 127
+            _log_line(log, redactor, f"could not start the command: {exc}")
         else:
+            # Should the wrapper itself die, the next wizard still sees the step alive.
+            base.update(child_pid=child.pid, child_start_ticks=start_ticks(child.pid))
+            _try(write_status, args.status, {**base, "state": "running", "started": started})
             # Forward a polite stop to the step, then still record how it ended.
             signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
-            pump(child, log, redactor)
-            exit_code = child.wait()
-        elapsed = time.monotonic() - t0
+            try:
+                pump(child, log, redactor)
+            except OSError:
+                drain(child)  # the log cannot be written (disk full?): the step must still finish
+    finally:
+        exit_code = child.wait() if child is not None else 127
         how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
-        log.write(f"[upgrade-wizard] {stamp()} the command {how} after {elapsed:.1f} s\n".encode())
-    write_status(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
+        _try(_log_line, log, redactor, f"{stamp()} the command {how} after {time.monotonic() - t0:.1f} s")
+        _try(log.close)
+        write_status(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
     return 0
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pwd
 from pathlib import Path
 
-import psutil
 from pydantic import ValidationError
 
 from .errors import LockHeld, StateError
@@ -27,6 +27,29 @@ def default_state_dir() -> Path:
         return Path("/var/lib/upgrade-wizard")
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "upgrade-wizard"
+
+
+def state_dir_conflict(instance: str) -> Path | None:
+    """Another user's default state dir that already holds this instance (root's, or the sudo caller's).
+
+    Without this check, `sudo upgrade-wizard` and plain `upgrade-wizard` would keep
+    two sessions and two locks for the same installation.
+    """
+    if os.geteuid() == 0:
+        caller = os.environ.get("SUDO_USER")
+        if not caller or caller == "root":
+            return None
+        try:
+            home = Path(pwd.getpwnam(caller).pw_dir)
+        except KeyError:
+            return None
+        other = home / ".local" / "state" / "upgrade-wizard"
+    else:
+        other = Path("/var/lib/upgrade-wizard")
+    try:
+        return other if (other / instance).is_dir() else None
+    except OSError:
+        return None
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -58,7 +81,10 @@ class StateStore:
         self.session_path = self.dir / "session.json"
 
     def ensure_dir(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The top folder only lists instance names (so another user can see one is taken);
+        # each instance's folder, with its sessions and logs, is private.
+        self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        self.dir.mkdir(exist_ok=True, mode=0o700)
 
     def run_dir(self, session: Session) -> Path:
         path = self.dir / "runs" / session.id
@@ -162,14 +188,3 @@ def _read_pid(fd: int) -> int | None:
         return int(text) if text else None
     except (ValueError, OSError):
         return None
-
-
-def pid_alive(pid: int, create_time: float | None = None) -> bool:
-    """Is this exact process still there (not a zombie, not a newer process with the same pid)?"""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return create_time is None or abs(proc.create_time() - create_time) < 0.01
-    except psutil.Error:
-        return False

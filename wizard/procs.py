@@ -1,0 +1,39 @@
+"""Which process is which, across wizard restarts: pid plus start time, on this boot.
+
+The start time is read raw from /proc (clock ticks since boot).  psutil's
+create_time() adds the boot time as the wall clock sees it now, so it moves
+when NTP or an operator steps the clock, and a live step would look dead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    return text.rsplit(")", 1)[1].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat(5), counted from field 3
+
+
+def alive(pid: int | None, ticks: int | None) -> bool:
+    """Is this very process still running (not exited, not a zombie, not a newer one with its pid)?"""
+    if not pid or ticks is None:
+        return False
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X") and int(fields[19]) == ticks
