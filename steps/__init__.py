@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .models import Recipe, StepSpec, StepError
+from .models import ReleaseNote, Recipe, StepSpec, StepError
 
-__all__ = ["Recipe", "RecipeError", "StepSpec", "builtin_recipes", "load_recipe"]
+__all__ = ["Recipe", "RecipeError", "ReleaseNote", "StepSpec", "builtin_recipes", "load_recipe"]
 
 RECIPE_DIR = Path(__file__).resolve().parent
 

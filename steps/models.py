@@ -52,10 +52,11 @@ class Condition(_Strict):
     plugins_installed: bool | None = None
     os_family: list[str] | None = None
     installed: str | None = Field(None, description="version specifier the installed version must match")
+    python: str | None = Field(None, description="version specifier the venv's Python must match")
     target: str | None = Field(None, description="version specifier the target version must match")
     service: str | None = Field(None, description="the instance has this service role")
 
-    @field_validator("installed", "target")
+    @field_validator("installed", "target", "python")
     @classmethod
     def _specifier(cls, value: str | None) -> str | None:
         if value is not None:
@@ -93,6 +94,18 @@ class StepSpec(_Strict):
         return [*(self.argv or []), *self.env.values()]
 
 
+class ReleaseNote(_Strict):
+    """Something an operator must know when the jump crosses ``version``."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    version: str = Field(description="the release that brings it: shown when installed < version <= target")
+    severity: Literal["blocker", "warning", "info"]
+    title: str
+    text: str
+    way_out: str = Field("", description="what to do about it (for a blocker: how to get past it)")
+    when: Condition = Condition()
+
+
 class Recipe(_Strict):
     """How to upgrade one product: its package, services and steps."""
 
@@ -108,6 +121,7 @@ class Recipe(_Strict):
     vars: dict[str, str] = Field({}, description="placeholders the recipe adds, with their defaults")
     required_vars: list[str] = Field([], description="placeholders every instance must set itself")
     steps: list[StepSpec] = Field(min_length=1)
+    notes: list[ReleaseNote] = []
 
     @model_validator(mode="after")
     def _check_steps(self) -> Recipe:

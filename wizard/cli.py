@@ -91,7 +91,10 @@ def dispatch(args: argparse.Namespace) -> Exit:
 
         return demo(args)
     config = getattr(args, "config", DEFAULT_CONFIG)
-    instance = pick_instance(load_instances(config), args.instance)
+    instances = load_instances(config)
+    if args.command == "tui":
+        return tui_for(instances, args)
+    instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
         return show_plan(instance)
@@ -102,7 +105,20 @@ def dispatch(args: argparse.Namespace) -> Exit:
 
         require_yes(args)
         return run_upgrade(instance, store, PlainOutput(), choices_from(args), new=args.new)
-    return start_tui(instance, store)
+    raise AssertionError(f"unknown command {args.command}")
+
+
+def tui_for(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
+    """The interactive wizard; with several instances and none named, it starts with a picker."""
+    from .app import make_app
+
+    chosen = None
+    if args.instance is not None or len(instances) == 1:
+        chosen = pick_instance(instances, args.instance).name
+        root = state_root(args, chosen)
+    else:
+        root = getattr(args, "state_dir", None) or default_state_dir()
+    return start_tui(make_app(instances, root, chosen))
 
 
 def state_root(args: argparse.Namespace, instance: str) -> Path:
@@ -136,9 +152,9 @@ def show_plan(instance: Instance) -> Exit:
     from .plan import plan_for
     from .report import print_plan
 
-    _recipe, found, steps = plan_for(instance)
-    print_plan(Console(highlight=False), instance, found, steps)
-    return Exit.DONE
+    plan = plan_for(instance)
+    print_plan(Console(highlight=False), instance, plan)
+    return Exit.USAGE if any(n.severity == "blocker" for n in plan.notes) else Exit.DONE
 
 
 def show_status(store: StateStore, as_json: bool) -> Exit:
@@ -158,20 +174,15 @@ def show_status(store: StateStore, as_json: bool) -> Exit:
     return Exit.DONE
 
 
-def start_tui(instance: Instance, store: StateStore) -> Exit:
+def start_tui(app) -> Exit:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise WizardError(
             "the interactive wizard needs a terminal on stdin and stderr",
             "over SSH use `ssh -t`, or run headless with `upgrade-wizard run --yes`",
         )
-    try:
-        from .app import run_tui
-    except ImportError:
-        raise WizardError(
-            "the interactive screens are not built yet in this version",
-            "use the headless run, `upgrade-wizard run --yes` (or `upgrade-wizard demo --headless --yes`)",
-        ) from None
-    return run_tui(instance, store)
+    from .app import run_tui
+
+    return Exit(run_tui(app))
 
 
 def temp_sandbox() -> Path:

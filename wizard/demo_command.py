@@ -36,13 +36,20 @@ def demo(args: argparse.Namespace) -> Exit:
         require_yes(args)
     folder = prepare_sandbox(args.dir, args.pace, out)
     instance = load_instances(folder / "instances.toml")[INSTANCE]
-    store = StateStore(getattr(args, "state_dir", None) or folder / "state", INSTANCE)
-    if not args.headless:
-        return start_tui(instance, store)
+    state = getattr(args, "state_dir", None) or folder / "state"
     database = Path(instance.vars["database"])
-    result = run_upgrade(
-        instance, store, out, choices_from(args), take_backup=lambda: backup_sqlite(database, folder / "backups")
-    )
+
+    def take_backup(_instance=instance):
+        return backup_sqlite(database, folder / "backups")
+
+    if not args.headless:
+        from .app import make_app
+
+        result = start_tui(make_app({INSTANCE: instance}, state, INSTANCE, take_backup=take_backup))
+        if result == Exit.DONE and StateStore(state, INSTANCE).load_done():
+            stop_services(folder)
+        return result
+    result = run_upgrade(instance, StateStore(state, INSTANCE), out, choices_from(args), take_backup=take_backup)
     if result == Exit.DONE:
         stop_services(folder)
         out.line(f"the demo's services were stopped; the sandbox stays in {folder}")

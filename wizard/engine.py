@@ -13,18 +13,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .detect import Detection
+from .backup import declared_backup
 from .errors import WizardError
 from .instance import Instance
 from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt
 from .secrets import secrets_for
-from .state import Backup, Session, StepRecord, StepStatus, now
+from .plan import Plan
+from .state import Backup, Note, Session, StepRecord, StepStatus, now
 from .store import InstanceLock, StateStore
 
 
 @dataclass(frozen=True)
 class Done:
     pass
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A release note says this upgrade cannot go on as it is."""
+
+    notes: list[Note]
+
+
+@dataclass(frozen=True)
+class NotesPending:
+    """Warnings the operator has not acknowledged yet."""
+
+    notes: list[Note]
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,7 @@ class Failed:
     step: StepRecord
 
 
-Next = Done | GateClosed | Run | Running | NeedsDecision | Failed
+Next = Done | Blocked | NotesPending | GateClosed | Run | Running | NeedsDecision | Failed
 
 
 def new_session_id() -> str:
@@ -110,23 +125,25 @@ class Engine:
 
     # -- the session --------------------------------------------------------
 
-    def begin(self, recipe_name: str, found: Detection, steps: list[StepRecord]) -> Session:
+    def begin(self, plan: Plan) -> Session:
         """Start a new session; one that is finished or abandoned is put aside first, never deleted."""
         if self.session is not None:
             if not (self.session.done or self.session.abandoned):
                 raise WizardError(f"instance {self.instance.name!r} already has an upgrade under way")
             kept = self.store.put_aside(self.session)
             self.say(f"the previous session was kept as {kept}")
+        found = plan.found
         self.session = Session(
             id=new_session_id(),
             instance=self.instance.name,
-            recipe=recipe_name,
+            recipe=plan.recipe.name,
             installed_version=found.installed_version,
             target_version=found.target_version,
             python_version=found.python_version,
-            steps=steps,
+            notes=plan.notes,
+            steps=plan.steps,
         )
-        self.session.note(f"planned {found.installed_version} -> {found.target_version}, {len(steps)} steps")
+        self.session.note(f"planned {found.installed_version} -> {found.target_version}, {len(plan.steps)} steps")
         self.save()
         return self.session
 
@@ -156,6 +173,10 @@ class Engine:
         assert session is not None
         if session.done:
             return Done()
+        if session.blockers:
+            return Blocked(session.blockers)
+        if session.unacknowledged:
+            return NotesPending(session.unacknowledged)
         if session.backup is None:
             return GateClosed()
         while (step := session.current) is not None:
@@ -172,6 +193,21 @@ class Engine:
         session.finished = now()
         self._save_note("all steps finished")
         return Done()
+
+    def acknowledge(self, note_id: str, how: str = "by the operator") -> None:
+        assert self.session is not None
+        note = next((n for n in self.session.notes if n.id == note_id), None)
+        if note is None or note.severity != "warning":
+            raise WizardError(f"there is no warning {note_id!r} to acknowledge")
+        if note_id not in self.session.acknowledged:
+            self.session.acknowledged[note_id] = now()
+            self._save_note(f"warning {note_id} acknowledged {how}")
+
+    def declare_backup(self, path: str, typed_name: str) -> None:
+        """The operator says a backup exists, confirming with the instance's name typed out."""
+        if typed_name.strip() != self.instance.name:
+            raise WizardError(f"type the instance name, {self.instance.name!r}, exactly, to confirm")
+        self.pass_gate(declared_backup(path))
 
     def pass_gate(self, backup: Backup) -> None:
         assert self.session is not None

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from .engine import Done, Engine, Failed, GateClosed, NeedsDecision, Run, Running
+from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending, Run, Running
 from .errors import Exit, WizardError
 from .instance import Instance
 from .logfollow import LogFollower
@@ -58,6 +58,19 @@ def run_steps(
         if isinstance(nxt, Done):
             report_done(engine, out)
             return Exit.DONE
+        if isinstance(nxt, Blocked):
+            for note in nxt.notes:
+                out.line(f"BLOCKER ({note.version}): {note.title}")
+                out.line(f"  {note.text}")
+                if note.way_out:
+                    out.line(f"  way out: {note.way_out}")
+            out.line("this upgrade cannot go on until the blockers above are dealt with")
+            return Exit.USAGE
+        if isinstance(nxt, NotesPending):
+            for note in nxt.notes:
+                out.line(f"warning ({note.version}): {note.title}: {note.text}")
+                engine.acknowledge(note.id, "with --yes")
+            continue
         if isinstance(nxt, GateClosed):
             backup = _pass_gate(choices, take_backup, out)
             engine.pass_gate(backup)
@@ -165,12 +178,13 @@ def run_upgrade(
             out.line("this upgrade is finished; pass --new to plan another one")
             return Exit.DONE
         if session is None or new:
-            recipe, found, steps = plan_for(instance)
-            if not steps:
-                out.line(f"{recipe.package} is already at {found.target_version}: nothing to upgrade")
+            plan = plan_for(instance)
+            found = plan.found
+            if not plan.steps:
+                out.line(f"{plan.recipe.package} is already at {found.target_version}: nothing to upgrade")
                 return Exit.DONE
-            engine.begin(recipe.name, found, steps)
-            out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(steps)} steps")
+            engine.begin(plan)
+            out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(plan.steps)} steps")
         try:
             return run_steps(engine, out, choices, take_backup)
         except KeyboardInterrupt:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from steps import Recipe, StepSpec
+from steps import Recipe, ReleaseNote, StepSpec
 from steps.models import LIST_PLACEHOLDERS
 
 from .detect import Detection
 from .errors import ConfigError
 from .instance import Instance
-from .state import StepRecord
+from .state import Note, StepRecord
 
 
 def placeholder_values(recipe: Recipe, instance: Instance, found: Detection) -> dict[str, str]:
@@ -50,7 +52,7 @@ def render_argv(templates: list[str], values: dict[str, str], lists: dict[str, l
     return argv
 
 
-def applies(step: StepSpec, recipe: Recipe, instance: Instance, found: Detection) -> bool:
+def applies(step: StepSpec | ReleaseNote, recipe: Recipe, instance: Instance, found: Detection) -> bool:
     when = step.when
     if when.plugins_installed is not None and bool(found.plugins) != when.plugins_installed:
         return False
@@ -58,7 +60,8 @@ def applies(step: StepSpec, recipe: Recipe, instance: Instance, found: Detection
         return False
     if when.service is not None and not instance.service_unit(recipe, when.service):
         return False
-    for spec, version in ((when.installed, found.installed_version), (when.target, found.target_version)):
+    checks = ((when.installed, found.installed_version), (when.target, found.target_version), (when.python, found.python_version))
+    for spec, version in checks:
         if spec is not None and not _matches(spec, version):
             return False
     return True
@@ -107,8 +110,45 @@ def build_plan(recipe: Recipe, instance: Instance, found: Detection) -> list[Ste
     return records
 
 
-def plan_for(instance: Instance) -> tuple[Recipe, Detection, list[StepRecord]]:
-    """Detect what the instance has and plan its upgrade (an empty plan when it is up to date)."""
+SEVERITY_ORDER = {"blocker": 0, "warning": 1, "info": 2}
+
+
+def crosses(version: str, installed: str | None, target: str | None) -> bool:
+    """Does going from installed to target pass the release ``version``?"""
+    try:
+        return installed is not None and target is not None and Version(installed) < Version(version) <= Version(target)
+    except InvalidVersion:
+        return False
+
+
+def _unwrap(text: str) -> str:
+    """Recipe text is wrapped for the TOML file; the screen wraps it again for its own width."""
+    return " ".join(text.split())
+
+
+def notes_for(recipe: Recipe, instance: Instance, found: Detection) -> list[Note]:
+    """The release notes this jump crosses, most severe first, then by version."""
+    chosen = [
+        note for note in recipe.notes
+        if crosses(note.version, found.installed_version, found.target_version) and applies(note, recipe, instance, found)
+    ]  # fmt: skip
+    chosen.sort(key=lambda n: (SEVERITY_ORDER[n.severity], Version(n.version)))
+    return [
+        Note(id=n.id, version=n.version, severity=n.severity, title=n.title, text=_unwrap(n.text), way_out=_unwrap(n.way_out))
+        for n in chosen
+    ]
+
+
+@dataclass
+class Plan:
+    recipe: Recipe
+    found: Detection
+    steps: list[StepRecord]
+    notes: list[Note]
+
+
+def plan_for(instance: Instance) -> Plan:
+    """Detect what the instance has and plan its upgrade (no steps when it is up to date)."""
     from .detect import detect
 
     instance.check_paths()
@@ -119,5 +159,6 @@ def plan_for(instance: Instance) -> tuple[Recipe, Detection, list[StepRecord]]:
             f"instance {instance.name!r}: {recipe.package} is not installed in {instance.venv}",
             "check that 'venv' is the virtualenv the app runs from",
         )
-    steps = [] if found.up_to_date else build_plan(recipe, instance, found)
-    return recipe, found, steps
+    if found.up_to_date:
+        return Plan(recipe, found, [], [])
+    return Plan(recipe, found, build_plan(recipe, instance, found), notes_for(recipe, instance, found))

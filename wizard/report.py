@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .detect import Detection
+from .plan import Plan
 from .instance import Instance
 from .runner import Alive, Finished, inspect
 from .state import Session, StepRecord, StepStatus
@@ -35,7 +35,8 @@ def command_text(step: StepRecord) -> str:
     return (env + " " if env else "") + shlex.join(step.argv)
 
 
-def print_plan(console: Console, instance: Instance, found: Detection, steps: list[StepRecord]) -> None:
+def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
+    found, steps = plan.found, plan.steps
     console.print(f"[bold]Instance[/] {esc(instance.name)}  ([dim]{esc(instance.recipe)}[/], venv {esc(instance.venv)})")
     facts = Table.grid(padding=(0, 2))
     facts.add_row("installed", esc(found.installed_version) if found.installed_version else "[red]not installed[/]")
@@ -47,6 +48,12 @@ def print_plan(console: Console, instance: Instance, found: Detection, steps: li
     if found.up_to_date:
         console.print(f"\nAlready at {found.target_version}: nothing to upgrade.")
         return
+    for note in plan.notes:
+        style = {"blocker": "bold red", "warning": "yellow", "info": "dim"}[note.severity]
+        console.print(f"[{style}]{note.severity.upper()}[/] ({esc(note.version)}) {esc(note.title)}")
+        console.print(f"  {esc(note.text)}", soft_wrap=True)
+        if note.way_out:
+            console.print(f"  [bold]way out:[/] {esc(note.way_out)}", soft_wrap=True)
     table = Table(title="The plan", title_justify="left", expand=False)
     table.add_column("#", justify="right")
     table.add_column("step")

@@ -60,6 +60,17 @@ class StepRecord(BaseModel):
         return None
 
 
+class Note(BaseModel):
+    """A release note that applies to this upgrade, as planned."""
+
+    id: str
+    version: str
+    severity: Literal["blocker", "warning", "info"]
+    title: str
+    text: str
+    way_out: str = ""
+
+
 class Backup(BaseModel):
     """How the backup gate was passed."""
 
@@ -99,6 +110,8 @@ class Session(BaseModel):
     installed_version: str | None = None
     target_version: str | None = None
     python_version: str | None = None
+    notes: list[Note] = []
+    acknowledged: dict[str, datetime] = Field({}, description="warning note id -> when the operator acknowledged it")
     backup: Backup | None = None
     steps: list[StepRecord]
     side_jobs: list[SideJob] = []
@@ -127,6 +140,14 @@ class Session(BaseModel):
     @property
     def done(self) -> bool:
         return self.finished is not None
+
+    @property
+    def blockers(self) -> list[Note]:
+        return [n for n in self.notes if n.severity == "blocker"]
+
+    @property
+    def unacknowledged(self) -> list[Note]:
+        return [n for n in self.notes if n.severity == "warning" and n.id not in self.acknowledged]
 
     def restarted(self, role: str) -> bool:
         return any(job.role == role and job.exit_code == 0 for job in self.side_jobs)

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     child: subprocess.Popen | None = None
     log = open(os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     try:
-        _log_line(log, redactor, f"{started} started: {shlex.join(command)}")
+        _log_line(log, redactor, f"{started[:19]}Z started: {shlex.join(command)}")
         try:
             child = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         exit_code = child.wait() if child is not None else 127
         how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
-        _try(_log_line, log, redactor, f"{stamp()} the command {how} after {time.monotonic() - t0:.1f} s")
+        _try(_log_line, log, redactor, f"{stamp()[:19]}Z the command {how} after {time.monotonic() - t0:.1f} s")
         _try(log.close)
         write_status(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
     return 0

@@ -120,6 +120,14 @@ class StateStore:
                 f"the saved session {self.session_path} is damaged ({where}: {first['msg']})", keep
             ) from None
 
+    def load_done(self) -> bool:
+        """Is the saved session a finished one? (False when there is none or it cannot be read.)"""
+        try:
+            session = self.load()
+        except StateError:
+            return False
+        return session is not None and session.done
+
     def save(self, session: Session) -> None:
         self.ensure_dir()
         session.updated = now()

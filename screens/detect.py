@@ -1,0 +1,88 @@
+"""Detection: what is installed, what pip would install here, and whether anything stands in the way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from wizard.errors import WizardError
+from wizard.facts import facts_for
+from wizard.plan import Plan, plan_for
+
+STATE_MARK = {"ok": ("ok", "green"), "warning": ("warning", "yellow"), "blocker": ("BLOCKER", "bold red")}
+
+
+class DetectScreen(Screen):
+    CSS_PATH = Path(__file__).with_name("detect.tcss")
+    BINDINGS = [
+        Binding("c", "continue", "Continue"),
+        Binding("enter", "continue", "Continue", show=False),
+        Binding("q", "app.quit_wizard", "Quit"),
+    ]
+
+    plan: Plan | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Looking at the installation (its venv's Python, and what pip would install there)…",
+                     id="summary", classes="intro")  # fmt: skip
+        table = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
+        table.add_columns("", "what", "found")
+        yield table
+        yield Static("", id="steps", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.detect()
+
+    @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
+    def detect(self) -> Plan:
+        return plan_for(self.app.engine.instance)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "detect":
+            return
+        summary = self.query_one("#summary", Static)
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            text = error.message + (f"\nhint: {error.hint}" if error.hint else "") if isinstance(error, WizardError) else repr(error)
+            summary.update(Text("Detection failed: " + text, style="bold red"))
+        elif event.state == WorkerState.SUCCESS:
+            self.show_plan(event.worker.result)
+
+    def show_plan(self, plan: Plan) -> None:
+        self.plan = plan
+        table = self.query_one("#facts", DataTable)
+        for fact in facts_for(self.app.engine.instance, plan):
+            label, style = STATE_MARK[fact.state]
+            value = fact.value + (f" — {fact.hint}" if fact.hint and fact.state != "ok" else "")
+            table.add_row(Text(label, style=style), fact.name, value)
+        found = plan.found
+        summary = self.query_one("#summary", Static)
+        if not plan.steps:
+            summary.update(f"{plan.recipe.title} is already at {found.target_version}: there is nothing to upgrade.")
+        else:
+            summary.update(
+                f"{plan.recipe.title} {found.installed_version} → {found.target_version}: "
+                f"{len(plan.steps)} steps, {len(plan.notes)} release note(s). Press c to go on."
+            )
+            titles = " · ".join(step.title for step in plan.steps)
+            self.query_one("#steps", Static).update(f"The plan: {titles}")
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "continue":
+            return bool(self.plan and self.plan.steps)
+        return True
+
+    def action_continue(self) -> None:
+        if self.plan and self.plan.steps:
+            self.app.engine.begin(self.plan)
+            self.app.route()

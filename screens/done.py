@@ -1,0 +1,67 @@
+"""The end: what was done, how long it took, and where the logs, the session and the backup are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from wizard.state import StepStatus
+
+from .widgets import GLYPH, duration_text
+
+
+class DoneScreen(Screen):
+    CSS_PATH = Path(__file__).with_name("done.tcss")
+    BINDINGS = [
+        Binding("n", "new", "Plan a new upgrade"),
+        Binding("q", "app.quit_wizard", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        session = self.app.engine.session
+        total = sum((s.duration or 0) for s in session.steps)
+        yield Header()
+        yield Static(
+            Text(f"The upgrade of {session.instance} is finished: {session.installed_version} → "
+                 f"{session.target_version}, {len(session.steps)} steps in {total:.0f} s.", style="bold green"),
+            classes="intro",
+        )  # fmt: skip
+        table = DataTable(id="summary", cursor_type="row", classes="panel")
+        table.add_columns("", "step", "result", "time")
+        for step in session.steps:
+            glyph, style = GLYPH[step.status]
+            result = f"skipped: {step.skip_reason}" if step.status == StepStatus.SKIPPED else step.status.value
+            table.add_row(Text(glyph, style=style), step.title, result, duration_text(step))
+        yield table
+        with VerticalScroll(id="where", classes="panel"):
+            yield Static(self.where_things_are())
+        yield Footer()
+
+    def where_things_are(self) -> Text:
+        engine = self.app.engine
+        session = engine.session
+        text = Text()
+        logs = sorted({str(Path(s.log).parent) for s in session.steps if s.log})
+        if logs:
+            text.append("logs:    ", style="bold")
+            text.append(" ".join(logs) + "\n")
+        text.append("session: ", style="bold")
+        text.append(f"{engine.store.session_path}\n")
+        if session.backup:
+            text.append("backup:  ", style="bold")
+            text.append(f"{session.backup.path} ({session.backup.kind})\n")
+            for command in session.backup.restore:
+                text.append("restore: ", style="bold")
+                text.append(command + "\n")
+        return text
+
+    def action_new(self) -> None:
+        from .detect import DetectScreen
+
+        self.app.show(DetectScreen())

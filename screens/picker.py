@@ -1,0 +1,41 @@
+"""Which installation to upgrade, when the instances file names several."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets.option_list import Option
+
+from wizard.instance import Instance
+
+
+class PickerScreen(Screen):
+    CSS_PATH = Path(__file__).with_name("picker.tcss")
+    BINDINGS = [Binding("q", "app.quit_wizard", "Quit")]
+
+    def __init__(self, instances: dict[str, Instance]):
+        super().__init__()
+        self.instances = instances
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(
+            "This host has several instances. Each has its own database and session: "
+            "pick the one to upgrade (↑↓, Enter).",
+            classes="intro",
+        )
+        options = [
+            Option(f"{name}  ({instance.recipe}, venv {instance.venv})", id=name)
+            for name, instance in self.instances.items()
+        ]
+        yield OptionList(*options, id="instances", classes="panel")
+        yield Footer()
+
+    @on(OptionList.OptionSelected, "#instances")
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        self.app.open_instance(event.option.id)

@@ -1,0 +1,107 @@
+"""Coming back to an upgrade that was left half-way: where it stopped, and the choices that fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets.option_list import Option
+
+from wizard.runner import Alive, inspect
+from wizard.state import FINISHED, StepStatus
+
+from .dialogs import ConfirmDialog, ReasonDialog
+
+
+class ResumeScreen(Screen):
+    CSS_PATH = Path(__file__).with_name("resume.tcss")
+    BINDINGS = [Binding("q", "app.quit_wizard", "Quit")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(self.summary(), id="where", classes="intro panel")
+        yield OptionList(*self.choices(), id="choices", classes="panel")
+        yield Footer()
+
+    def summary(self) -> str:
+        session = self.app.engine.session
+        done = sum(1 for s in session.steps if s.status in FINISHED)
+        lines = [
+            f"An upgrade of {session.instance} ({session.installed_version} → {session.target_version}) "
+            f"is under way, begun {session.created:%Y-%m-%d %H:%M} UTC.",
+            f"{done} of {len(session.steps)} steps are done.",
+        ]
+        step = session.current
+        if session.backup is None:
+            lines.append("No step has run yet: the backup gate is still closed.")
+        elif step is not None:
+            lines.append(f"Now: {step.title} ({step.id}) — {self.state_of(step)}.")
+            if step.log:
+                lines.append(f"Its log: {step.log}")
+        return "\n".join(lines)
+
+    def state_of(self, step) -> str:
+        if step.status == StepStatus.RUNNING:
+            outcome = inspect(step)
+            return f"still running (pid {outcome.pid})" if isinstance(outcome, Alive) else "running"
+        if step.status == StepStatus.INTERRUPTED:
+            return "interrupted: its process ended without leaving an exit status"
+        if step.status == StepStatus.FAILED:
+            return f"failed with exit code {step.exit_code}"
+        return "not started yet"
+
+    def choices(self) -> list[Option]:
+        step = self.app.engine.session.current
+        status = step.status if step else None
+        if status == StepStatus.RUNNING:
+            # No abandoning here: the step would run on with no session watching it.
+            return [Option("Reattach: follow the running step's live log", id="continue")]
+        if status == StepStatus.INTERRUPTED:
+            rerun = Option(
+                "Run it again" + (" (it is marked safe to run again)" if step.safe_to_rerun else
+                                  " — careful: it is not marked safe to run twice"),
+                id="retry",
+            )  # fmt: skip
+            skip = Option("Skip it, saying why (e.g. you finished it by hand)", id="skip")
+            options = [rerun, skip] if step.safe_to_rerun else [skip, rerun]
+        elif status == StepStatus.FAILED:
+            options = [Option("Run it again (after fixing the cause)", id="retry"),
+                       Option("Skip it, saying why", id="skip")]  # fmt: skip
+        else:
+            options = [Option("Continue where it stopped", id="continue")]
+        return [*options, Option("Abandon this session (it is kept on disk)", id="abandon")]
+
+    @on(OptionList.OptionSelected, "#choices")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        engine = self.app.engine
+        step = engine.session.current
+        if event.option.id == "continue":
+            self.app.route()
+        elif event.option.id == "retry":
+            engine.retry(step)
+            self.app.route()
+        elif event.option.id == "skip":
+            self.app.push_screen(ReasonDialog(f"Why skip “{step.title}”?"), self.skip_with)
+        elif event.option.id == "abandon":
+            self.app.push_screen(
+                ConfirmDialog(
+                    "Abandon this session?",
+                    "Its record and logs stay on disk; the next start plans a new upgrade from what is installed now.",
+                ),
+                self.abandon_if,
+            )
+
+    def skip_with(self, reason: str | None) -> None:
+        if reason:
+            self.app.engine.skip(self.app.engine.session.current, reason)
+            self.app.route()
+
+    def abandon_if(self, yes: bool | None) -> None:
+        if yes:
+            kept = self.app.engine.abandon()
+            self.app.notify(f"The session was kept as {kept}")
+            self.app.route()

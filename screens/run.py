@@ -1,0 +1,196 @@
+"""The upgrade itself: the step list, the live log of the running (or chosen) step, and the advice panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Log
+
+from wizard.engine import Done, Failed, NeedsDecision, Run, Running
+from wizard.errors import WizardError
+from wizard.logfollow import LogFollower
+from wizard.runner import Alive
+from wizard.state import StepRecord, StepStatus
+
+from .dialogs import ConfirmDialog, ReasonDialog
+from .widgets import AdvicePanel, StepList
+
+TICK_SECONDS = 0.2
+MAX_LOG_LINES = 10_000
+TAIL_ON_SHOW = 2_000
+
+FAILED_CHOICES = "It failed (exit code {code}). r: run it again · s: skip it, saying why · a: stop here (kept)"
+INTERRUPTED_CHOICES = "It was interrupted: its process ended with no exit status. r: run it again · s: skip it"
+
+
+class RunScreen(Screen):
+    """Runs the plan step after step; stops at a failure and waits for the operator's choice."""
+
+    CSS_PATH = Path(__file__).with_name("run.tcss")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("r", "retry", "Retry"),
+        Binding("s", "skip", "Skip"),
+        Binding("a", "abort", "Abort"),
+        Binding("f", "follow", "Follow log"),
+        Binding("q", "quit_wizard", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: StepRecord | None = None
+        self.follower: LogFollower | None = None
+        self.pinned = False  # the operator chose a step to look at: do not switch away from it
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            with Vertical(id="side"):
+                yield StepList(id="steps", classes="panel")
+                yield AdvicePanel(id="advice", classes="panel")
+            yield Log(max_lines=MAX_LOG_LINES, id="log", classes="panel")
+        yield Footer()
+
+    @property
+    def engine(self):
+        return self.app.engine
+
+    def on_mount(self) -> None:
+        self.query_one("#steps").border_title = "steps"
+        self.query_one("#advice").border_title = "about this step"
+        self.timer = self.set_interval(TICK_SECONDS, self.tick)
+        self.tick()
+
+    # -- the loop ---------------------------------------------------------------
+
+    def tick(self) -> None:
+        nxt = self.engine.next()
+        if isinstance(nxt, Done):
+            self.timer.stop()
+            self.app.route()
+            return
+        if isinstance(nxt, Run):
+            try:
+                self.engine.start(nxt.step)
+            except WizardError as exc:
+                self.app.notify(exc.message, severity="error", timeout=15)
+            if not self.pinned:
+                self.show_step(nxt.step)
+        elif isinstance(nxt, Running):
+            if not self.pinned and self.shown is not nxt.step:
+                self.show_step(nxt.step)
+            self.pump_log()
+            if not isinstance(self.engine.poll(nxt.step), Alive):
+                self.pump_log(final=True)
+        elif isinstance(nxt, (Failed, NeedsDecision)) and self.shown is None:
+            self.show_step(nxt.step)
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        session = self.engine.session
+        self.query_one(StepList).show(session)
+        current = session.current
+        shown = self.shown or current
+        choices = ""
+        if shown is current and current is not None:
+            if current.status == StepStatus.FAILED:
+                choices = FAILED_CHOICES.format(code=current.exit_code)
+            elif current.status == StepStatus.INTERRUPTED:
+                choices = INTERRUPTED_CHOICES
+        self.query_one(AdvicePanel).show(shown, choices)
+        self.query_one("#log").border_title = f"log: {shown.title}" if shown else "log"
+        self.refresh_bindings()
+
+    # -- the log pane -------------------------------------------------------------
+
+    def show_step(self, step: StepRecord) -> None:
+        """Show this step's log: its recent past, then whatever it writes next."""
+        log = self.query_one(Log)
+        log.clear()
+        self.shown = step
+        self.follower = None
+        if step.log:
+            self.follower, tail = LogFollower.from_tail(step.log, TAIL_ON_SHOW)
+            self.write(tail)
+        log.scroll_end(animate=False)
+
+    def pump_log(self, final: bool = False) -> None:
+        if self.follower is None and self.shown is not None and self.shown.log:
+            self.follower = LogFollower(self.shown.log)
+        if self.follower is not None:
+            lines = self.follower.read()
+            if final:
+                lines += self.follower.flush()
+            self.write(lines)
+
+    def write(self, lines: list[str]) -> None:
+        if lines:
+            # Log drops empty strings from write_lines; a blank line is part of the output.
+            self.query_one(Log).write_lines([line or " " for line in lines])
+
+    @on(DataTable.RowSelected, "#steps")
+    def step_chosen(self, event: DataTable.RowSelected) -> None:
+        self.pinned = True
+        self.show_step(self.engine.session.step(event.row_key.value))
+        self.refresh_view()
+
+    def action_follow(self) -> None:
+        """Back to the step that runs now, at the end of its log."""
+        self.pinned = False
+        current = self.engine.session.current
+        if current is not None and current is not self.shown:
+            self.show_step(current)
+        self.query_one(Log).scroll_end(animate=False)
+        self.refresh_view()
+
+    # -- the operator's choices ---------------------------------------------------
+
+    def decision_pending(self) -> StepRecord | None:
+        current = self.engine.session.current
+        if current is not None and current.status in (StepStatus.FAILED, StepStatus.INTERRUPTED):
+            return current
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("retry", "skip", "abort"):
+            return self.decision_pending() is not None
+        return True
+
+    def action_retry(self) -> None:
+        if step := self.decision_pending():
+            self.engine.retry(step)
+            self.pinned = False
+            self.tick()
+
+    def action_skip(self) -> None:
+        if step := self.decision_pending():
+            self.app.push_screen(ReasonDialog(f"Why skip “{step.title}”?"), self.skip_with)
+
+    def skip_with(self, reason: str | None) -> None:
+        step = self.decision_pending()
+        if reason and step:
+            self.engine.skip(step, reason)
+            self.pinned = False
+            self.tick()
+
+    def action_abort(self) -> None:
+        if step := self.decision_pending():
+            self.app.leave(f"Stopped at the step {step.id!r}; the session is kept. Run the wizard again to retry or skip it.")
+
+    def action_quit_wizard(self) -> None:
+        running = self.engine.session.running
+        if running is None:
+            self.app.leave()
+            return
+        self.app.push_screen(
+            ConfirmDialog(
+                "Quit while a step runs?",
+                f"“{running.title}” goes on without the wizard. Run the wizard again to reattach to it.",
+            ),
+            lambda yes: yes and self.app.leave(f"The step {running.id!r} goes on; run the wizard again to reattach."),
+        )

@@ -1,0 +1,94 @@
+"""Widgets the screens share: the step list and the advice side panel."""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.text import Text
+from textual.widgets import DataTable, Static
+
+from wizard.state import Session, StepRecord, StepStatus, now
+
+GLYPH = {
+    StepStatus.PENDING: ("·", "dim"),
+    StepStatus.RUNNING: ("▶", "bold cyan"),
+    StepStatus.SUCCEEDED: ("✓", "green"),
+    StepStatus.FAILED: ("✗", "bold red"),
+    StepStatus.SKIPPED: ("↷", "yellow"),
+    StepStatus.INTERRUPTED: ("!", "bold magenta"),
+}
+
+
+def duration_text(step: StepRecord) -> str:
+    if step.status == StepStatus.SKIPPED or step.started is None:
+        return ""
+    seconds = ((step.ended or now()) - step.started).total_seconds()
+    return f"{seconds:.0f}s" if seconds < 600 else f"{seconds / 60:.0f}m"
+
+
+class StepList(DataTable):
+    """One row per step: a status mark, the title, the time it took, its exit code."""
+
+    DEFAULT_CSS = """
+    StepList {
+        height: auto;
+        max-height: 60%;
+        scrollbar-size-horizontal: 0;
+    }
+    """
+
+    TITLE_WIDTH = 26  # with the mark, time and exit columns: 38 cells, the side panel's inside at 80 columns
+
+    def __init__(self, **kwargs):
+        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
+
+    def on_mount(self) -> None:
+        self.add_column("", key="mark", width=2)
+        self.add_column("step", key="title", width=self.TITLE_WIDTH)
+        self.add_column(Text(" time", justify="right"), key="time", width=5)
+        self.add_column(Text(" exit", justify="right"), key="exit", width=5)
+
+    def show(self, session: Session) -> None:
+        """Bring every row up to date with the session (rows are added on first sight)."""
+        for step in session.steps:
+            glyph, style = GLYPH[step.status]
+            cells = {
+                "mark": Text(glyph + " ", style=style),
+                "title": Text(step.title, style="bold" if step.status == StepStatus.RUNNING else "",
+                              overflow="ellipsis", no_wrap=True),
+                "time": Text(duration_text(step), justify="right"),
+                "exit": Text("" if step.exit_code is None else str(step.exit_code), justify="right"),
+            }
+            if step.id not in self.rows:
+                self.add_row(*cells.values(), key=step.id)
+            else:
+                for column, value in cells.items():
+                    self.update_cell(step.id, column, value)
+
+
+class AdvicePanel(Static):
+    """What the shown step does and what to know while it runs; the choices when it failed."""
+
+    DEFAULT_CSS = """
+    AdvicePanel {
+        height: 1fr;
+        overflow-y: auto;
+    }
+    """
+
+    def show(self, step: StepRecord | None, choices: str = "") -> None:
+        if step is None:
+            self.update("")
+            return
+        text = Text()
+        text.append(step.title + "\n", style="bold")
+        if choices:
+            text.append(choices + "\n", style="bold")
+        if step.skip_reason:
+            text.append(f"Skipped: {step.skip_reason}\n", style="yellow")
+        if step.advice:
+            text.append(step.advice + "\n")
+        runs_as = "root" if step.run_as == "root" else "the app's user"
+        text.append(f"\nRuns as {runs_as}: ", style="dim")
+        text.append(shlex.join(step.argv), style="dim")
+        self.update(text)

@@ -1,0 +1,156 @@
+"""The Textual app: the only core module that imports Textual.
+
+It owns the Engine of the instance being upgraded and shows the screen that
+fits where the session stands.  Screens change the session only through the
+engine's methods, which save before they return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from .engine import Blocked, Done, Engine, GateClosed, NotesPending
+from .errors import Exit, WizardError
+from .instance import Instance
+from .state import Backup, StepStatus
+from .store import StateStore
+
+TakeBackup = Callable[[Instance], Backup]
+
+
+class WizardApp(App[int]):
+    """Walks one instance from detection to done; resumes a session left behind."""
+
+    TITLE = "upgrade-wizard"
+    CSS_PATH = [Path(__file__).resolve().parent.parent / "screens" / "wizard.tcss"]
+    BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", show=False, priority=True)]
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        instances: dict[str, Instance],
+        state_root: Path,
+        *,
+        chosen: str | None = None,
+        take_backup: TakeBackup | None = None,
+    ):
+        super().__init__()
+        self.instances = instances
+        self.state_root = state_root
+        self.chosen = chosen
+        self.take_backup = take_backup
+        self.engine: Engine | None = None
+        self.resumed = False
+
+    # -- opening an instance ------------------------------------------------
+
+    def on_mount(self) -> None:
+        if self.chosen is None and len(self.instances) > 1:
+            from screens.picker import PickerScreen
+
+            self.push_screen(PickerScreen(self.instances))
+        else:
+            self.open_instance(self.chosen or next(iter(self.instances)))
+
+    def open_instance(self, name: str) -> None:
+        instance = self.instances[name]
+        self.sub_title = f"{name} ({instance.recipe})"
+        engine = Engine(instance, StateStore(self.state_root, name), say=self.say)
+        try:
+            engine.open()
+        except WizardError as exc:
+            self.exit(int(exc.exit_code), return_code=int(exc.exit_code), message=f"error: {exc.message}")
+            return
+        self.engine = engine
+        engine.reconcile()
+        session = engine.session
+        if session is not None and not session.done and not self.resumed:
+            self.resumed = True
+            from screens.resume import ResumeScreen
+
+            self.show(ResumeScreen())
+            return
+        self.route()
+
+    def say(self, message: str) -> None:
+        self.notify(message, timeout=6)
+
+    # -- where to go next ---------------------------------------------------
+
+    def route(self) -> None:
+        """Show the screen that fits where the session stands now."""
+        from screens.backup import BackupScreen
+        from screens.detect import DetectScreen
+        from screens.done import DoneScreen
+        from screens.notes import NotesScreen
+        from screens.run import RunScreen
+
+        engine = self.engine
+        assert engine is not None
+        if engine.session is None:
+            self.show(DetectScreen())
+            return
+        nxt = engine.next()
+        if isinstance(nxt, Done):
+            self.show(DoneScreen())
+        elif isinstance(nxt, (Blocked, NotesPending)):
+            self.show(NotesScreen())
+        elif isinstance(nxt, GateClosed):
+            self.show(BackupScreen())
+        else:
+            self.show(RunScreen())
+
+    def show(self, screen: Screen) -> None:
+        if len(self.screen_stack) <= 1:
+            self.push_screen(screen)
+        else:
+            self.switch_screen(screen)
+
+    # -- leaving --------------------------------------------------------------
+
+    def exit_code(self) -> Exit:
+        """What the wizard would exit with now, the same codes as the headless run."""
+        session = self.engine.session if self.engine else None
+        if session is None or session.done:
+            return Exit.DONE
+        if session.blockers:
+            return Exit.USAGE
+        current = session.current
+        if current is None:
+            return Exit.DONE
+        return {
+            StepStatus.RUNNING: Exit.STOPPED,
+            StepStatus.FAILED: Exit.STEP_FAILED,
+            StepStatus.INTERRUPTED: Exit.NEEDS_DECISION,
+        }.get(current.status, Exit.DONE)
+
+    def action_quit_wizard(self) -> None:
+        self.leave()
+
+    def leave(self, message: str | None = None) -> None:
+        code = self.exit_code()
+        self.exit(int(code), return_code=int(code), message=message)
+
+    async def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
+def make_app(
+    instances: dict[str, Instance],
+    state_root: Path,
+    chosen: str | None = None,
+    take_backup: TakeBackup | None = None,
+) -> WizardApp:
+    """The one way to build the app: the CLI and the tests both come through here."""
+    return WizardApp(instances, state_root, chosen=chosen, take_backup=take_backup)
+
+
+def run_tui(app: WizardApp) -> int:
+    app.run(mouse=False)
+    return app.return_code or 0

@@ -1,0 +1,69 @@
+"""What detection found, as facts with a verdict each: ok, warning or blocker."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Literal
+
+from .instance import Instance
+from .plan import Plan
+
+GIB = 1024**3
+DISK_WARNING = 2 * GIB  # a venv rebuild plus a database dump can take that much
+DISK_BLOCKER = 256 * 1024**2
+
+State = Literal["ok", "warning", "blocker"]
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    value: str
+    state: State = "ok"
+    hint: str = ""
+
+
+def human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def free_disk(instance: Instance) -> Fact:
+    try:
+        free = shutil.disk_usage(instance.venv).free
+    except OSError as exc:
+        return Fact("free disk", f"unknown ({exc.strerror})", "warning", "check the venv's filesystem by hand")
+    value = f"{human_bytes(free)} free where the venv is"
+    if free < DISK_BLOCKER:
+        return Fact("free disk", value, "blocker", "free some space: pip needs room to unpack the new release")
+    if free < DISK_WARNING:
+        return Fact("free disk", value, "warning", "tight for a new release plus a backup")
+    return Fact("free disk", value)
+
+
+def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
+    found, recipe = plan.found, plan.recipe
+    facts = [Fact("installed", f"{recipe.package} {found.installed_version}")]
+    if found.up_to_date:
+        facts.append(Fact("target", f"{found.target_version} ({found.target_source})", "ok", "nothing to upgrade"))
+    else:
+        facts.append(Fact("target", f"{found.target_version} ({found.target_source})"))
+    facts.append(Fact("python", f"{found.python_version} in {instance.venv}"))
+    if found.plugins:
+        facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))
+    else:
+        facts.append(Fact("plugins", "none installed"))
+    roles = sorted(set(recipe.services) | set(instance.services))
+    units = ", ".join(f"{role}: {instance.service_unit(recipe, role)}" for role in roles)
+    facts.append(Fact("services", units or "none", "ok", "as configured; the wizard acts on these units"))
+    facts.append(free_disk(instance))
+    facts.append(Fact("os family", found.os_family))
+    blockers = [n for n in plan.notes if n.severity == "blocker"]
+    if blockers:
+        facts.append(Fact("release notes", f"{len(blockers)} blocker(s)", "blocker", "see the release notes"))
+    return facts
