@@ -68,9 +68,11 @@ class ResumeScreen(Screen):
             )  # fmt: skip
             skip = Option("Skip it, saying why (e.g. you finished it by hand)", id="skip")
             options = [rerun, skip] if step.safe_to_rerun else [skip, rerun]
+            options.append(Option("Read its log first, and decide on the run screen", id="continue"))
         elif status == StepStatus.FAILED:
             options = [Option("Run it again (after fixing the cause)", id="retry"),
-                       Option("Skip it, saying why", id="skip")]  # fmt: skip
+                       Option("Skip it, saying why", id="skip"),
+                       Option("Read its log first, and decide on the run screen", id="continue")]  # fmt: skip
         else:
             options = [Option("Continue where it stopped", id="continue")]
         return [*options, Option("Abandon this session (it is kept on disk)", id="abandon")]

@@ -1,0 +1,306 @@
+"""Pilot tests of every screen and transition, over the real engine and real step processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from textual.widgets import Input, Log
+
+from wizard.app import make_app
+from wizard.backup import backup_sqlite
+from wizard.demo.sandbox import build, start_services
+from wizard.instance import load_instances
+from wizard.store import StateStore
+
+from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
+from .test_headless import counting_steps, running_slow_step
+
+pytestmark = pytest.mark.slow
+
+
+async def until(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            await pilot.pause(0.1)  # let a screen that just arrived finish mounting
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}; screen is {type(pilot.app.screen).__name__}")
+
+
+def screen_name(app) -> str:
+    return type(app.screen).__name__
+
+
+def on_screen(app, name: str):
+    return lambda: screen_name(app) == name
+
+
+def site_app(site, **kwargs):
+    return make_app(load_instances(site.config), site.state, site.name, **kwargs)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    folder = tmp_path / "demo"
+    build(folder, pace=0.05)
+    start_services(folder)
+    yield folder
+    kill_tree_leftovers(tmp_path)
+
+
+def demo_app(folder: Path):
+    instance = load_instances(folder / "instances.toml")["demo"]
+    database = Path(instance.vars["database"])
+    return make_app({"demo": instance}, folder / "state", "demo",
+                    take_backup=lambda _: backup_sqlite(database, folder / "backups"))  # fmt: skip
+
+
+async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
+    app = demo_app(sandbox)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
+        assert "3.2.5 → 3.2.9" in str(app.screen.query_one("#summary").render())
+        await pilot.press("c")
+        await until(pilot, on_screen(app, "NotesScreen"))
+        await pilot.press("c")  # two warnings are not acknowledged yet: nothing happens
+        assert screen_name(app) == "NotesScreen"
+        await pilot.press("space")
+        saved = StateStore(sandbox / "state", "demo").load()
+        assert list(saved.acknowledged) == ["demo-labels-lock"]  # saved at once, one by one
+        await pilot.press("space", "c")
+        await until(pilot, on_screen(app, "BackupScreen"))
+        await pilot.press("enter")  # the focused "Take a backup now" button
+        await until(pilot, on_screen(app, "RunScreen"), what="the backup and the run screen")
+        assert app.engine.session.backup.kind == "taken"
+        await until(pilot, on_screen(app, "DoneScreen"), timeout=60, what="the upgrade to finish")
+        assert all(step.status == "succeeded" for step in app.engine.session.steps)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_the_backup_gate_wants_the_instance_name_typed(site_root):
+    site = make_site(site_root, step_toml("one", "print('one')"))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
+        await pilot.press("c")
+        await until(pilot, on_screen(app, "BackupScreen"))
+        app.screen.query_one("#path", Input).value = str(site_root)
+        app.screen.query_one("#typed", Input).value = "not-the-name"
+        app.screen.query_one("#typed", Input).focus()
+        await pilot.press("enter")
+        assert "type the instance name, 'site'" in str(app.screen.query_one("#problem").render())
+        assert app.engine.session.backup is None and screen_name(app) == "BackupScreen"
+        app.screen.query_one("#typed", Input).value = "site"
+        await pilot.press("enter")
+        await until(pilot, on_screen(app, "DoneScreen"), what="the single step to run")
+        assert app.engine.session.backup.kind == "declared"
+
+
+async def test_a_blocker_stops_the_flow(site_root):
+    blocker = (
+        '[[notes]]\nid = "needs-new-python"\nversion = "1.5"\nseverity = "blocker"\n'
+        'title = "Needs a newer Python"\ntext = "This release cannot run here."\nway_out = "Rebuild the venv."\n'
+        'when = { python = "<99" }\n'
+    )
+    site = make_site(site_root, step_toml("one", "print('one')") + blocker)
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
+        await pilot.press("c")
+        await until(pilot, on_screen(app, "NotesScreen"))
+        assert "cannot go on" in str(app.screen.query_one("#verdict").render())
+        assert "Rebuild the venv." in str(app.screen.query_one("#detail").render())
+        await pilot.press("c")
+        assert screen_name(app) == "NotesScreen"
+        await pilot.press("q")
+    assert app.return_code == 2
+
+
+async def test_a_failed_step_offers_retry_and_skip_with_a_reason(site_root):
+    flag = site_root / "fixed"
+    site = make_site(
+        site_root,
+        step_toml("flaky", f"import os, sys\nprint('checking')\nsys.exit(0 if os.path.exists({str(flag)!r}) else 3)")
+        + step_toml("broken", "import sys\nprint('cannot')\nsys.exit(5)")
+        + step_toml("last", "print('last')"),
+    )
+    assert site.cli("run", "--yes", "--backup-done", str(site_root)).returncode == 1  # flaky fails
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        await pilot.press("enter")  # "Run it again" comes first for a failed step
+        await until(pilot, lambda: screen_name(app) == "RunScreen"
+                    and app.engine.session.step("flaky").status == "failed" and app.engine.session.step("flaky").attempts == 2)  # fmt: skip
+        assert "It failed (exit code 3)" in str(app.screen.query_one("#advice").render())
+        flag.touch()
+        await pilot.press("r")
+        await until(pilot, lambda: app.engine.session.step("broken").status == "failed", what="the broken step to fail")
+        await pilot.press("s")
+        await until(pilot, on_screen(app, "ReasonDialog"))
+        await pilot.press("enter")  # an empty reason is refused
+        assert screen_name(app) == "ReasonDialog"
+        await pilot.press(*"fixed by hand", "enter")
+        await until(pilot, on_screen(app, "DoneScreen"), what="the last step")
+        steps = {s.id: s for s in app.engine.session.steps}
+        assert steps["flaky"].status == "succeeded" and steps["flaky"].attempts == 3
+        assert steps["broken"].status == "skipped" and steps["broken"].skip_reason == "fixed by hand"
+        assert steps["last"].status == "succeeded"
+
+
+async def test_abort_after_a_failure_keeps_the_session(site_root):
+    site = make_site(site_root, step_toml("broken", "import sys\nsys.exit(4)"))
+    site.cli("run", "--yes", "--backup-done", str(site_root))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        await pilot.press("down", "enter")  # "Skip it", then change our mind
+        await until(pilot, on_screen(app, "ReasonDialog"))
+        await pilot.press("escape")
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        await pilot.press("down", "enter")  # "Read its log first"
+        await until(pilot, on_screen(app, "RunScreen"))
+        assert any("exited with code 4" in line for line in app.screen.query_one(Log).lines)
+        await pilot.press("a")
+    assert app.return_code == 1
+    assert json.loads(site.session_file.read_text())["steps"][0]["status"] == "failed"
+
+
+async def test_resume_reattaches_to_a_step_still_running(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=4))
+    wizard = site.spawn("run", "--yes", "--backup-done", str(site_root))
+    running_slow_step(site)
+    wizard.send_signal(signal.SIGKILL)
+    wizard.wait()
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        assert "still running" in str(app.screen.query_one("#where").render())
+        assert "Abandon" not in str(app.screen.query_one("#choices").get_option_at_index(0).prompt)
+        await pilot.press("enter")
+        await until(pilot, on_screen(app, "RunScreen"))
+        log = app.screen.query_one(Log)
+        await until(pilot, lambda: any("begin" in line for line in log.lines), what="the live log, reattached")
+        await until(pilot, on_screen(app, "DoneScreen"), what="the steps to finish")
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
+
+
+async def test_resume_records_a_step_that_finished_while_away(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=1))
+    wizard = site.spawn("run", "--yes", "--backup-done", str(site_root))
+    step = running_slow_step(site)
+    wizard.send_signal(signal.SIGKILL)
+    wizard.wait()
+    wait_for(lambda: "slow" in runs.read_text(), what="the slow step to finish on its own")
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        assert app.engine.session.step("slow").status == "succeeded"  # recorded while resuming
+        assert app.engine.session.step("slow").pid == step["pid"]
+        await pilot.press("enter")  # continue
+        await until(pilot, on_screen(app, "DoneScreen"))
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
+
+
+async def test_resume_offers_a_rerun_first_for_an_interrupted_safe_step(site_root):
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=2))
+    wizard = site.spawn("run", "--yes", "--backup-done", str(site_root))
+    step = running_slow_step(site)
+    wizard.send_signal(signal.SIGKILL)
+    wizard.wait()
+    wrapper = psutil.Process(step["pid"])
+    for proc in [*wrapper.children(recursive=True), wrapper]:
+        proc.kill()
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        assert "interrupted" in str(app.screen.query_one("#where").render())
+        first = str(app.screen.query_one("#choices").get_option_at_index(0).prompt)
+        assert first.startswith("Run it again (it is marked safe")
+        await pilot.press("enter")
+        await until(pilot, on_screen(app, "DoneScreen"))
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
+    assert app.engine.session.step("slow").attempts == 2
+
+
+async def test_abandon_keeps_the_session_on_disk_and_plans_anew(site_root):
+    site = make_site(site_root, step_toml("broken", "import sys\nsys.exit(4)"))
+    site.cli("run", "--yes", "--backup-done", str(site_root))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        await pilot.press("end", "enter")  # the last choice: abandon
+        await until(pilot, on_screen(app, "ConfirmDialog"))
+        await pilot.press("y")
+        await until(pilot, on_screen(app, "DetectScreen"))
+    kept = list((site.state / site.name).glob("session-*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["abandoned"]
+    assert not site.session_file.exists()
+
+
+async def test_the_picker_opens_the_chosen_instance(tmp_path):
+    first = make_site(tmp_path / "a", step_toml("one", "print(1)"), name="alpha")
+    second = make_site(tmp_path / "b", step_toml("one", "print(1)"), name="beta")
+    config = tmp_path / "instances.toml"
+    config.write_text(first.config.read_text() + second.config.read_text())
+    app = make_app(load_instances(config), tmp_path / "state")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "PickerScreen"))
+        await pilot.press("down", "enter")
+        await until(pilot, on_screen(app, "DetectScreen"))
+        assert app.engine.instance.name == "beta"
+
+
+async def test_scrolling_back_is_not_undone_by_new_output_and_f_follows_again(site_root):
+    chatty = "import time\nfor i in range(400):\n    print('line', i, flush=True)\n    time.sleep(0.01)\ntime.sleep(3)"
+    site = make_site(site_root, step_toml("chatty", chatty))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
+        app.engine.begin(app.screen.plan)
+        app.engine.declare_backup(str(site_root), "site")
+        app.route()
+        await until(pilot, on_screen(app, "RunScreen"))
+        log = app.screen.query_one(Log)
+        await until(pilot, lambda: log.line_count > 100, what="output")
+        log.focus()
+        await pilot.press("home")
+        await pilot.pause(0.5)
+        assert log.scroll_y == 0 and log.line_count > 150  # more lines came, the view stayed put
+        await pilot.press("f")
+        await pilot.pause(0.2)
+        assert log.is_vertical_scroll_end
+
+
+async def test_quitting_while_a_step_runs_leaves_it_running(site_root):
+    site = make_site(site_root, step_toml("slow", "import time\nprint('begin', flush=True)\ntime.sleep(5)"))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
+        app.engine.begin(app.screen.plan)
+        app.engine.declare_backup(str(site_root), "site")
+        app.route()
+        await until(pilot, lambda: app.engine.session.running is not None and app.engine.session.running.pid)
+        pid = app.engine.session.running.pid
+        await pilot.press("q")
+        await until(pilot, on_screen(app, "ConfirmDialog"))
+        await pilot.press("y")
+    assert app.return_code == 130
+    assert psutil.pid_exists(pid)
+
+
+def test_the_tui_refuses_without_a_terminal(site_root):
+    site = make_site(site_root, step_toml("one", "print(1)"))
+    result = site.cli("tui")
+    assert result.returncode == 2
+    assert "needs a terminal" in result.stderr and "ssh -t" in result.stderr
+    assert "\x1b[" not in result.stdout + result.stderr
