@@ -69,9 +69,10 @@ class DetectScreen(Screen):
         if not plan.steps:
             summary.update(f"{plan.recipe.title} is already at {found.target_version}: there is nothing to upgrade.")
         else:
+            notes = {0: "no release notes", 1: "1 release note"}.get(len(plan.notes), f"{len(plan.notes)} release notes")
             summary.update(
                 f"{plan.recipe.title} {found.installed_version} → {found.target_version}: "
-                f"{len(plan.steps)} steps, {len(plan.notes)} release note(s). Press c to go on."
+                f"{len(plan.steps)} steps, {notes}. Press c to go on."
             )
             titles = " · ".join(step.title for step in plan.steps)
             self.query_one("#steps", Static).update(f"The plan: {titles}")

@@ -33,11 +33,15 @@ class DoneScreen(Screen):
             classes="intro",
         )  # fmt: skip
         table = DataTable(id="summary", cursor_type="row", classes="panel")
-        table.add_columns("", "step", "result", "time")
+        table.add_column("", width=1)
+        table.add_column("step", width=32)
+        table.add_column("result", width=27)
+        table.add_column(Text("time", justify="right"), width=5)
         for step in session.steps:
             glyph, style = GLYPH[step.status]
             result = f"skipped: {step.skip_reason}" if step.status == StepStatus.SKIPPED else step.status.value
-            table.add_row(Text(glyph, style=style), step.title, result, duration_text(step))
+            table.add_row(Text(glyph, style=style), Text(step.title, overflow="ellipsis", no_wrap=True),
+                          Text(result, overflow="ellipsis", no_wrap=True), Text(duration_text(step), justify="right"))  # fmt: skip
         yield table
         with VerticalScroll(id="where", classes="panel"):
             yield Static(self.where_things_are())

@@ -58,9 +58,8 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
         facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))
     else:
         facts.append(Fact("plugins", "none installed"))
-    roles = sorted(set(recipe.services) | set(instance.services))
-    units = ", ".join(f"{role}: {instance.service_unit(recipe, role)}" for role in roles)
-    facts.append(Fact("services", units or "none", "ok", "as configured; the wizard acts on these units"))
+    for role in sorted(set(recipe.services) | set(instance.services)):
+        facts.append(Fact(f"{role} service", instance.service_unit(recipe, role)))
     facts.append(free_disk(instance))
     facts.append(Fact("os family", found.os_family))
     blockers = [n for n in plan.notes if n.severity == "blocker"]

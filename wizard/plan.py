@@ -104,7 +104,7 @@ def build_plan(recipe: Recipe, instance: Instance, found: Detection) -> list[Ste
                 safe_to_rerun=step.safe_to_rerun,
                 can_hang_on_lock=step.can_hang_on_lock,
                 unless_restarted=step.unless_restarted,
-                advice=step.advice.strip(),
+                advice=_unwrap(step.advice),
             )
         )
     return records

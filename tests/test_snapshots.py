@@ -1,0 +1,185 @@
+"""SVG snapshots of every screen at 80x24 and 120x40, from sessions with fixed paths, times and logs.
+
+To accept a deliberate change of look: `pytest tests/test_snapshots.py --snapshot-update`,
+then look at the new SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import namedtuple
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from steps import load_recipe
+from wizard.app import make_app
+from wizard.demo.catalog import install_metadata
+from wizard.detect import Detection
+from wizard.instance import load_instances
+from wizard.plan import notes_for
+from wizard.state import Backup, Session, StepRecord, StepStatus
+from wizard.store import StateStore
+
+ROOT = Path("/tmp/upgrade-wizard-snapshots")  # fixed: paths show on screen
+T0 = datetime(2026, 11, 21, 22, 40, tzinfo=timezone.utc)
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+STEPS = [
+    ("stop-celery", "Stop the Celery worker", ["systemctl", "stop", "indico-celery.service"], "root"),
+    ("pip-core", "Install the new Indico release", ["/opt/indico/.venv/bin/python", "-m", "pip", "install", "indico==3.2.9"], "app"),
+    ("db-upgrade", "Upgrade the database schema", ["/opt/indico/.venv/bin/indico", "db", "upgrade"], "app"),
+    ("reload-uwsgi", "Reload uWSGI on the new code", ["touch", "/opt/indico/web/indico.wsgi"], "app"),
+    ("start-celery", "Start the Celery worker", ["systemctl", "start", "indico-celery.service"], "root"),
+]  # fmt: skip
+LOG = """[upgrade-wizard] 2026-11-21T22:41:02Z started: /opt/indico/.venv/bin/indico db upgrade
+INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.
+INFO  [alembic.runtime.migration] Will assume transactional DDL.
+INFO  [alembic.runtime.migration] Running upgrade 5d05eda06776 -> 9b3fc740b722, Fix user name_format values
+sqlalchemy.exc.OperationalError: (psycopg2.errors.LockNotAvailable) canceling statement due to lock timeout
+
+[upgrade-wizard] 2026-11-21T22:41:09Z the command exited with code 3 after 7.0 s
+"""
+
+
+def fresh(name: str) -> Path:
+    folder = ROOT / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def instances_file(folder: Path, names=("main",)) -> Path:
+    config = folder / "instances.toml"
+    config.write_text("".join(
+        f'[instances.{name}]\nrecipe = "indico"\nvenv = "{folder}/venv"\nuser = "indico"\ntarget = "3.2.9"\n\n'
+        for name in names
+    ))  # fmt: skip
+    return config
+
+
+def steps_with(statuses: list[str], logs: Path) -> list[StepRecord]:
+    records = []
+    for index, ((step_id, title, argv, run_as), status) in enumerate(zip(STEPS, statuses)):
+        record = StepRecord(id=step_id, title=title, argv=argv, run_as=run_as, safe_to_rerun=True,
+                            advice=" ".join(ADVICE[step_id].split()),
+                            status=StepStatus(status))  # fmt: skip
+        if status in ("succeeded", "failed"):
+            record.attempts = 1
+            record.started = T0 + timedelta(seconds=10 * index)
+            record.ended = record.started + timedelta(seconds=3 + 4 * index)
+            record.exit_code = 0 if status == "succeeded" else 3
+            record.log = str(logs / f"{index + 1:02d}-{step_id}.log")
+            Path(record.log).write_text(LOG if status == "failed" else f"[upgrade-wizard] {title}: done\n")
+        records.append(record)
+    return records
+
+
+def saved_session(folder: Path, statuses: list[str], **fields) -> None:
+    logs = folder / "state" / "main" / "runs" / "20261121-224000-snap"
+    logs.mkdir(parents=True)
+    session = Session(id="20261121-224000-snap", instance="main", recipe="indico", created=T0,
+                      installed_version="3.2.6", target_version="3.2.9", python_version="3.11.7",
+                      steps=steps_with(statuses, logs), **fields)  # fmt: skip
+    StateStore(folder / "state", "main").save(session)
+
+
+def app_for(folder: Path, take_backup=None):
+    return make_app(load_instances(folder / "instances.toml"), folder / "state", "main", take_backup=take_backup)
+
+
+def arrive(screen: str):
+    async def run_before(pilot) -> None:
+        for _ in range(200):
+            if type(pilot.app.screen).__name__ == screen and getattr(pilot.app.screen, "plan", True) is not None:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    return run_before
+
+
+ADVICE = {step.id: step.advice for step in load_recipe("indico").steps}
+NOTES = notes_for(load_recipe("demo"), None, Detection("3.2.5", "3.2.9", "3.11.7"))
+BACKUP = Backup(kind="taken", path="/var/backups/indico/indico-20261121-224000.dump", at=T0, size=19_000_000,
+                checksum="sha256:" + "ab" * 32,
+                restore=["pg_restore --clean --dbname indico /var/backups/indico/indico-20261121-224000.dump"])  # fmt: skip
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_picker(snap_compare, size):
+    """The instance picker: two instances of one host, the first highlighted."""
+    folder = fresh("picker")
+    instances_file(folder, names=("main", "conference"))
+    app = make_app(load_instances(folder / "instances.toml"), folder / "state")
+    assert snap_compare(app, terminal_size=size, run_before=arrive("PickerScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detect(snap_compare, size, monkeypatch):
+    """Detection: Indico 3.2.6 with a plugin in a real venv, 3.2.9 pinned; every fact ok."""
+    folder = fresh("detect")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+    install_metadata(folder / "venv", "indico", "3.2.6")
+    install_metadata(folder / "venv", "indico-plugin-livesync", "3.2.1")
+    instances_file(folder)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
+    assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_notes(snap_compare, size):
+    """Release notes: two warnings (the first acknowledged) and an info; Continue is not offered yet."""
+    folder = fresh("notes")
+    instances_file(folder)
+    saved_session(folder, ["pending"] * 5, notes=NOTES, acknowledged={NOTES[0].id: T0})
+    app = app_for(folder)
+    app.resumed = True  # past the resume screen, as after choosing "continue"
+    assert snap_compare(app, terminal_size=size, run_before=arrive("NotesScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_backup(snap_compare, size):
+    """The backup gate: the take-a-backup button focused, the typed declaration below."""
+    folder = fresh("backup")
+    instances_file(folder)
+    saved_session(folder, ["pending"] * 5)
+    app = app_for(folder, take_backup=lambda _: BACKUP)
+    app.resumed = True
+    assert snap_compare(app, terminal_size=size, run_before=arrive("BackupScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_after_a_failure(snap_compare, size):
+    """The run screen after the schema upgrade failed: its log, and the choices r / s / a in the panel and footer."""
+    folder = fresh("run")
+    instances_file(folder)
+    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
+    app = app_for(folder)
+    app.resumed = True  # straight to the run screen, as after choosing "read its log first"
+    assert snap_compare(app, terminal_size=size, run_before=arrive("RunScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_resume_interrupted(snap_compare, size):
+    """Resume: the schema upgrade was interrupted; running it again comes first (it is safe to re-run)."""
+    folder = fresh("resume")
+    instances_file(folder)
+    saved_session(folder, ["succeeded", "succeeded", "interrupted", "pending", "pending"], backup=BACKUP)
+    assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("ResumeScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_done(snap_compare, size):
+    """Done: every step succeeded but the reload, skipped because uWSGI was restarted; where things are."""
+    folder = fresh("done")
+    instances_file(folder)
+    saved_session(folder, ["succeeded", "succeeded", "succeeded", "skipped", "succeeded"], backup=BACKUP,
+                  finished=T0 + timedelta(minutes=2))  # fmt: skip
+    session = StateStore(folder / "state", "main").load()
+    session.steps[3].skip_reason = "not needed: uwsgi was restarted during the upgrade"
+    StateStore(folder / "state", "main").save(session)
+    assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DoneScreen"))
