@@ -1,0 +1,115 @@
+"""The real program in a real terminal (tmux, 80x24): walk the demo, lose the terminal mid-step, come back."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from wizard.procs import alive
+
+from .conftest import kill_tree_leftovers
+
+BOX = re.compile("[\u2500-\u257f\u2580-\u259f]")
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
+
+
+class Terminal:
+    """One tmux session on a private tmux server, driven like a person at a keyboard."""
+
+    def __init__(self, socket: str, name: str):
+        self.socket, self.name = socket, name
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10)
+        return done.stdout
+
+    def start(self, argv: list[str], width: int = 80, height: int = 24) -> None:
+        # tmux runs the command's arguments directly (no shell) when given more than one.
+        self.tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), *argv)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", self.name, key)
+            time.sleep(0.15)
+
+    def text(self) -> str:
+        """The screen as a person reads it: across line wraps, without the panels' box lines."""
+        return " ".join(BOX.sub(" ", self.screen()).split())
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.text()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared; the screen shows:\n{self.screen()}")
+
+    def hang_up(self) -> None:
+        """What a dropped SSH link does: the terminal goes, its processes get SIGHUP."""
+        self.tmux("kill-session", "-t", self.name)
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    socket = f"uw-test-{uuid.uuid4().hex[:8]}"
+    yield lambda name: Terminal(socket, name)
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    kill_tree_leftovers(tmp_path)
+
+
+def session_steps(folder: Path) -> dict[str, dict]:
+    data = json.loads((folder / "state" / "demo" / "session.json").read_text())
+    return {step["id"]: step for step in data["steps"]}
+
+
+def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
+    folder = tmp_path / "demo"
+    wizard = [sys.executable, "-m", "wizard", "demo", "--dir", str(folder)]
+    first = terminal("first")
+    first.start(wizard)
+    first.wait_for("Press c to go on", timeout=60)
+    first.keys("c")
+    first.wait_for("acknowledge it with Space")
+    first.keys("Space", "Space")
+    first.wait_for("All warnings acknowledged")
+    first.keys("c")
+    first.wait_for("Take a backup now")
+    first.keys("Enter")
+    first.wait_for("about this step")
+    first.wait_for("▶ Upgrade the database", timeout=60)
+
+    first.hang_up()
+    step = session_steps(folder)["db-upgrade"]
+    assert step["status"] == "running"
+    assert alive(step["pid"], step["start_ticks"]), "the schema upgrade must outlive the terminal"
+
+    second = terminal("second")
+    second.start(wizard)
+    screen = second.wait_for("is under way")
+    assert "still running" in screen
+    second.keys("Enter")  # reattach
+    screen = second.wait_for("log: Upgrade the database schema")
+    assert "[upgrade-wizard] 20" in screen  # the log so far, shown again...
+    second.wait_for("[alembic.runtime.migration]")  # ...then followed live
+    second.wait_for("is finished", timeout=120)
+    second.keys("q")
+
+    steps = session_steps(folder)
+    assert all(s["status"] == "succeeded" for s in steps.values()), steps
+    assert all(s["attempts"] == 1 for s in steps.values())  # nothing ran twice
+    with sqlite3.connect(folder / "indico.sqlite3") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "aba7935f9226"
