@@ -86,8 +86,10 @@ def saved_session(folder: Path, statuses: list[str], **fields) -> None:
     StateStore(folder / "state", "main").save(session)
 
 
-def app_for(folder: Path, take_backup=None):
-    return make_app(load_instances(folder / "instances.toml"), folder / "state", "main", take_backup=take_backup)
+def app_for(folder: Path, take_backup=None, past_resume: bool = False):
+    app = make_app(load_instances(folder / "instances.toml"), folder / "state", "main", take_backup=take_backup)
+    app.resumed = past_resume  # True: straight to where the session stands, as after "continue"
+    return app
 
 
 def arrive(screen: str):
@@ -136,9 +138,7 @@ def test_notes(snap_compare, size):
     folder = fresh("notes")
     instances_file(folder)
     saved_session(folder, ["pending"] * 5, notes=NOTES, acknowledged={NOTES[0].id: T0})
-    app = app_for(folder)
-    app.resumed = True  # past the resume screen, as after choosing "continue"
-    assert snap_compare(app, terminal_size=size, run_before=arrive("NotesScreen"))
+    assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("NotesScreen"))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -147,8 +147,7 @@ def test_backup(snap_compare, size):
     folder = fresh("backup")
     instances_file(folder)
     saved_session(folder, ["pending"] * 5)
-    app = app_for(folder, take_backup=lambda _: BACKUP)
-    app.resumed = True
+    app = app_for(folder, take_backup=lambda _: BACKUP, past_resume=True)
     assert snap_compare(app, terminal_size=size, run_before=arrive("BackupScreen"))
 
 
@@ -158,9 +157,7 @@ def test_run_after_a_failure(snap_compare, size):
     folder = fresh("run")
     instances_file(folder)
     saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
-    app = app_for(folder)
-    app.resumed = True  # straight to the run screen, as after choosing "read its log first"
-    assert snap_compare(app, terminal_size=size, run_before=arrive("RunScreen"))
+    assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("RunScreen"))
 
 
 @pytest.mark.parametrize("size", SIZES)

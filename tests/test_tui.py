@@ -18,7 +18,7 @@ from wizard.instance import load_instances
 from wizard.store import StateStore
 
 from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
-from .test_headless import counting_steps, running_slow_step
+from .test_headless import counting_steps, kill_step_and_wizard, start_and_kill
 
 pytestmark = pytest.mark.slow
 
@@ -175,10 +175,7 @@ async def test_abort_after_a_failure_keeps_the_session(site_root):
 async def test_resume_reattaches_to_a_step_still_running(site_root):
     runs = site_root / "runs.txt"
     site = make_site(site_root, counting_steps(runs, slow_seconds=4))
-    wizard = site.spawn("run", "--yes", "--backup-done", str(site_root))
-    running_slow_step(site)
-    wizard.send_signal(signal.SIGKILL)
-    wizard.wait()
+    start_and_kill(site, signal.SIGKILL)
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, on_screen(app, "ResumeScreen"))
@@ -195,10 +192,7 @@ async def test_resume_reattaches_to_a_step_still_running(site_root):
 async def test_resume_records_a_step_that_finished_while_away(site_root):
     runs = site_root / "runs.txt"
     site = make_site(site_root, counting_steps(runs, slow_seconds=1))
-    wizard = site.spawn("run", "--yes", "--backup-done", str(site_root))
-    step = running_slow_step(site)
-    wizard.send_signal(signal.SIGKILL)
-    wizard.wait()
+    step = start_and_kill(site, signal.SIGKILL)
     wait_for(lambda: "slow" in runs.read_text(), what="the slow step to finish on its own")
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -213,13 +207,7 @@ async def test_resume_records_a_step_that_finished_while_away(site_root):
 async def test_resume_offers_a_rerun_first_for_an_interrupted_safe_step(site_root):
     runs = site_root / "runs.txt"
     site = make_site(site_root, counting_steps(runs, slow_seconds=2))
-    wizard = site.spawn("run", "--yes", "--backup-done", str(site_root))
-    step = running_slow_step(site)
-    wizard.send_signal(signal.SIGKILL)
-    wizard.wait()
-    wrapper = psutil.Process(step["pid"])
-    for proc in [*wrapper.children(recursive=True), wrapper]:
-        proc.kill()
+    kill_step_and_wizard(site)
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, on_screen(app, "ResumeScreen"))
@@ -260,22 +248,31 @@ async def test_the_picker_opens_the_chosen_instance(tmp_path):
         assert app.engine.instance.name == "beta"
 
 
+async def straight_to_run(pilot, app, site_root) -> None:
+    """Plan, declare a backup and open the run screen, through the engine as the screens do."""
+    await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
+    app.engine.begin(app.screen.plan)
+    app.engine.declare_backup(str(site_root), "site")
+    app.route()
+
+
 async def test_scrolling_back_is_not_undone_by_new_output_and_f_follows_again(site_root):
     chatty = "import time\nfor i in range(400):\n    print('line', i, flush=True)\n    time.sleep(0.01)\ntime.sleep(3)"
     site = make_site(site_root, step_toml("chatty", chatty))
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
-        app.engine.begin(app.screen.plan)
-        app.engine.declare_backup(str(site_root), "site")
-        app.route()
+        await straight_to_run(pilot, app, site_root)
         await until(pilot, on_screen(app, "RunScreen"))
         log = app.screen.query_one(Log)
         await until(pilot, lambda: log.line_count > 100, what="output")
         log.focus()
+        await pilot.pause()
         await pilot.press("home")
-        await pilot.pause(0.5)
-        assert log.scroll_y == 0 and log.line_count > 150  # more lines came, the view stayed put
+        await pilot.pause()
+        assert log.scroll_y == 0
+        seen = log.line_count
+        await until(pilot, lambda: log.line_count > seen + 50, what="more output")
+        assert log.scroll_y == 0  # more lines came, the view stayed where the reader put it
         await pilot.press("f")
         await pilot.pause(0.2)
         assert log.is_vertical_scroll_end
@@ -285,10 +282,7 @@ async def test_quitting_while_a_step_runs_leaves_it_running(site_root):
     site = make_site(site_root, step_toml("slow", "import time\nprint('begin', flush=True)\ntime.sleep(5)"))
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
-        app.engine.begin(app.screen.plan)
-        app.engine.declare_backup(str(site_root), "site")
-        app.route()
+        await straight_to_run(pilot, app, site_root)
         await until(pilot, lambda: app.engine.session.running is not None and app.engine.session.running.pid)
         pid = app.engine.session.running.pid
         await pilot.press("q")
