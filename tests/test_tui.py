@@ -298,3 +298,12 @@ def test_the_tui_refuses_without_a_terminal(site_root):
     assert result.returncode == 2
     assert "needs a terminal" in result.stderr and "ssh -t" in result.stderr
     assert "\x1b[" not in result.stdout + result.stderr
+
+
+async def test_an_instance_held_by_another_wizard_exits_3(site_root):
+    site = make_site(site_root, step_toml("one", "print(1)"))
+    with StateStore(site.state, site.name).lock():  # another wizard holds it (a second flock conflicts)
+        app = site_app(site)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.2)
+    assert app.return_code == 3
