@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log
+from textual.worker import Worker, WorkerState
 
 from wizard.engine import Done, Failed, NeedsDecision, Run, Running
 from wizard.errors import WizardError
 from wizard.logfollow import LogFollower
 from wizard.runner import Alive
-from wizard.state import StepRecord, StepStatus
+from wizard.state import SideJob, StepRecord, StepStatus
+from wizard.watchdog import LockWatch, Verdict
 
 from .dialogs import ConfirmDialog, ReasonDialog
+from .lockpanel import LockPanel
 from .widgets import AdvicePanel, StepList
 
 TICK_SECONDS = 0.2
@@ -37,6 +40,8 @@ class RunScreen(Screen):
         Binding("r", "retry", "Retry"),
         Binding("s", "skip", "Skip"),
         Binding("a", "abort", "Abort"),
+        Binding("u", "restart_app_server", "Restart app server"),
+        Binding("k", "end_session", "End blocking session"),
         Binding("f", "follow", "Follow log"),
         Binding("q", "quit_wizard", "Quit"),
     ]
@@ -46,6 +51,9 @@ class RunScreen(Screen):
         self.shown: StepRecord | None = None
         self.follower: LogFollower | None = None
         self.pinned = False  # the operator chose a step to look at: do not switch away from it
+        self.watch: LockWatch | None = None  # on the running step, when it can hang on a lock
+        self.verdict: Verdict | None = None
+        self.watching = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,6 +61,7 @@ class RunScreen(Screen):
             with Vertical(id="side"):
                 yield StepList(id="steps", classes="panel")
                 yield AdvicePanel(id="advice", classes="panel")
+                yield LockPanel(self.app_server, id="lock", classes="panel")
             yield Log(max_lines=MAX_LOG_LINES, id="log", classes="panel")
         yield Footer()
 
@@ -60,15 +69,21 @@ class RunScreen(Screen):
     def engine(self):
         return self.app.engine
 
+    @property
+    def app_server(self) -> str:
+        return self.engine.recipe.app_server_role
+
     def on_mount(self) -> None:
         self.query_one("#steps").border_title = "steps"
         self.query_one("#advice").border_title = "about this step"
+        self.query_one("#lock").border_title = "lock watch"
         self.timer = self.set_interval(TICK_SECONDS, self.tick)
         self.tick()
 
     # -- the loop ---------------------------------------------------------------
 
     def tick(self) -> None:
+        self.engine.poll_side_jobs()
         nxt = self.engine.next()
         if isinstance(nxt, Done):
             self.timer.stop()
@@ -85,11 +100,75 @@ class RunScreen(Screen):
             if not self.pinned and self.shown is not nxt.step:
                 self.show_step(nxt.step)
             self.pump_log()
+            self.keep_watch(nxt.step)
             if not isinstance(self.engine.poll(nxt.step), Alive):
                 self.pump_log(final=True)
+                self.watch = self.verdict = None
         elif isinstance(nxt, (Failed, NeedsDecision)) and self.shown is None:
             self.show_step(nxt.step)
         self.refresh_view()
+
+    # -- the lock watch --------------------------------------------------------------
+
+    def keep_watch(self, step: StepRecord) -> None:
+        if self.watch is None or self.watch.step is not step:
+            self.watch, self.verdict = self.engine.lock_watch(step, self.app.lock_threshold), None
+        if self.watch is not None and not self.watching:
+            self.watching = True
+            self.observe(self.watch)
+
+    @work(thread=True, group="watch", exit_on_error=False)
+    def observe(self, watch: LockWatch) -> tuple[LockWatch, Verdict]:
+        return watch, watch.observe()  # psutil and perhaps a psql query: off the event loop
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "watch" or not event.worker.is_finished:
+            return
+        self.watching = False
+        if event.state == WorkerState.SUCCESS:
+            watch, verdict = event.worker.result
+            if watch is self.watch:
+                self.verdict = verdict
+                self.refresh_view()
+
+    def last_restart(self) -> SideJob | None:
+        jobs = [job for job in self.engine.session.side_jobs if job.kind == "restart"]
+        return jobs[-1] if jobs else None
+
+    def can_restart(self) -> bool:
+        job = self.last_restart()
+        has_unit = self.engine.instance.service_unit(self.engine.recipe, self.app_server) is not None
+        return has_unit and not (job and job.run.status == StepStatus.RUNNING)
+
+    @on(LockPanel.RestartPressed)
+    def action_restart_app_server(self) -> None:
+        if not (self.verdict and self.verdict.kind == "lock_wait" and self.can_restart()):
+            return
+        holders = ", ".join(b.who for b in self.verdict.blockers) or "unknown (the database could not be asked)"
+        try:
+            self.engine.restart_service(self.app_server, f"{self.engine.session.running.id} waited on a lock held by {holders}")
+        except WizardError as exc:
+            self.app.notify(exc.message, severity="error", timeout=15)
+        self.refresh_view()
+
+    def action_end_session(self) -> None:
+        blockers = [b for b in (self.verdict.blockers if self.verdict else ()) if b.session and not b.app_server]
+        if not blockers:
+            return
+        blocker = blockers[0]
+        question = f"End database session {blocker.pid} ({blocker.who}, {blocker.state})? Type {blocker.pid} to confirm."
+        self.app.push_screen(ReasonDialog(question), lambda typed: self.end_session(blocker.pid, typed))
+
+    def end_session(self, pid: int, typed: str | None) -> None:
+        if typed is None:
+            return
+        if typed.strip() != str(pid):
+            self.app.notify(f"Nothing ended: type {pid} exactly to confirm.", severity="warning")
+            return
+        try:
+            self.engine.terminate_session(pid, "it blocked the upgrade and is not the app server")
+        except WizardError as exc:
+            self.app.notify(exc.message, severity="error", timeout=15)
 
     def refresh_view(self) -> None:
         session = self.engine.session
@@ -103,6 +182,10 @@ class RunScreen(Screen):
             elif current.status == StepStatus.INTERRUPTED:
                 choices = INTERRUPTED_CHOICES
         self.query_one(AdvicePanel).show(shown, choices)
+        watched = self.verdict if (self.watch and self.watch.step is shown) else None
+        lock = self.query_one(LockPanel)
+        lock.show(watched, self.last_restart(), self.can_restart())
+        self.query_one(AdvicePanel).display = not lock.has_class("-shown")
         self.query_one("#log").border_title = f"log: {shown.title}" if shown else "log"
         self.refresh_bindings()
 
@@ -159,6 +242,11 @@ class RunScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "skip", "abort"):
             return self.decision_pending() is not None
+        waiting = self.verdict is not None and self.verdict.kind == "lock_wait"
+        if action == "restart_app_server":
+            return waiting and self.can_restart()
+        if action == "end_session":
+            return waiting and any(b.session and not b.app_server for b in self.verdict.blockers)
         return True
 
     def action_retry(self) -> None:

@@ -120,6 +120,8 @@ class Recipe(_Strict):
     )
     vars: dict[str, str] = Field({}, description="placeholders the recipe adds, with their defaults")
     required_vars: list[str] = Field([], description="placeholders every instance must set itself")
+    lock_wait_seconds: float = Field(5.0, gt=0, description="silence (and idle CPU) before a lock wait is suspected")
+    app_server_role: str = Field("uwsgi", description="the service whose restart drops the app's database sessions")
     steps: list[StepSpec] = Field(min_length=1)
     notes: list[ReleaseNote] = []
 

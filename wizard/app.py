@@ -38,8 +38,10 @@ class WizardApp(App[int]):
         *,
         chosen: str | None = None,
         take_backup: TakeBackup | None = None,
+        lock_threshold: float | None = None,
     ):
         super().__init__()
+        self.lock_threshold = lock_threshold  # seconds of silence before a lock wait is suspected
         self.instances = instances
         self.state_root = state_root
         self.chosen = chosen
@@ -146,9 +148,10 @@ def make_app(
     state_root: Path,
     chosen: str | None = None,
     take_backup: TakeBackup | None = None,
+    lock_threshold: float | None = None,
 ) -> WizardApp:
     """The one way to build the app: the CLI and the tests both come through here."""
-    return WizardApp(instances, state_root, chosen=chosen, take_backup=take_backup)
+    return WizardApp(instances, state_root, chosen=chosen, take_backup=take_backup, lock_threshold=lock_threshold)
 
 
 def run_tui(app: WizardApp) -> int:

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = sub.add_parser("tui", parents=[common], help="the interactive wizard (the default)")
     tui.add_argument("instance", nargs="?")
+    _add_watch_option(tui)
 
     plan = sub.add_parser("plan", parents=[common], help="print detection and the plan, change nothing")
     plan.add_argument("instance", nargs="?")
@@ -56,7 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_watch_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lock-wait-seconds", type=float, metavar="N",
+                        help="silence (with idle CPU) before a lock wait is suspected (default: the recipe's)")  # fmt: skip
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    _add_watch_option(parser)
+    parser.add_argument("--restart-after", type=float, metavar="N",
+                        help="headless: restart the app server by itself once a lock wait it causes was reported N s ago")  # fmt: skip
     parser.add_argument("--yes", action="store_true", help="go ahead without asking (required for headless runs)")
     decision = parser.add_mutually_exclusive_group()
     decision.add_argument("--retry", action="store_true", help="run the failed or interrupted step again")
@@ -66,7 +75,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.command = args.command or "tui"
+    if args.command is None:
+        args.command, args.instance, args.lock_wait_seconds = "tui", None, None
     try:
         return int(dispatch(args))
     except WizardError as exc:
@@ -92,7 +102,7 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return demo(args)
     config = getattr(args, "config", DEFAULT_CONFIG)
     instances = load_instances(config)
-    if args.command == "tui":
+    if args.command is None or args.command == "tui":
         return tui_for(instances, args)
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
@@ -118,7 +128,7 @@ def tui_for(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
         root = state_root(args, chosen)
     else:
         root = getattr(args, "state_dir", None) or default_state_dir()
-    return start_tui(make_app(instances, root, chosen))
+    return start_tui(make_app(instances, root, chosen, lock_threshold=args.lock_wait_seconds))
 
 
 def state_root(args: argparse.Namespace, instance: str) -> Path:
@@ -145,7 +155,8 @@ def require_yes(args: argparse.Namespace) -> None:
 def choices_from(args: argparse.Namespace):
     from .headless import Choices
 
-    return Choices(retry=args.retry, skip_reason=args.skip, backup_done=args.backup_done)
+    return Choices(retry=args.retry, skip_reason=args.skip, backup_done=args.backup_done,
+                   lock_threshold=args.lock_wait_seconds, restart_after=args.restart_after)  # fmt: skip
 
 
 def show_plan(instance: Instance) -> Exit:

@@ -45,7 +45,8 @@ def demo(args: argparse.Namespace) -> Exit:
     if not args.headless:
         from .app import make_app
 
-        result = start_tui(make_app({INSTANCE: instance}, state, INSTANCE, take_backup=take_backup))
+        app = make_app({INSTANCE: instance}, state, INSTANCE, take_backup=take_backup, lock_threshold=args.lock_wait_seconds)
+        result = start_tui(app)
         if result == Exit.DONE and StateStore(state, INSTANCE).load_done():
             stop_services(folder)
         return result

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Callable
 
 from .backup import declared_backup
+from .dbconf import database_of
+from .pgquery import QueryError, terminate
 from .errors import WizardError
 from .instance import Instance
 from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt
 from .secrets import secrets_for
 from .plan import Plan
-from .state import Backup, Note, Session, StepRecord, StepStatus, now
+from .state import Backup, Note, Session, SideJob, StepRecord, StepStatus, now
 from .store import InstanceLock, StateStore
+from .watchdog import LockWatch
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,80 @@ class Engine:
         step.ended = outcome.ended or now()
         step.status = StepStatus.SUCCEEDED if outcome.exit_code == 0 else StepStatus.FAILED
         self._save_note(f"step {step.id} {step.status.value} (exit code {outcome.exit_code})")
+
+    # -- beside the plan: the lock-hang remedies ------------------------------------
+
+    @property
+    def recipe(self):
+        return self.instance.load_recipe()
+
+    def lock_watch(self, step: StepRecord, threshold: float | None = None) -> LockWatch | None:
+        """A watch for a step that can hang on a database lock (None for other steps)."""
+        if not step.can_hang_on_lock:
+            return None
+        recipe = self.recipe
+        unit = self.instance.service_unit(recipe, recipe.app_server_role)
+
+        def app_server_pids() -> set[int]:
+            pid = self.instance.service_main_pid(unit) if unit else None
+            return {pid} if pid else set()
+
+        return LockWatch(step, threshold or recipe.lock_wait_seconds, database_of(recipe, self.instance), app_server_pids)
+
+    def restart_service(self, role: str, reason: str) -> SideJob:
+        """Restart a service beside the running step (never touching it), detached, with its own log."""
+        assert self.session is not None
+        recipe = self.recipe
+        unit = self.instance.service_unit(recipe, role)
+        if unit is None:
+            raise WizardError(f"instance {self.instance.name!r} names no {role!r} service to restart")
+        run = StepRecord(id=f"restart-{role}", title=f"Restart {unit}", argv=self.instance.service_argv("restart", unit),
+                         run_as="root", status=StepStatus.RUNNING, attempts=1)  # fmt: skip
+        job = SideJob(kind="restart", role=role, reason=reason, run=run)
+        prepare_attempt(run, self.store.run_dir(self.session), 90 + len(self.session.side_jobs))
+        self.session.side_jobs.append(job)
+        self.save()
+        child = launch(run, app_user=self.instance.user, redact=self._secrets)
+        if child is not None:
+            self._children[f"side-{len(self.session.side_jobs)}"] = child
+        self._save_note(f"{unit} restart started: {reason}")
+        return job
+
+    def poll_side_jobs(self) -> list[SideJob]:
+        """Record the end of side jobs that have finished; returns those that just did."""
+        ended = []
+        for job in self.session.side_jobs if self.session else []:
+            if job.run.status != StepStatus.RUNNING:
+                continue
+            outcome = inspect(job.run)
+            if isinstance(outcome, Finished):
+                job.run.exit_code, job.run.ended = outcome.exit_code, outcome.ended or now()
+                job.run.status = StepStatus.SUCCEEDED if outcome.exit_code == 0 else StepStatus.FAILED
+            elif isinstance(outcome, Gone):
+                job.run.status, job.run.ended = StepStatus.INTERRUPTED, now()
+            else:
+                continue
+            ended.append(job)
+            self._save_note(f"{job.run.title}: {job.run.status.value} (exit code {job.run.exit_code})")
+        return ended
+
+    def terminate_session(self, backend_pid: int, reason: str) -> bool:
+        """End one blocking database session (pg_terminate_backend), the operator having confirmed it."""
+        assert self.session is not None
+        database = database_of(self.recipe, self.instance)
+        if database is None or database.kind != "postgresql":
+            raise WizardError("only a PostgreSQL session can be ended this way")
+        run = StepRecord(id="terminate-session", title=f"End database session {backend_pid}",
+                         argv=["pg_terminate_backend", str(backend_pid)], attempts=1, started=now())  # fmt: skip
+        try:
+            ok = terminate(database, backend_pid)
+        except QueryError as exc:
+            raise WizardError(f"could not end session {backend_pid}: {exc}") from None
+        run.exit_code, run.ended = (0 if ok else 1), now()
+        run.status = StepStatus.SUCCEEDED if ok else StepStatus.FAILED
+        self.session.side_jobs.append(SideJob(kind="terminate", role="database", reason=reason, run=run))
+        self._save_note(f"database session {backend_pid} {'ended' if ok else 'was already gone'}: {reason}")
+        return ok
 
     def retry(self, step: StepRecord) -> None:
         """Put a failed or interrupted step back in line; the next start runs it again."""

@@ -10,6 +10,7 @@ from typing import Callable, TextIO
 from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending, Run, Running
 from .errors import Exit, WizardError
 from .instance import Instance
+from .lockadvice import explain
 from .logfollow import LogFollower
 from .plan import plan_for
 from .runner import Alive, Finished
@@ -27,6 +28,8 @@ class Choices:
     retry: bool = False
     skip_reason: str | None = None
     backup_done: str | None = None
+    lock_threshold: float | None = None
+    restart_after: float | None = None
 
 
 class PlainOutput:
@@ -91,13 +94,13 @@ def run_steps(
         if isinstance(nxt, Run):
             out.line(f"starting: {nxt.step.title}", nxt.step.id)
             engine.start(nxt.step)
-            follow(engine, nxt.step, out, LogFollower(nxt.step.log))
+            follow(engine, nxt.step, out, LogFollower(nxt.step.log), choices)
         elif isinstance(nxt, Running):
             follower, tail = LogFollower.from_tail(nxt.step.log, REATTACH_TAIL)
             out.line(f"reattached to the running step (pid {nxt.step.pid}); its last lines:", nxt.step.id)
             for line in tail:
                 out.line(line, nxt.step.id)
-            follow(engine, nxt.step, out, follower)
+            follow(engine, nxt.step, out, follower, choices)
 
 
 def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
@@ -128,11 +131,13 @@ def _pass_gate(choices: Choices, take_backup: Callable[[], Backup] | None, out: 
     )
 
 
-def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFollower) -> None:
+def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFollower, choices: Choices) -> None:
     """Print the step's new output until it ends (or Ctrl-C, which leaves the step running)."""
+    watch = HeadlessWatch(engine, step, out, choices)
     while True:
         for line in follower.read():
             out.line(line, step.id)
+        watch.check()
         outcome = engine.poll(step)
         if not isinstance(outcome, Alive):
             for line in follower.read() + follower.flush():
@@ -143,6 +148,38 @@ def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFoll
                 out.line(f"{verdict}{seconds}", step.id)
             return
         time.sleep(POLL_SECONDS)
+
+
+class HeadlessWatch:
+    """The lock watch as log lines: said once per change of verdict; restarts only when allowed to."""
+
+    def __init__(self, engine: Engine, step: StepRecord, out: PlainOutput, choices: Choices):
+        self.engine, self.step, self.out, self.choices = engine, step, out, choices
+        self.watch = engine.lock_watch(step, choices.lock_threshold)
+        self.said: tuple | None = None
+        self.reported_at: float | None = None
+        self.restarted = False
+
+    def check(self) -> None:
+        self.engine.poll_side_jobs()
+        if self.watch is None:
+            return
+        verdict = self.watch.observe()
+        role = self.engine.recipe.app_server_role
+        if verdict.key() != self.said:
+            self.said = verdict.key()
+            self.reported_at = time.monotonic() if verdict.kind == "lock_wait" else None
+            for line in explain(verdict, role):
+                self.out.line(f"lock watch: {line}", self.step.id)
+            if verdict.kind == "lock_wait" and self.choices.restart_after is None:
+                self.out.line(f"lock watch: waiting; pass --restart-after N to let the wizard restart {role} itself", self.step.id)
+        helps = verdict.kind == "lock_wait" and (verdict.app_server_blocks or not verdict.confirmed)
+        due = self.reported_at is not None and time.monotonic() - self.reported_at >= (self.choices.restart_after or 0)
+        if helps and due and self.choices.restart_after is not None and not self.restarted:
+            self.restarted = True
+            self.out.line(f"lock watch: restarting {role}, as --restart-after allows", self.step.id)
+            job = self.engine.restart_service(role, f"{self.step.id} waited on a lock (--restart-after)")
+            self.out.line(f"lock watch: {job.run.title}: see {job.run.log}", self.step.id)
 
 
 def report_done(engine: Engine, out: PlainOutput) -> None:

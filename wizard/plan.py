@@ -14,6 +14,7 @@ from .detect import Detection
 from .errors import ConfigError
 from .instance import Instance
 from .state import Note, StepRecord
+from .watchdog import application_tag
 
 
 def placeholder_values(recipe: Recipe, instance: Instance, found: Detection) -> dict[str, str]:
@@ -94,6 +95,8 @@ def build_plan(recipe: Recipe, instance: Instance, found: Detection) -> list[Ste
         env = {**instance.env, **{key: render(value, values) for key, value in step.env.items()}}
         env = {key: value for key, value in env.items() if value}  # an unset config means the app's own lookup
         env["VIRTUAL_ENV"] = str(instance.venv)
+        if step.can_hang_on_lock:
+            env["PGAPPNAME"] = application_tag(step.id)  # so the lock watch finds this step's session
         records.append(
             StepRecord(
                 id=step.id,

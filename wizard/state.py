@@ -83,14 +83,13 @@ class Backup(BaseModel):
 
 
 class SideJob(BaseModel):
-    """Work done beside the plan, e.g. a service restart that released a lock."""
+    """Work done beside the plan while a step runs: a service restart, a blocking session ended."""
 
-    kind: Literal["restart"]
-    role: str
-    argv: list[str]
+    kind: Literal["restart", "terminate"]
+    role: str = Field(description="the service restarted, or 'database' for a terminated session")
+    reason: str = ""
     at: datetime = Field(default_factory=now)
-    exit_code: int | None = None
-    log: str | None = None
+    run: StepRecord = Field(description="the job's own process, log and outcome")
 
 
 class Event(BaseModel):
@@ -150,4 +149,4 @@ class Session(BaseModel):
         return [n for n in self.notes if n.severity == "warning" and n.id not in self.acknowledged]
 
     def restarted(self, role: str) -> bool:
-        return any(job.role == role and job.exit_code == 0 for job in self.side_jobs)
+        return any(job.kind == "restart" and job.role == role and job.run.exit_code == 0 for job in self.side_jobs)

@@ -83,7 +83,7 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wizard.demo.svc")
     parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("action", choices=["start", "stop", "restart", "reload", "status"])
+    parser.add_argument("action", choices=["start", "stop", "restart", "reload", "status", "pid"])
     parser.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
     settings = json.loads((args.dir / "services.json").read_text())
@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{args.service} is not running: cannot reload", flush=True)
             return 7
+    if args.action == "pid":
+        proc = running_process(args.dir, args.service)
+        print(proc.pid if proc else 0, flush=True)
+        return 0 if proc else 3
     if args.action == "status":
         proc = running_process(args.dir, args.service)
         print(f"{args.service}: {'running, pid ' + str(proc.pid) if proc else 'stopped'}", flush=True)

@@ -1,0 +1,68 @@
+"""The instance's database, as its own config file describes it (never executed, only read)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from steps import Recipe
+
+from .instance import Instance
+from .secrets import config_files, ini_pairs, python_assignments
+
+
+@dataclass(frozen=True)
+class Database:
+    kind: str  # "postgresql", "sqlite", "mysql", ...
+    name: str
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+
+    def describe(self) -> str:
+        """For the operator's eyes: never with the password."""
+        if self.kind == "sqlite":
+            return f"SQLite {self.name}"
+        where = f"{self.host or 'local socket'}{':' + str(self.port) if self.port else ''}"
+        return f"{self.kind} database {self.name!r} on {where} as {self.user or 'the current user'}"
+
+
+def from_url(url: str) -> Database | None:
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        query = parse_qs(parts.query)
+        host = unquote(parts.hostname) if parts.hostname else (query.get("host") or [None])[0]
+        return Database("postgresql", unquote(parts.path.lstrip("/")), host, parts.port,
+                        unquote(parts.username) if parts.username else None,
+                        unquote(parts.password) if parts.password else None)  # fmt: skip
+    if scheme == "sqlite":
+        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy reads them
+        return Database("sqlite", parts.path[1:] if not parts.netloc else f"/{parts.netloc}{parts.path}")
+    return None
+
+
+def database_of(recipe: Recipe, instance: Instance) -> Database | None:
+    """Indico: SQLALCHEMY_DATABASE_URI; pretalx: the [database] section.  None when not found."""
+    for path in config_files(recipe, instance):
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if recipe.config_format == "python":
+            values = dict(python_assignments(text))
+            url = values.get("SQLALCHEMY_DATABASE_URI")
+            if isinstance(url, str):
+                return from_url(url)
+        else:
+            section = {key.split(".", 1)[1]: value for key, value in ini_pairs(text) if key.startswith("database.")}
+            if section:
+                backend = section.get("backend", "sqlite3")
+                kind = {"postgresql_psycopg2": "postgresql", "sqlite3": "sqlite"}.get(backend, backend)
+                port = section.get("port")
+                return Database(kind, section.get("name", ""), section.get("host") or None,
+                                int(port) if port and port.isdigit() else None,
+                                section.get("user") or None, section.get("password") or None)  # fmt: skip
+    return None

@@ -1,0 +1,60 @@
+"""Asking PostgreSQL who waits on whom, through psql: the password goes in its environment only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import sh
+
+from .dbconf import Database
+
+ACTIVITY = """
+SELECT coalesce(json_agg(row_to_json(a)), '[]') FROM (
+  SELECT pid, application_name, client_addr::text AS client_addr, client_port, state,
+         wait_event_type, wait_event, pg_blocking_pids(pid) AS blocked_by,
+         extract(epoch FROM now() - state_change)::int AS state_seconds,
+         left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+  FROM pg_stat_activity
+  WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+) a
+"""
+
+
+class QueryError(Exception):
+    """The database could not be asked (not reachable, no psql, refused): say so and fall back."""
+
+
+def psql_env(db: Database) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(PGDATABASE=db.name, PGCONNECT_TIMEOUT="3", PGAPPNAME="upgrade-wizard-watch",
+               PGOPTIONS="-c statement_timeout=3000 -c lock_timeout=1000")  # fmt: skip
+    for key, value in (("PGHOST", db.host), ("PGPORT", db.port), ("PGUSER", db.user), ("PGPASSWORD", db.password)):
+        if value:
+            env[key] = str(value)
+    return env
+
+
+def run_sql(db: Database, statement: str) -> str:
+    if db.kind != "postgresql":
+        raise QueryError(f"{db.kind} cannot be asked about locks")
+    if shutil.which("psql") is None:
+        raise QueryError("psql is not installed on this host")
+    try:
+        out = sh.Command("psql")("-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement,
+                                 _env=psql_env(db), _tty_out=False, _timeout=10)  # fmt: skip
+    except sh.ErrorReturnCode as exc:
+        lines = exc.stderr.decode(errors="replace").strip().splitlines()
+        raise QueryError(lines[-1] if lines else f"psql failed with exit code {exc.exit_code}") from None
+    except sh.TimeoutException:
+        raise QueryError("the database did not answer within 10 s") from None
+    return str(out).strip()
+
+
+def activity(db: Database) -> list[dict]:
+    return json.loads(run_sql(db, ACTIVITY) or "[]")
+
+
+def terminate(db: Database, pid: int) -> bool:
+    return run_sql(db, f"SELECT pg_terminate_backend({int(pid)})") == "t"

@@ -1,0 +1,215 @@
+"""Is a silent step waiting on a database lock?  Silence + an idle process tree, then the database says who.
+
+The verdict never touches the step: it only explains, and names who blocks it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import psutil
+
+from .dbconf import Database
+from .pgquery import QueryError, activity
+from .state import StepRecord
+
+BUSY_CPU_SECONDS = 0.05  # more CPU than this between two looks means the step is working
+DIAGNOSE_EVERY = 2.0
+
+Kind = Literal["running", "busy", "not_a_lock", "lock_wait"]
+
+
+@dataclass(frozen=True)
+class Blocker:
+    pid: int  # the database backend's pid (for SQLite: the OS process holding the file)
+    who: str  # e.g. "uwsgi (pid 4021)", "psql (pid 88)", or the application name
+    session: bool  # pid names a database session (PostgreSQL), not a local process (SQLite)
+    state: str  # e.g. "idle in transaction"
+    seconds: int | None
+    query: str
+    app_server: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Kind
+    silent_for: float
+    confirmed: bool = False  # the database itself showed the wait
+    blockers: tuple[Blocker, ...] = ()
+    waiting_query: str = ""
+    db_note: str = ""  # why the database could not be asked, when it could not
+
+    @property
+    def app_server_blocks(self) -> bool:
+        return any(b.app_server for b in self.blockers)
+
+    def key(self) -> tuple:
+        """What changes the advice (not the seconds counting up)."""
+        return (self.kind, self.confirmed, tuple((b.pid, b.app_server) for b in self.blockers), self.db_note)
+
+
+def application_tag(step_id: str) -> str:
+    """Set as PGAPPNAME on a step, so its own backend can be told apart in pg_stat_activity."""
+    return f"upgrade-wizard:{step_id}"
+
+
+def process_tree(pid: int | None) -> list[psutil.Process]:
+    if not pid:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def describe_process(pid: int) -> str:
+    try:
+        return f"{psutil.Process(pid).name()} (pid {pid})"
+    except psutil.Error:
+        return f"pid {pid}"
+
+
+def looks_like_app_server(pid: int, app_server_pids: set[int]) -> bool:
+    """The process or one of its parents is the app server: its service's main pid, or named uwsgi."""
+    try:
+        chain = [psutil.Process(pid), *psutil.Process(pid).parents()]
+    except psutil.Error:
+        return False
+    for proc in chain:
+        try:
+            if proc.pid in app_server_pids or "uwsgi" in proc.name() or any("uwsgi" in part for part in proc.cmdline()[:2]):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
+def local_process_for(client_addr: str | None, client_port: int | None) -> int | None:
+    """The local process on the other end of a backend's TCP connection (None for remote or socket clients)."""
+    if not client_port or client_port < 0 or client_addr not in ("127.0.0.1", "::1"):
+        return None
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == client_port and conn.pid:
+                return conn.pid
+    except (psutil.Error, OSError):
+        return None
+    return None
+
+
+@dataclass
+class LockWatch:
+    """Watches one running step that can hang on a lock; ``observe`` is called every fraction of a second."""
+
+    step: StepRecord
+    threshold: float
+    database: Database | None
+    app_server_pids: Callable[[], set[int]] = lambda: set()
+    clock: Callable[[], float] = time.monotonic
+    _last_output: float = field(init=False)
+    _last_busy: float = field(init=False)
+    _log_size: int = field(init=False, default=-1)
+    _cpu: float = field(init=False, default=-1.0)
+    _last_diagnosis: tuple[float, Verdict] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._last_output = self._last_busy = self.clock()
+
+    def observe(self) -> Verdict:
+        now = self.clock()
+        size = _file_size(self.step.log)
+        if size != self._log_size:
+            self._log_size, self._last_output = size, now
+        tree = process_tree(self.step.pid)
+        cpu = cpu_seconds(tree)
+        if self._cpu < 0 or cpu - self._cpu > BUSY_CPU_SECONDS:
+            self._last_busy = now
+        self._cpu = cpu
+        silent = now - self._last_output
+        if silent < self.threshold:
+            self._last_diagnosis = None
+            return Verdict("running", silent)
+        if now - self._last_busy < self.threshold:
+            return Verdict("busy", silent)
+        if self._last_diagnosis and now - self._last_diagnosis[0] < DIAGNOSE_EVERY:
+            cached = self._last_diagnosis[1]
+            return Verdict(cached.kind, silent, cached.confirmed, cached.blockers, cached.waiting_query, cached.db_note)
+        verdict = self.diagnose(silent, {p.pid for p in tree})
+        self._last_diagnosis = (now, verdict)
+        return verdict
+
+    def diagnose(self, silent: float, own_pids: set[int]) -> Verdict:
+        db = self.database
+        if db is None:
+            return Verdict("lock_wait", silent, db_note="the instance's database settings were not found")
+        if db.kind == "sqlite":
+            return self._diagnose_sqlite(silent, db, own_pids)
+        try:
+            rows = activity(db)
+        except QueryError as exc:
+            return Verdict("lock_wait", silent, db_note=f"the database could not be asked: {exc}")
+        return self._diagnose_postgres(silent, rows)
+
+    def _diagnose_postgres(self, silent: float, rows: list[dict]) -> Verdict:
+        by_pid = {row["pid"]: row for row in rows}
+        tag = application_tag(self.step.id)
+        mine = [row for row in rows if row.get("application_name") == tag]
+        waiting = [row for row in mine if row.get("wait_event_type") == "Lock"]
+        if mine and not waiting:
+            state = mine[0].get("state") or "unknown"
+            return Verdict("not_a_lock", silent, confirmed=True, db_note=f"its database session is {state}, not waiting")
+        if not mine:
+            # Not tagged (an app that sets its own application_name): any backend stuck on a lock will do.
+            waiting = [row for row in rows if row.get("wait_event_type") == "Lock" and row.get("blocked_by")]
+            if not waiting:
+                return Verdict("not_a_lock", silent, confirmed=True, db_note="no session of this database waits on a lock")
+        pids = self.app_server_pids()
+        blockers = []
+        for blocker_pid in dict.fromkeys(pid for row in waiting for pid in row.get("blocked_by") or []):
+            row = by_pid.get(blocker_pid, {"pid": blocker_pid})
+            local = local_process_for(row.get("client_addr"), row.get("client_port"))
+            who = describe_process(local) if local else (row.get("application_name") or "a remote client")
+            blockers.append(
+                Blocker(pid=blocker_pid, who=who, session=True, state=row.get("state") or "unknown", seconds=row.get("state_seconds"),
+                        query=row.get("query") or "", app_server=bool(local) and looks_like_app_server(local, pids))
+            )  # fmt: skip
+        return Verdict("lock_wait", silent, confirmed=True, blockers=tuple(blockers), waiting_query=waiting[0].get("query") or "")
+
+    def _diagnose_sqlite(self, silent: float, db: Database, own_pids: set[int]) -> Verdict:
+        path = os.path.realpath(db.name)
+        pids = self.app_server_pids()
+        blockers = []
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid in own_pids or proc.pid == os.getpid():
+                continue
+            try:
+                if any(os.path.realpath(f.path) == path for f in proc.open_files()):
+                    blockers.append(Blocker(proc.pid, describe_process(proc.pid), False, "has the database open", None, "",
+                                            looks_like_app_server(proc.pid, pids)))  # fmt: skip
+            except psutil.Error:
+                continue
+        if not blockers:
+            return Verdict("not_a_lock", silent, db_note="nothing else has the database file open")
+        return Verdict("lock_wait", silent, confirmed=True, blockers=tuple(blockers))
+
+
+def _file_size(path: str | None) -> int:
+    try:
+        return os.stat(path).st_size if path else 0
+    except OSError:
+        return 0
