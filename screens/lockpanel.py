@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Static
 
-from wizard.lockadvice import explain
+from wizard.lockadvice import explain, server_title, summary
 from wizard.state import SideJob, StepStatus
 from wizard.watchdog import Verdict
 
@@ -21,7 +21,7 @@ class LockPanel(VerticalScroll):
         height: 1fr;
         display: none;
         &.-shown { display: block; }
-        #restart { margin-top: 1; width: auto; }
+        #restart { margin: 1 0; width: auto; }
     }
     """
 
@@ -33,22 +33,25 @@ class LockPanel(VerticalScroll):
         self.app_server = app_server
 
     def compose(self) -> ComposeResult:
-        yield Static(id="lock-text")
-        yield Button(f"Restart {self.app_server}", id="restart", variant="warning")
+        yield Static(id="lock-head")
+        yield Button(f"Restart {server_title(self.app_server)}", id="restart", variant="warning")
+        yield Static(id="lock-more")
 
     def show(self, verdict: Verdict | None, job: SideJob | None, can_restart: bool) -> None:
         lines = explain(verdict, self.app_server) if verdict else []
+        head_lines = summary(verdict, self.app_server) if verdict else []
         self.set_class(bool(lines) or job is not None, "-shown")
-        text = Text()
+        head = Text()
         if verdict is not None and verdict.kind == "lock_wait":
-            text.append("Waiting on a database lock\n", style="bold yellow")
-        for line in lines:
-            text.append(line + "\n")
+            head.append("Waiting on a database lock\n", style="bold yellow")
+        head.append("\n".join(head_lines))
         if job is not None:
-            state = {StepStatus.RUNNING: "restarting…", StepStatus.SUCCEEDED: "restarted",
+            state = {StepStatus.RUNNING: "restarting…", StepStatus.SUCCEEDED: "restarted; the upgrade carries on once the lock is free",
                      StepStatus.FAILED: f"restart FAILED (exit code {job.run.exit_code})"}.get(job.run.status, job.run.status.value)  # fmt: skip
-            text.append(f"\n{job.run.title}: {state}. Its log: {job.run.log}\n", style="bold")
-        self.query_one("#lock-text", Static).update(text)
+            head.append(f"\n{job.run.title}: {state}.", style="bold")
+        self.query_one("#lock-head", Static).update(head)
+        more = lines[len(head_lines):] + ([f"Restart log: {job.run.log}"] if job is not None else [])
+        self.query_one("#lock-more", Static).update("\n".join(more))
         button = self.query_one("#restart", Button)
         button.display = can_restart and verdict is not None and verdict.kind == "lock_wait"
         button.disabled = job is not None and job.run.status == StepStatus.RUNNING

@@ -40,7 +40,7 @@ class RunScreen(Screen):
         Binding("r", "retry", "Retry"),
         Binding("s", "skip", "Skip"),
         Binding("a", "abort", "Abort"),
-        Binding("u", "restart_app_server", "Restart app server"),
+        Binding("u", "restart_app_server", "Restart the app server"),
         Binding("k", "end_session", "End blocking session"),
         Binding("f", "follow", "Follow log"),
         Binding("q", "quit_wizard", "Quit"),
@@ -54,6 +54,7 @@ class RunScreen(Screen):
         self.watch: LockWatch | None = None  # on the running step, when it can hang on a lock
         self.verdict: Verdict | None = None
         self.watching = False
+        self.offered: tuple = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -187,7 +188,11 @@ class RunScreen(Screen):
         lock.show(watched, self.last_restart(), self.can_restart())
         self.query_one(AdvicePanel).display = not lock.has_class("-shown")
         self.query_one("#log").border_title = f"log: {shown.title}" if shown else "log"
-        self.refresh_bindings()
+        # The footer recomposes on every refresh: only when the keys on offer really change.
+        offered = tuple(self.check_action(action, ()) for action in ("retry", "restart_app_server", "end_session"))
+        if offered != self.offered:
+            self.offered = offered
+            self.refresh_bindings()
 
     # -- the log pane -------------------------------------------------------------
 

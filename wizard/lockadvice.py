@@ -7,14 +7,29 @@ from .watchdog import Blocker, Verdict
 
 def _blocker_line(blocker: Blocker, app_server: str) -> str:
     since = f" for {blocker.seconds} s" if blocker.seconds is not None else ""
-    owner = f"the {app_server} service, " if blocker.app_server else ""
+    owner = f"the {server_title(app_server)} service, " if blocker.app_server else ""
     query = f"; last statement: {blocker.query}" if blocker.query else ""
     session = f"session {blocker.pid} of " if blocker.session else ""
     return f"{session}{owner}{blocker.who}: {blocker.state}{since}{query}"
 
 
+SERVER_TITLES = {"uwsgi": "uWSGI", "web": "the web server"}
+
+
+def server_title(role: str) -> str:
+    return SERVER_TITLES.get(role, role)
+
+
+def summary(verdict: Verdict, app_server: str) -> list[str]:
+    """The first lines: what is happening and who blocks (what the operator must see at once)."""
+    lines = explain(verdict, app_server)
+    keep = 1 + (not verdict.confirmed) + len(verdict.blockers) if verdict.kind == "lock_wait" else len(lines)
+    return lines[:keep]
+
+
 def explain(verdict: Verdict, app_server: str) -> list[str]:
     """Lines of advice for a verdict; empty while the step simply runs."""
+    app_server = server_title(app_server)
     silent = f"No output for {verdict.silent_for:.0f} s"
     if verdict.kind == "running":
         return []
