@@ -53,7 +53,7 @@ class LockPanel(VerticalScroll):
         more = lines[len(head_lines):] + ([f"Restart log: {job.run.log}"] if job is not None else [])
         self.query_one("#lock-more", Static).update("\n".join(more))
         button = self.query_one("#restart", Button)
-        button.display = can_restart and verdict is not None and verdict.kind == "lock_wait"
+        button.display = can_restart and verdict is not None and verdict.restart_would_help
         button.disabled = job is not None and job.run.status == StepStatus.RUNNING
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -143,7 +143,7 @@ class RunScreen(Screen):
 
     @on(LockPanel.RestartPressed)
     def action_restart_app_server(self) -> None:
-        if not (self.verdict and self.verdict.kind == "lock_wait" and self.can_restart()):
+        if not (self.verdict and self.verdict.restart_would_help and self.can_restart()):
             return
         holders = ", ".join(b.who for b in self.verdict.blockers) or "unknown (the database could not be asked)"
         try:
@@ -249,7 +249,7 @@ class RunScreen(Screen):
             return self.decision_pending() is not None
         waiting = self.verdict is not None and self.verdict.kind == "lock_wait"
         if action == "restart_app_server":
-            return waiting and self.can_restart()
+            return waiting and self.verdict.restart_would_help and self.can_restart()
         if action == "end_session":
             return waiting and any(b.session and not b.app_server for b in self.verdict.blockers)
         return True

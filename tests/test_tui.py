@@ -307,3 +307,39 @@ async def test_an_instance_held_by_another_wizard_exits_3(site_root):
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause(0.2)
     assert app.return_code == 3
+
+
+async def test_the_demo_lock_wait_shows_the_panel_and_restart_releases_it(tmp_path):
+    folder = tmp_path / "slow demo"
+    build(folder, pace=2)  # its uWSGI's requests last 40 s: only a restart ends one soon
+    start_services(folder)
+    try:
+        app = demo_app(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
+            engine = app.engine
+            engine.begin(app.screen.plan)
+            for note in engine.session.unacknowledged:
+                engine.acknowledge(note.id)
+            engine.pass_gate(app.take_backup(engine.instance))
+            for step in engine.session.steps[:3]:
+                engine.skip(step, "not needed for this test")
+            app.route()
+            await until(pilot, lambda: screen_name(app) == "RunScreen" and app.screen.verdict is not None
+                        and app.screen.verdict.kind == "lock_wait", timeout=30, what="the lock panel")  # fmt: skip
+            assert app.screen.verdict.app_server_blocks
+            assert "Blocked by the uWSGI service" in str(app.screen.query_one("#lock-head").render())
+            await pilot.press("u")
+            await until(pilot, lambda: engine.session.step("db-upgrade").status == "succeeded", timeout=20)
+            deadline = time.monotonic() + 60
+            while screen_name(app) != "DoneScreen" and time.monotonic() < deadline:
+                screen = app.screen  # the plugins' step waits on the new uWSGI's request: restart again
+                if screen_name(app) == "RunScreen" and screen.check_action("restart_app_server", ()):
+                    await pilot.press("u")
+                await pilot.pause(0.2)
+            assert screen_name(app) == "DoneScreen"
+            assert len(engine.session.side_jobs) == 2
+            reload = engine.session.step("reload-uwsgi")
+            assert reload.status == "skipped" and "uwsgi was restarted" in reload.skip_reason
+    finally:
+        kill_tree_leftovers(tmp_path)

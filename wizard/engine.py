@@ -176,6 +176,7 @@ class Engine:
         assert session is not None
         if session.done:
             return Done()
+        self.poll_side_jobs()
         if session.blockers:
             return Blocked(session.blockers)
         if session.unacknowledged:
@@ -193,6 +194,9 @@ class Engine:
                 self.skip(step, f"not needed: {step.unless_restarted} was restarted during the upgrade")
                 continue
             return Run(step)
+        side = next((job.run for job in session.side_jobs if job.run.status == StepStatus.RUNNING), None)
+        if side is not None:
+            return Running(side)  # a restart still winding down: the session ends after it
         session.finished = now()
         self._save_note("all steps finished")
         return Done()
@@ -256,8 +260,11 @@ class Engine:
         return outcome
 
     def reconcile(self) -> Outcome | None:
-        """On start-up: settle a step that an earlier wizard left running."""
-        if self.session is None or (step := self.session.running) is None:
+        """On start-up: settle a step (and side jobs) that an earlier wizard left running."""
+        if self.session is None:
+            return None
+        self.poll_side_jobs()
+        if (step := self.session.running) is None:
             return None
         outcome = self.poll(step)
         if isinstance(outcome, Alive):

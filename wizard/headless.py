@@ -173,7 +173,7 @@ class HeadlessWatch:
                 self.out.line(f"lock watch: {line}", self.step.id)
             if verdict.kind == "lock_wait" and self.choices.restart_after is None:
                 self.out.line(f"lock watch: waiting; pass --restart-after N to let the wizard restart {role} itself", self.step.id)
-        helps = verdict.kind == "lock_wait" and (verdict.app_server_blocks or not verdict.confirmed)
+        helps = verdict.restart_would_help
         due = self.reported_at is not None and time.monotonic() - self.reported_at >= (self.choices.restart_after or 0)
         if helps and due and self.choices.restart_after is not None and not self.restarted:
             self.restarted = True

@@ -46,6 +46,11 @@ class Verdict:
     def app_server_blocks(self) -> bool:
         return any(b.app_server for b in self.blockers)
 
+    @property
+    def restart_would_help(self) -> bool:
+        """A lock wait the app server causes, or one the database could not confirm either way."""
+        return self.kind == "lock_wait" and (self.app_server_blocks or not self.confirmed)
+
     def key(self) -> tuple:
         """What changes the advice (not the seconds counting up)."""
         return (self.kind, self.confirmed, tuple((b.pid, b.app_server) for b in self.blockers), self.db_note)

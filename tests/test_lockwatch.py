@@ -1,0 +1,248 @@
+"""The lock-hang watch against a real PostgreSQL, with a real "uwsgi" under a real service manager (supervisord)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from wizard.app import make_app
+from wizard.instance import load_instances
+from wizard.runner import launch, prepare_attempt
+from wizard.state import StepRecord
+from wizard.watchdog import LockWatch, application_tag
+
+from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str
+from .pg import PASSWORD, start_postgres, stop_postgres
+from .test_tui import straight_to_run, until
+
+pytestmark = pytest.mark.slow
+THRESHOLD = 2.0
+BIN = Path(sys.executable).parent
+
+FAKE_UWSGI = """
+import os, signal, subprocess, sys, time
+# An app server worker that read from `labels` and left its transaction open (idle in transaction).
+psql = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True,
+                        env={**os.environ, "PGAPPNAME": "fake-uwsgi"})
+psql.stdin.write("BEGIN;\\nSELECT count(*) FROM labels;\\n")
+psql.stdin.flush()
+def stop(*_):
+    psql.terminate()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    pg = start_postgres()
+    if pg is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    yield pg
+    stop_postgres(pg)
+
+
+@pytest.fixture
+def table(postgres):
+    postgres.sql("DROP TABLE IF EXISTS labels; CREATE TABLE labels (id serial PRIMARY KEY, title text);"
+                 "INSERT INTO labels (title) VALUES ('cancelled'), ('postponed');")  # fmt: skip
+    return postgres
+
+
+@pytest.fixture
+def supervisor(tmp_path, table):
+    """supervisord running the fake uwsgi as the program 'uwsgi'."""
+    folder = tmp_path / "supervisor"
+    folder.mkdir()
+    (folder / "fake_uwsgi.py").write_text(FAKE_UWSGI)
+    env = f'PGHOST="127.0.0.1",PGPORT="{table.port}",PGUSER="app",PGDATABASE="app",PGPASSWORD="{PASSWORD}"'
+    conf = folder / "supervisord.conf"
+    conf.write_text(textwrap.dedent(f"""
+        [unix_http_server]
+        file={folder}/supervisor.sock
+        [supervisord]
+        logfile={folder}/supervisord.log
+        pidfile={folder}/supervisord.pid
+        childlogdir={folder}
+        [rpcinterface:supervisor]
+        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+        [supervisorctl]
+        serverurl=unix://{folder}/supervisor.sock
+        [program:uwsgi]
+        command={PYTHON} {folder}/fake_uwsgi.py
+        environment={env}
+        stopsignal=TERM
+        stopwaitsecs=5
+        startsecs=1
+    """))
+    subprocess.run([BIN / "supervisord", "-c", conf], check=True, timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "idle in transaction" not in table.sql(
+        "SELECT string_agg(state, ',') FROM pg_stat_activity WHERE application_name = 'fake-uwsgi'"
+    ):
+        time.sleep(0.2)
+    yield conf
+    subprocess.run([BIN / "supervisorctl", "-c", conf, "shutdown"], capture_output=True, timeout=30)
+    kill_tree_leftovers(folder)
+
+
+def pg_site(root: Path, pg, conf: Path | None, statement: str) -> object:
+    """An instance whose one step runs `statement` with psql; its config holds the database URL."""
+    pgpass = root / "pgpass"
+    root.mkdir(parents=True, exist_ok=True)
+    pgpass.write_text(f"127.0.0.1:{pg.port}:app:app:{PASSWORD}\n")
+    pgpass.chmod(0o600)
+    step = (
+        '[[steps]]\nid = "alter"\ntitle = "Alter the labels table"\ncan_hang_on_lock = true\nsafe_to_rerun = true\n'
+        f'argv = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", {toml_str(statement)}]\n'
+        f'env = {{ PGHOST = "127.0.0.1", PGPORT = "{pg.port}", PGUSER = "app", PGDATABASE = "app", '
+        f'PGPASSFILE = {toml_str(pgpass)} }}\n'
+    )
+    site = make_site(root, step, app_config=f"SQLALCHEMY_DATABASE_URI = {pg.url!r}\n")
+    recipe = root / "recipe.toml"
+    text = recipe.read_text().replace('config_format = "python"\n', f'config_format = "python"\nlock_wait_seconds = {THRESHOLD}\n', 1)
+    recipe.write_text(text + '\n[services]\nuwsgi = "uwsgi"\n')
+    if conf is not None:
+        manager = ", ".join(toml_str(p) for p in [BIN / "supervisorctl", "-c", conf])
+        with open(site.config, "a") as handle:
+            handle.write(f'service_manager = [{manager}, "{{action}}", "{{service}}"]\n'
+                         f'service_pid = [{manager}, "pid", "{{service}}"]\n')  # fmt: skip
+    return site
+
+
+def backend_of(pg, application: str) -> int:
+    return int(pg.sql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{application}'"))
+
+
+async def test_uwsgi_holding_the_table_is_named_and_the_button_releases_it(tmp_path, table, supervisor):
+    site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN is_event_not_happening boolean")
+    holder = backend_of(table, "fake-uwsgi")
+    app = make_app(load_instances(site.config), site.state, site.name)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await straight_to_run(pilot, app, site.root)
+        await until(pilot, lambda: app.engine.session.running is not None, what="the step to start")
+        started = time.monotonic()
+        screen = app.screen
+        await until(pilot, lambda: screen.verdict is not None and screen.verdict.kind == "lock_wait",
+                    timeout=THRESHOLD + 10, what="the lock-wait verdict")  # fmt: skip
+        assert time.monotonic() - started <= THRESHOLD + 1.5
+        verdict = screen.verdict
+        assert verdict.confirmed and [b.pid for b in verdict.blockers] == [holder]
+        assert verdict.blockers[0].app_server and verdict.blockers[0].state == "idle in transaction"
+        assert "ALTER TABLE labels" in verdict.waiting_query
+        text = str(screen.query_one("#lock-head").render())
+        assert f"session {holder} of the uWSGI service" in text
+        await pilot.press("u")
+        await until(pilot, lambda: app.engine.session.done or app.engine.session.steps[0].status == "succeeded",
+                    timeout=30, what="the step to complete after the restart")  # fmt: skip
+        job = app.engine.session.side_jobs[0]
+        assert job.kind == "restart" and job.role == "uwsgi"
+        await until(pilot, lambda: job.run.exit_code is not None, what="the restart to be recorded")
+        assert job.run.exit_code == 0 and "uwsgi" in Path(job.run.log).read_text()
+    assert "is_event_not_happening" in table.sql("SELECT string_agg(column_name, ',') FROM information_schema.columns WHERE table_name = 'labels'")
+    assert backend_of(table, "fake-uwsgi") != holder  # a new uwsgi, a new session
+
+
+async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table):
+    site = pg_site(tmp_path / "site", table, None, "ALTER TABLE labels ADD COLUMN undone boolean")
+    blocker = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True,
+                               env={**table.env(), "PGAPPNAME": "forgotten-psql"})  # fmt: skip
+    blocker.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
+    blocker.stdin.flush()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "idle in transaction" not in table.sql(
+            "SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity WHERE application_name = 'forgotten-psql'"
+        ):
+            time.sleep(0.1)
+        holder = backend_of(table, "forgotten-psql")
+        app = make_app(load_instances(site.config), site.state, site.name)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await straight_to_run(pilot, app, site.root)
+            screen = app.screen
+            await until(pilot, lambda: screen.verdict is not None and screen.verdict.kind == "lock_wait", timeout=15)
+            verdict = screen.verdict
+            assert [b.pid for b in verdict.blockers] == [holder] and not verdict.app_server_blocks
+            assert "psql" in verdict.blockers[0].who
+            text = str(screen.query_one("#lock-more").render())
+            assert "not uWSGI: restarting it would not help" in text
+            assert not screen.query_one("#restart").display
+            await pilot.press("k")
+            await until(pilot, lambda: type(app.screen).__name__ == "ReasonDialog")
+            await pilot.press(*str(holder), "enter")
+            await until(pilot, lambda: app.engine.session.steps[0].status == "succeeded", timeout=20)
+            assert app.engine.session.side_jobs[0].kind == "terminate"
+    finally:
+        blocker.kill()
+
+
+def watch_step(tmp_path: Path, code: str, pg, env: dict | None = None) -> tuple[StepRecord, LockWatch]:
+    from wizard.dbconf import Database
+
+    record = StepRecord(id="watched", title="watched", argv=[PYTHON, "-c", code], can_hang_on_lock=True,
+                        env={"PGAPPNAME": application_tag("watched"), **(env or {})})  # fmt: skip
+    prepare_attempt(record, tmp_path, 1)
+    launch(record, app_user=None)
+    database = Database("postgresql", pg.dbname, pg.host, pg.port, pg.user, pg.password)
+    return record, LockWatch(record, THRESHOLD, database)
+
+
+def observe_for(watch: LockWatch, seconds: float) -> list:
+    verdicts, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        verdicts.append(watch.observe())
+        time.sleep(0.2)
+    return verdicts
+
+
+def test_a_silent_step_busy_on_the_cpu_raises_no_alarm(tmp_path, postgres):
+    busy = f"import time\nprint('crunching', flush=True)\nend = time.time() + {3 * THRESHOLD + 1}\nwhile time.time() < end: pass"
+    _, watch = watch_step(tmp_path, busy, postgres)
+    verdicts = observe_for(watch, 3 * THRESHOLD)
+    assert verdicts[-1].kind == "busy" and verdicts[-1].silent_for >= 2 * THRESHOLD
+    assert not any(v.kind in ("lock_wait", "not_a_lock") for v in verdicts)
+
+
+def test_a_silent_idle_step_without_a_lock_is_not_called_a_lock_wait(tmp_path, postgres):
+    sleeping = "import subprocess\nsubprocess.run(['psql', '-X', '-q', '-c', 'SELECT pg_sleep(8)'])"
+    env = {"PGHOST": postgres.host, "PGPORT": str(postgres.port), "PGUSER": "app", "PGDATABASE": "app",
+           "PGPASSWORD": PASSWORD}  # fmt: skip
+    _, watch = watch_step(tmp_path, sleeping, postgres, env)
+    verdicts = observe_for(watch, THRESHOLD + 2)
+    assert verdicts[-1].kind == "not_a_lock" and verdicts[-1].confirmed
+    assert "not waiting" in verdicts[-1].db_note
+    assert not any(v.kind == "lock_wait" for v in verdicts)
+
+
+def test_without_a_reachable_database_the_watch_says_so_and_guesses(tmp_path, postgres):
+    from wizard.dbconf import Database
+
+    record = StepRecord(id="w", title="w", argv=[PYTHON, "-c", "import time; time.sleep(6)"], can_hang_on_lock=True)
+    prepare_attempt(record, tmp_path, 1)
+    launch(record, app_user=None)
+    nowhere = Database("postgresql", "app", "127.0.0.1", 1, "app", "nope")
+    verdicts = observe_for(LockWatch(record, THRESHOLD, nowhere), THRESHOLD + 1.5)
+    assert verdicts[-1].kind == "lock_wait" and not verdicts[-1].confirmed
+    assert "could not be asked" in verdicts[-1].db_note
+
+
+def test_headless_reports_the_blocker_and_restarts_only_when_allowed(tmp_path, table, supervisor):
+    site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN headless boolean")
+    result = site.cli("run", "--yes", "--backup-done", str(site.root), "--restart-after", "1", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "lock watch: No output for" in out and "waiting on a database lock" in out
+    assert "of the uWSGI service" in out and "idle in transaction" in out
+    assert "restarting uwsgi, as --restart-after allows" in out
+    assert PASSWORD not in out + result.stderr
+    for path in (site.state / site.name).rglob("*"):
+        if path.is_file():
+            assert PASSWORD not in path.read_text(errors="ignore"), path
