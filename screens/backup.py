@@ -10,11 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError
 from wizard.state import Backup
+from .widgets import TitleBar
 
 
 class BackupScreen(Screen):
@@ -23,7 +24,7 @@ class BackupScreen(Screen):
 
     def compose(self) -> ComposeResult:
         name = self.app.engine.instance.name
-        yield Header()
+        yield TitleBar()
         yield Static(
             "No upgrade step runs before a backup of this instance is recorded: its database, "
             "its config and its uploaded files. Everything after this point changes the installation.",

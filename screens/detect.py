@@ -9,12 +9,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError
 from wizard.facts import facts_for
 from wizard.plan import Plan, plan_for
+from .widgets import TitleBar
 
 STATE_MARK = {"ok": ("ok", "green"), "warning": ("warning", "yellow"), "blocker": ("BLOCKER", "bold red")}
 
@@ -30,7 +31,7 @@ class DetectScreen(Screen):
     plan: Plan | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield Static("Looking at the installation (its venv's Python, and what pip would install there)…",
                      id="summary", classes="intro")  # fmt: skip
         table = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")

@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from wizard.state import StepStatus
 
-from .widgets import GLYPH, duration_text
+from .widgets import GLYPH, TitleBar, duration_text
 
 
 class DoneScreen(Screen):
@@ -26,7 +26,7 @@ class DoneScreen(Screen):
     def compose(self) -> ComposeResult:
         session = self.app.engine.session
         total = sum((s.duration or 0) for s in session.steps)
-        yield Header()
+        yield TitleBar()
         yield Static(
             Text(f"The upgrade of {session.instance} is finished: {session.installed_version} → "
                  f"{session.target_version}, {len(session.steps)} steps in {total:.0f} s.", style="bold green"),

@@ -10,7 +10,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
+
+from .widgets import TitleBar
 
 SEVERITY = {"blocker": ("BLOCKER", "bold red"), "warning": ("warning", "yellow"), "info": ("info", "dim")}
 
@@ -24,7 +26,7 @@ class NotesScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield Static("", id="verdict", classes="intro")
         table = DataTable(id="notes", cursor_type="row", classes="panel")
         table.add_columns("", "kind", "from", "note")

@@ -8,10 +8,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from wizard.instance import Instance
+from .widgets import TitleBar
 
 
 class PickerScreen(Screen):
@@ -23,7 +24,7 @@ class PickerScreen(Screen):
         self.instances = instances
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield Static(
             "This host has several instances. Each has its own database and session: "
             "pick the one to upgrade (↑↓, Enter).",

@@ -8,13 +8,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from wizard.runner import Alive, inspect
 from wizard.state import FINISHED, StepStatus
 
 from .dialogs import ConfirmDialog, ReasonDialog
+from .widgets import TitleBar
 
 
 class ResumeScreen(Screen):
@@ -22,7 +23,7 @@ class ResumeScreen(Screen):
     BINDINGS = [Binding("q", "app.quit_wizard", "Quit")]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield Static(self.summary(), id="where", classes="intro panel")
         yield OptionList(*self.choices(), id="choices", classes="panel")
         yield Footer()

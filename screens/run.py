@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Log
+from textual.widgets import DataTable, Footer, Log
 from textual.worker import Worker, WorkerState
 
 from wizard.engine import Done, Failed, NeedsDecision, Run, Running
@@ -21,7 +21,7 @@ from wizard.watchdog import LockWatch, Verdict
 
 from .dialogs import ConfirmDialog, ReasonDialog
 from .lockpanel import LockPanel
-from .widgets import AdvicePanel, StepList
+from .widgets import AdvicePanel, StepList, TitleBar
 
 TICK_SECONDS = 0.2
 MAX_LOG_LINES = 10_000
@@ -57,7 +57,7 @@ class RunScreen(Screen):
         self.offered: tuple = ()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="body"):
             with Vertical(id="side"):
                 yield StepList(id="steps", classes="panel")

@@ -92,3 +92,24 @@ class AdvicePanel(Static):
         text.append(f"\nRuns as {runs_as}: ", style="dim")
         text.append(shlex.join(step.argv), style="dim")
         self.update(text)
+
+
+class TitleBar(Static):
+    """The top line: the wizard and the instance.  (Textual's Header updates its title after
+    mounting and fails when its screen has already been replaced, as a fast switch does.)"""
+
+    DEFAULT_CSS = """
+    TitleBar {
+        dock: top;
+        height: 1;
+        width: 100%;
+        background: $panel;
+        color: $foreground;
+        text-align: center;
+        text-style: bold;
+    }
+    """
+
+    def on_mount(self) -> None:
+        sub = f" — {self.app.sub_title}" if self.app.sub_title else ""
+        self.update(f"{self.app.title}{sub}")

@@ -257,7 +257,9 @@ async def straight_to_run(pilot, app, site_root) -> None:
 
 
 async def test_scrolling_back_is_not_undone_by_new_output_and_f_follows_again(site_root):
-    chatty = "import time\nfor i in range(400):\n    print('line', i, flush=True)\n    time.sleep(0.01)\ntime.sleep(3)"
+    stop = site_root / "stop"
+    chatty = (f"import os, time\ni = 0\nwhile not os.path.exists({str(stop)!r}) and i < 20000:\n"
+              "    print('line', i, flush=True)\n    i += 1\n    time.sleep(0.01)")  # fmt: skip
     site = make_site(site_root, step_toml("chatty", chatty))
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -276,6 +278,8 @@ async def test_scrolling_back_is_not_undone_by_new_output_and_f_follows_again(si
         await pilot.press("f")
         await pilot.pause(0.2)
         assert log.is_vertical_scroll_end
+        stop.touch()
+        await until(pilot, on_screen(app, "DoneScreen"), what="the chatty step to stop")
 
 
 async def test_quitting_while_a_step_runs_leaves_it_running(site_root):
@@ -338,6 +342,7 @@ async def test_the_demo_lock_wait_shows_the_panel_and_restart_releases_it(tmp_pa
                     await pilot.press("u")
                 await pilot.pause(0.2)
             assert screen_name(app) == "DoneScreen"
+            await pilot.pause(0.2)  # let the screen finish mounting before the app is torn down
             assert len(engine.session.side_jobs) == 2
             reload = engine.session.step("reload-uwsgi")
             assert reload.status == "skipped" and "uwsgi was restarted" in reload.skip_reason
