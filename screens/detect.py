@@ -61,10 +61,12 @@ class DetectScreen(Screen):
     def show_plan(self, plan: Plan) -> None:
         self.plan = plan
         table = self.query_one("#facts", DataTable)
+        hints = []
         for fact in facts_for(self.app.engine.instance, plan):
             label, style = STATE_MARK[fact.state]
-            value = fact.value + (f" — {fact.hint}" if fact.hint and fact.state != "ok" else "")
-            table.add_row(Text(label, style=style), fact.name, value)
+            table.add_row(Text(label, style=style), fact.name, fact.value)
+            if fact.hint and fact.state != "ok":
+                hints.append(f"{fact.name}: {fact.hint}")
         found = plan.found
         summary = self.query_one("#summary", Static)
         if not plan.steps:
@@ -76,7 +78,7 @@ class DetectScreen(Screen):
                 f"{len(plan.steps)} steps, {notes}. Press c to go on."
             )
             titles = " · ".join(step.title for step in plan.steps)
-            self.query_one("#steps", Static).update(f"The plan: {titles}")
+            self.query_one("#steps", Static).update("\n".join([*hints, f"The plan: {titles}"]))
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

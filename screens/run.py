@@ -138,7 +138,7 @@ class RunScreen(Screen):
 
     def can_restart(self) -> bool:
         job = self.last_restart()
-        has_unit = self.engine.instance.service_unit(self.engine.recipe, self.app_server) is not None
+        has_unit = self.engine.service_unit(self.app_server) is not None
         return has_unit and not (job and job.run.status == StepStatus.RUNNING)
 
     @on(LockPanel.RestartPressed)

@@ -114,6 +114,9 @@ class Recipe(_Strict):
     package: str = Field(description="the distribution name pip knows the product by")
     plugin_prefix: str | None = Field(None, description="distributions starting with this are its plugins")
     services: dict[str, str] = Field({}, description="default unit name per service role")
+    service_candidates: dict[str, list[str]] = Field(
+        {}, description="unit names a role may have on a host, most likely first (systemd: looked up)"
+    )
     config_format: Literal["python", "ini"] = Field(description="how the app's own config file is written")
     config_paths: list[str] = Field(
         [], description="where the app looks for its config when the instance names none ({home}: the app user's home)"

@@ -143,6 +143,7 @@ class Engine:
             installed_version=found.installed_version,
             target_version=found.target_version,
             python_version=found.python_version,
+            services=plan.services,
             notes=plan.notes,
             steps=plan.steps,
         )
@@ -285,12 +286,17 @@ class Engine:
     def recipe(self):
         return self.instance.load_recipe()
 
+    def service_unit(self, role: str) -> str | None:
+        """The unit this session found for a role at planning time (else the configured one)."""
+        found = self.session.services.get(role) if self.session else None
+        return found or self.instance.service_unit(self.recipe, role)
+
     def lock_watch(self, step: StepRecord, threshold: float | None = None) -> LockWatch | None:
         """A watch for a step that can hang on a database lock (None for other steps)."""
         if not step.can_hang_on_lock:
             return None
         recipe = self.recipe
-        unit = self.instance.service_unit(recipe, recipe.app_server_role)
+        unit = self.service_unit(recipe.app_server_role)
 
         def app_server_pids() -> set[int]:
             pid = self.instance.service_main_pid(unit) if unit else None
@@ -301,8 +307,7 @@ class Engine:
     def restart_service(self, role: str, reason: str) -> SideJob:
         """Restart a service beside the running step (never touching it), detached, with its own log."""
         assert self.session is not None
-        recipe = self.recipe
-        unit = self.instance.service_unit(recipe, role)
+        unit = self.service_unit(role)
         if unit is None:
             raise WizardError(f"instance {self.instance.name!r} names no {role!r} service to restart")
         run = StepRecord(id=f"restart-{role}", title=f"Restart {unit}", argv=self.instance.service_argv("restart", unit),

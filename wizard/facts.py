@@ -58,8 +58,15 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
         facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))
     else:
         facts.append(Fact("plugins", "none installed"))
-    for role in sorted(set(recipe.services) | set(instance.services)):
-        facts.append(Fact(f"{role} service", instance.service_unit(recipe, role)))
+    for unit in plan.units:
+        if unit.how in ("configured", "found", "default"):
+            how = {"default": "the recipe's name for it"}.get(unit.how, unit.how)
+            facts.append(Fact(f"{unit.role} service", f"{unit.name} ({how})"))
+        elif unit.name:
+            facts.append(Fact(f"{unit.role} service", f"{unit.name} (assumed)", "warning",
+                              "not found on this host; name it under services in the instances file"))  # fmt: skip
+        else:
+            facts.append(Fact(f"{unit.role} service", "unknown", "warning", "name it under services"))
     facts.append(free_disk(instance))
     facts.append(Fact("os family", found.os_family))
     blockers = [n for n in plan.notes if n.severity == "blocker"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -13,6 +13,7 @@ from steps.models import LIST_PLACEHOLDERS
 from .detect import Detection
 from .errors import ConfigError
 from .instance import Instance
+from .services import Unit, resolve_units
 from .state import Note, StepRecord
 from .watchdog import application_tag
 
@@ -59,7 +60,7 @@ def applies(step: StepSpec | ReleaseNote, recipe: Recipe, instance: Instance, fo
         return False
     if when.os_family is not None and found.os_family not in when.os_family:
         return False
-    if when.service is not None and not instance.service_unit(recipe, when.service):
+    if when.service is not None and not (instance.services.get(when.service) or recipe.services.get(when.service)):
         return False
     checks = ((when.installed, found.installed_version), (when.target, found.target_version), (when.python, found.python_version))
     for spec, version in checks:
@@ -75,7 +76,9 @@ def _matches(spec: str, version: str | None) -> bool:
         return False
 
 
-def build_plan(recipe: Recipe, instance: Instance, found: Detection) -> list[StepRecord]:
+def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None] | None = None) -> list[StepRecord]:
+    if units is None:
+        units = {unit.role: unit.name for unit in resolve_units(instance, recipe)}
     values = placeholder_values(recipe, instance, found)
     lists = {"plugin_requirements": list(found.plugins)}
     records = []
@@ -83,7 +86,7 @@ def build_plan(recipe: Recipe, instance: Instance, found: Detection) -> list[Ste
         if not applies(step, recipe, instance, found):
             continue
         if step.service is not None:
-            unit = instance.service_unit(recipe, step.service.role)
+            unit = units.get(step.service.role)
             if unit is None:
                 raise ConfigError(
                     f"instance {instance.name!r}: step {step.id!r} needs the service {step.service.role!r}",
@@ -148,6 +151,11 @@ class Plan:
     found: Detection
     steps: list[StepRecord]
     notes: list[Note]
+    units: list[Unit] = field(default_factory=list)
+
+    @property
+    def services(self) -> dict[str, str]:
+        return {unit.role: unit.name for unit in self.units if unit.name}
 
 
 def plan_for(instance: Instance) -> Plan:
@@ -162,6 +170,8 @@ def plan_for(instance: Instance) -> Plan:
             f"instance {instance.name!r}: {recipe.package} is not installed in {instance.venv}",
             "check that 'venv' is the virtualenv the app runs from",
         )
+    units = resolve_units(instance, recipe)
     if found.up_to_date:
-        return Plan(recipe, found, [], [])
-    return Plan(recipe, found, build_plan(recipe, instance, found), notes_for(recipe, instance, found))
+        return Plan(recipe, found, [], [], units)
+    steps = build_plan(recipe, instance, found, {unit.role: unit.name for unit in units})
+    return Plan(recipe, found, steps, notes_for(recipe, instance, found), units)

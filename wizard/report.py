@@ -44,6 +44,9 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     facts.add_row("python", esc(found.python_version))
     facts.add_row("plugins", esc(", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none"))
     facts.add_row("os family", esc(found.os_family))
+    for unit in plan.units:
+        how = "[yellow]assumed: not found on this host[/]" if unit.how == "assumed" else unit.how
+        facts.add_row(f"{esc(unit.role)} service", f"{esc(unit.name or 'unknown')}  [dim]({how})[/]")
     console.print(facts)
     if found.up_to_date:
         console.print(f"\nAlready at {found.target_version}: nothing to upgrade.")

@@ -109,6 +109,7 @@ class Session(BaseModel):
     installed_version: str | None = None
     target_version: str | None = None
     python_version: str | None = None
+    services: dict[str, str] = Field({}, description="service role -> the unit found or configured on this host")
     notes: list[Note] = []
     acknowledged: dict[str, datetime] = Field({}, description="warning note id -> when the operator acknowledged it")
     backup: Backup | None = None
