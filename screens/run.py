@@ -153,7 +153,7 @@ class RunScreen(Screen):
         self.refresh_view()
 
     def action_end_session(self) -> None:
-        blockers = [b for b in (self.verdict.blockers if self.verdict else ()) if b.session and not b.app_server]
+        blockers = [b for b in (self.verdict.blockers if self.verdict else ()) if b.session and b.app_server is not True]
         if not blockers:
             return
         blocker = blockers[0]
@@ -251,7 +251,7 @@ class RunScreen(Screen):
         if action == "restart_app_server":
             return waiting and self.verdict.restart_would_help and self.can_restart()
         if action == "end_session":
-            return waiting and any(b.session and not b.app_server for b in self.verdict.blockers)
+            return waiting and any(b.session and b.app_server is not True for b in self.verdict.blockers)
         return True
 
     def action_retry(self) -> None:

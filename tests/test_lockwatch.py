@@ -246,3 +246,29 @@ def test_headless_reports_the_blocker_and_restarts_only_when_allowed(tmp_path, t
     for path in (site.state / site.name).rglob("*"):
         if path.is_file():
             assert PASSWORD not in path.read_text(errors="ignore"), path
+
+
+def test_a_blocker_on_the_local_socket_is_unknown_and_restart_stays_offered(tmp_path, table):
+    from wizard.lockadvice import explain
+
+    socket_env = {**table.env(), "PGHOST": str(table.root / "sock"), "PGAPPNAME": "socket-client"}
+    blocker = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True, env=socket_env)
+    blocker.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
+    blocker.stdin.flush()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "idle in transaction" not in table.sql(
+            "SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity WHERE application_name = 'socket-client'"
+        ):
+            time.sleep(0.1)
+        alter = "import subprocess\nsubprocess.run(['psql', '-X', '-q', '-c', 'ALTER TABLE labels ADD COLUMN via_socket int'])"
+        env = {"PGHOST": table.host, "PGPORT": str(table.port), "PGUSER": "app", "PGDATABASE": "app", "PGPASSWORD": PASSWORD}
+        _, watch = watch_step(tmp_path, alter, table, env)
+        verdicts = observe_for(watch, THRESHOLD + 1.5)
+        verdict = verdicts[-1]
+        assert verdict.kind == "lock_wait" and verdict.confirmed
+        assert verdict.blockers[0].app_server is None and "via the local socket" in verdict.blockers[0].who
+        assert verdict.restart_would_help
+        assert any("could not be told" in line for line in explain(verdict, "uwsgi"))
+    finally:
+        blocker.kill()

@@ -47,7 +47,10 @@ def explain(verdict: Verdict, app_server: str) -> list[str]:
         lines.append(f"It waits to run: {verdict.waiting_query}")
     lines.append("Do not abort it: Ctrl-C does nothing while it waits, and a killed client leaves its"
                  " database session queued behind the lock.")  # fmt: skip
-    if verdict.app_server_blocks or not verdict.confirmed:
+    if any(b.app_server is None for b in verdict.blockers) and not verdict.app_server_blocks:
+        lines.append(f"Which program holds that session could not be told (it connects through the local socket"
+                     f" or from elsewhere). A session idle in transaction is most often {app_server}'s.")  # fmt: skip
+    if verdict.restart_would_help:
         lines.append(f"Restarting {app_server} drops the app's database sessions and releases the lock;"
                      " the upgrade then carries on by itself.")  # fmt: skip
     else:

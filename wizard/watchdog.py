@@ -30,7 +30,7 @@ class Blocker:
     state: str  # e.g. "idle in transaction"
     seconds: int | None
     query: str
-    app_server: bool
+    app_server: bool | None  # None: its program could not be identified (a local-socket or remote client)
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ class Verdict:
 
     @property
     def restart_would_help(self) -> bool:
-        """A lock wait the app server causes, or one the database could not confirm either way."""
-        return self.kind == "lock_wait" and (self.app_server_blocks or not self.confirmed)
+        """A lock wait the app server causes, may cause (a blocker not identified), or one not confirmed."""
+        unknown = any(b.app_server is None for b in self.blockers)
+        return self.kind == "lock_wait" and (self.app_server_blocks or unknown or not self.confirmed)
 
     def key(self) -> tuple:
         """What changes the advice (not the seconds counting up)."""
@@ -188,10 +189,15 @@ class LockWatch:
         for blocker_pid in dict.fromkeys(pid for row in waiting for pid in row.get("blocked_by") or []):
             row = by_pid.get(blocker_pid, {"pid": blocker_pid})
             local = local_process_for(row.get("client_addr"), row.get("client_port"))
-            who = describe_process(local) if local else (row.get("application_name") or "a remote client")
+            if local:
+                who, app_server = describe_process(local), looks_like_app_server(local, pids)
+            else:
+                # A local-socket client (Indico's usual postgresql:///indico) or a remote one: unknown.
+                client = row.get("client_addr") or "the local socket"
+                who, app_server = f"{row.get('application_name') or 'a client'} via {client}", None
             blockers.append(
-                Blocker(pid=blocker_pid, who=who, session=True, state=row.get("state") or "unknown", seconds=row.get("state_seconds"),
-                        query=row.get("query") or "", app_server=bool(local) and looks_like_app_server(local, pids))
+                Blocker(pid=blocker_pid, who=who, session=True, state=row.get("state") or "unknown",
+                        seconds=row.get("state_seconds"), query=row.get("query") or "", app_server=app_server)
             )  # fmt: skip
         return Verdict("lock_wait", silent, confirmed=True, blockers=tuple(blockers), waiting_query=waiting[0].get("query") or "")
 
