@@ -123,7 +123,12 @@ class RunScreen(Screen):
         return watch, watch.observe()  # psutil and perhaps a psql query: off the event loop
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "watch" or not event.worker.is_finished:
+        if not event.worker.is_finished:
+            return
+        if event.worker.group == "end-session":
+            self.ended(event)
+            return
+        if event.worker.group != "watch":
             return
         self.watching = False
         if event.state == WorkerState.SUCCESS:
@@ -153,23 +158,36 @@ class RunScreen(Screen):
         self.refresh_view()
 
     def action_end_session(self) -> None:
-        blockers = [b for b in (self.verdict.blockers if self.verdict else ()) if b.session and b.app_server is not True]
+        blockers = [b for b in (self.verdict.blockers if self.verdict else ()) if b.session and b.pid and b.app_server is not True]
         if not blockers:
             return
-        blocker = blockers[0]
+        blocker, watch = blockers[0], self.watch
         question = f"End database session {blocker.pid} ({blocker.who}, {blocker.state})? Type {blocker.pid} to confirm."
-        self.app.push_screen(ReasonDialog(question), lambda typed: self.end_session(blocker.pid, typed))
+        self.app.push_screen(ReasonDialog(question), lambda typed: self.end_session(watch, blocker.pid, typed))
 
-    def end_session(self, pid: int, typed: str | None) -> None:
+    def end_session(self, watch: LockWatch | None, pid: int, typed: str | None) -> None:
         if typed is None:
             return
         if typed.strip() != str(pid):
             self.app.notify(f"Nothing ended: type {pid} exactly to confirm.", severity="warning")
             return
-        try:
-            self.engine.terminate_session(pid, "it blocked the upgrade and is not the app server")
-        except WizardError as exc:
-            self.app.notify(exc.message, severity="error", timeout=15)
+        still = self.watch is watch and self.verdict and any(b.pid == pid for b in self.verdict.blockers)
+        if not still:
+            self.app.notify(f"Session {pid} no longer blocks this step: nothing ended.", severity="warning")
+            return
+        self.ending(pid)
+
+    @work(thread=True, group="end-session", exit_on_error=False)
+    def ending(self, pid: int) -> tuple[int, bool]:
+        return pid, self.engine.end_session(pid)  # only the query runs here; the record is made on the loop
+
+    def ended(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.app.notify(getattr(error, "message", str(error)), severity="error", timeout=15)
+        elif event.state == WorkerState.SUCCESS:
+            pid, ended = event.worker.result
+            self.engine.record_ended_session(pid, ended, "it held the lock the upgrade waited for")
 
     def refresh_view(self) -> None:
         session = self.engine.session

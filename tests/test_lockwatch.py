@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 import textwrap
@@ -25,11 +25,11 @@ pytestmark = pytest.mark.slow
 THRESHOLD = 2.0
 BIN = Path(sys.executable).parent
 
-FAKE_UWSGI = """
+FAKE_APP_SERVER = """
 import os, signal, subprocess, sys, time
 # An app server worker that read from `labels` and left its transaction open (idle in transaction).
 psql = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True,
-                        env={**os.environ, "PGAPPNAME": "fake-uwsgi"})
+                        env={**os.environ, "PGAPPNAME": "app-worker"})
 psql.stdin.write("BEGIN;\\nSELECT count(*) FROM labels;\\n")
 psql.stdin.flush()
 def stop(*_):
@@ -59,10 +59,11 @@ def table(postgres):
 
 @pytest.fixture
 def supervisor(tmp_path, table):
-    """supervisord running the fake uwsgi as the program 'uwsgi'."""
-    folder = tmp_path / "supervisor"
+    """supervisord running a stand-in app server as the program 'uwsgi' (nothing else names it so:
+    the watch must recognise it through the service's main pid)."""
+    folder = tmp_path / "services"
     folder.mkdir()
-    (folder / "fake_uwsgi.py").write_text(FAKE_UWSGI)
+    (folder / "app_server.py").write_text(FAKE_APP_SERVER)
     env = f'PGHOST="127.0.0.1",PGPORT="{table.port}",PGUSER="app",PGDATABASE="app",PGPASSWORD="{PASSWORD}"'
     conf = folder / "supervisord.conf"
     conf.write_text(textwrap.dedent(f"""
@@ -77,7 +78,7 @@ def supervisor(tmp_path, table):
         [supervisorctl]
         serverurl=unix://{folder}/supervisor.sock
         [program:uwsgi]
-        command={PYTHON} {folder}/fake_uwsgi.py
+        command={PYTHON} {folder}/app_server.py
         environment={env}
         stopsignal=TERM
         stopwaitsecs=5
@@ -86,7 +87,7 @@ def supervisor(tmp_path, table):
     subprocess.run([BIN / "supervisord", "-c", conf], check=True, timeout=30)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and "idle in transaction" not in table.sql(
-        "SELECT string_agg(state, ',') FROM pg_stat_activity WHERE application_name = 'fake-uwsgi'"
+        "SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity WHERE application_name = 'app-worker'"
     ):
         time.sleep(0.2)
     yield conf
@@ -122,9 +123,10 @@ def backend_of(pg, application: str) -> int:
     return int(pg.sql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{application}'"))
 
 
-async def test_uwsgi_holding_the_table_is_named_and_the_button_releases_it(tmp_path, table, supervisor):
+async def test_the_app_server_holding_the_table_is_named_and_the_button_releases_it(tmp_path, table, supervisor):
+    assert "uwsgi" not in str(tmp_path).lower()  # recognised by its service's main pid, not by a name
     site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN is_event_not_happening boolean")
-    holder = backend_of(table, "fake-uwsgi")
+    holder = backend_of(table, "app-worker")
     app = make_app(load_instances(site.config), site.state, site.name)
     async with app.run_test(size=(80, 24)) as pilot:
         await straight_to_run(pilot, app, site.root)
@@ -140,6 +142,13 @@ async def test_uwsgi_holding_the_table_is_named_and_the_button_releases_it(tmp_p
         assert "ALTER TABLE labels" in verdict.waiting_query
         text = str(screen.query_one("#lock-head").render())
         assert f"session {holder} of the uWSGI service" in text
+        # A web request now queues behind the ALTER: it waits too, but it is not the cause.
+        queued = subprocess.Popen(["psql", "-X", "-q", "-c", "SELECT count(*) FROM labels"],
+                                  env={**table.env(), "PGAPPNAME": "queued-request"}, stdout=subprocess.DEVNULL)  # fmt: skip
+        await until(pilot, lambda: table.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                             "'queued-request' AND wait_event_type = 'Lock'") == "1")  # fmt: skip
+        await pilot.pause(2.5)  # the next diagnosis
+        assert [b.pid for b in screen.verdict.blockers] == [holder]
         await pilot.press("u")
         await until(pilot, lambda: app.engine.session.done or app.engine.session.steps[0].status == "succeeded",
                     timeout=30, what="the step to complete after the restart")  # fmt: skip
@@ -148,11 +157,14 @@ async def test_uwsgi_holding_the_table_is_named_and_the_button_releases_it(tmp_p
         await until(pilot, lambda: job.run.exit_code is not None, what="the restart to be recorded")
         assert job.run.exit_code == 0 and "uwsgi" in Path(job.run.log).read_text()
     assert "is_event_not_happening" in table.sql("SELECT string_agg(column_name, ',') FROM information_schema.columns WHERE table_name = 'labels'")
-    assert backend_of(table, "fake-uwsgi") != holder  # a new uwsgi, a new session
+    queued.wait(timeout=10)
+    assert backend_of(table, "app-worker") != holder  # a new app server, a new session
 
 
-async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table):
-    site = pg_site(tmp_path / "site", table, None, "ALTER TABLE labels ADD COLUMN undone boolean")
+async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table, supervisor):
+    site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN undone boolean")
+    # The app server is down here: the only session in the way is a person's forgotten psql.
+    subprocess.run([BIN / "supervisorctl", "-c", supervisor, "stop", "uwsgi"], check=True, capture_output=True)
     blocker = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True,
                                env={**table.env(), "PGAPPNAME": "forgotten-psql"})  # fmt: skip
     blocker.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
@@ -232,6 +244,25 @@ def test_without_a_reachable_database_the_watch_says_so_and_guesses(tmp_path, po
     verdicts = observe_for(LockWatch(record, THRESHOLD, nowhere), THRESHOLD + 1.5)
     assert verdicts[-1].kind == "lock_wait" and not verdicts[-1].confirmed
     assert "could not be asked" in verdicts[-1].db_note
+
+
+def test_headless_waits_and_never_restarts_by_itself(tmp_path, table, supervisor):
+    site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN waits boolean")
+    wizard = site.spawn("run", "--yes", "--backup-done", str(site.root))
+    try:
+        deadline = time.monotonic() + 20
+        lines = []
+        while time.monotonic() < deadline:
+            lines.append(wizard.stdout.readline())
+            if "pass --restart-after N" in lines[-1]:
+                break
+        assert any("waiting on a database lock" in line for line in lines), lines
+        time.sleep(3)
+        assert json.loads(site.session_file.read_text())["side_jobs"] == []  # it waits; it does not restart
+        subprocess.run([BIN / "supervisorctl", "-c", supervisor, "restart", "uwsgi"], check=True, capture_output=True)
+        assert wizard.wait(timeout=30) == 0  # the operator restarted it by hand: the upgrade carried on
+    finally:
+        wizard.kill()
 
 
 def test_headless_reports_the_blocker_and_restarts_only_when_allowed(tmp_path, table, supervisor):

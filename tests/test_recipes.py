@@ -120,3 +120,14 @@ def test_plan_prints_the_steps_for_this_instance(site_root):
     assert "1.0" in result.stdout and "2.0" in result.stdout
     assert "echo site" in result.stdout
     assert not site.session_file.exists()  # plan changes nothing
+
+
+def test_database_urls_are_read_without_running_or_exposing_anything():
+    from wizard.dbconf import from_url
+
+    db = from_url("postgresql://indico:s%40cret@db.example:5433/indico")
+    assert (db.kind, db.host, db.port, db.user, db.password, db.name) == ("postgresql", "db.example", 5433, "indico", "s@cret", "indico")
+    assert "s@cret" not in repr(db) and "s@cret" not in db.describe()
+    assert from_url("postgresql:///indico").host is None  # the local socket
+    assert from_url("sqlite:////var/lib/app/db.sqlite3").name == "/var/lib/app/db.sqlite3"
+    assert from_url("postgresql://indico:Sup3r/Secret@localhost/indico") is None  # unparseable: no crash

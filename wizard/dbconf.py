@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -19,7 +19,8 @@ class Database:
     host: str | None = None
     port: int | None = None
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a traceback or a log
+    os_user: str | None = None  # the Unix user psql runs as (peer authentication on the local socket)
 
     def describe(self) -> str:
         """For the operator's eyes: never with the password."""
@@ -30,6 +31,13 @@ class Database:
 
 
 def from_url(url: str) -> Database | None:
+    try:
+        return _from_url(url)
+    except ValueError:
+        return None  # a URL this parser cannot read: no diagnosis, and nothing of it shown
+
+
+def _from_url(url: str) -> Database | None:
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme in ("postgresql", "postgres"):

@@ -9,12 +9,12 @@ from __future__ import annotations
 import secrets as random_tokens
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from .backup import declared_backup
-from .dbconf import database_of
+from .dbconf import Database, database_of
 from .pgquery import QueryError, terminate
 from .errors import WizardError
 from .instance import Instance
@@ -191,9 +191,13 @@ class Engine:
                 return NeedsDecision(step)
             if step.status == StepStatus.FAILED:
                 return Failed(step)
-            if step.unless_restarted and session.restarted(step.unless_restarted):
-                self.skip(step, f"not needed: {step.unless_restarted} was restarted during the upgrade")
-                continue
+            if step.unless_restarted:
+                restarting = self.restart_running(step.unless_restarted)
+                if restarting is not None:
+                    return Running(restarting)  # wait: whether this step is needed depends on it
+                if session.restarted(step.unless_restarted):
+                    self.skip(step, f"not needed: {step.unless_restarted} was restarted during the upgrade")
+                    continue
             return Run(step)
         side = next((job.run for job in session.side_jobs if job.run.status == StepStatus.RUNNING), None)
         if side is not None:
@@ -247,7 +251,9 @@ class Engine:
         self._save_note(f"step {step.id} started (attempt {step.attempts}, pid {step.pid})")
 
     def poll(self, step: StepRecord) -> Outcome:
-        """Look at a running step; when it has ended, record how."""
+        """Look at a running step; when it has ended, record how (once)."""
+        if step.status != StepStatus.RUNNING:
+            return Finished(step.exit_code, step.ended) if step.exit_code is not None else Gone()
         child = self._children.get(step.id)
         if child is not None:
             child.poll()  # reap the wrapper, so a finished one does not linger as a zombie
@@ -302,7 +308,12 @@ class Engine:
             pid = self.instance.service_main_pid(unit) if unit else None
             return {pid} if pid else set()
 
-        return LockWatch(step, threshold or recipe.lock_wait_seconds, database_of(recipe, self.instance), app_server_pids)
+        return LockWatch(step, threshold or recipe.lock_wait_seconds, self.database(), app_server_pids)
+
+    def database(self) -> Database | None:
+        """The instance's database as its config says, asked as the app's own Unix user."""
+        found = database_of(self.recipe, self.instance)
+        return replace(found, os_user=self.instance.user) if found else None
 
     def restart_service(self, role: str, reason: str) -> SideJob:
         """Restart a service beside the running step (never touching it), detached, with its own log."""
@@ -322,6 +333,10 @@ class Engine:
         self._save_note(f"{unit} restart started: {reason}")
         return job
 
+    def restart_running(self, role: str) -> StepRecord | None:
+        jobs = self.session.side_jobs if self.session else []
+        return next((j.run for j in jobs if j.kind == "restart" and j.role == role and j.run.status == StepStatus.RUNNING), None)
+
     def poll_side_jobs(self) -> list[SideJob]:
         """Record the end of side jobs that have finished; returns those that just did."""
         ended = []
@@ -340,23 +355,23 @@ class Engine:
             self._save_note(f"{job.run.title}: {job.run.status.value} (exit code {job.run.exit_code})")
         return ended
 
-    def terminate_session(self, backend_pid: int, reason: str) -> bool:
-        """End one blocking database session (pg_terminate_backend), the operator having confirmed it."""
-        assert self.session is not None
-        database = database_of(self.recipe, self.instance)
+    def end_session(self, backend_pid: int) -> bool:
+        """pg_terminate_backend on one session (only the query: safe to run in a thread)."""
+        database = self.database()
         if database is None or database.kind != "postgresql":
             raise WizardError("only a PostgreSQL session can be ended this way")
-        run = StepRecord(id="terminate-session", title=f"End database session {backend_pid}",
-                         argv=["pg_terminate_backend", str(backend_pid)], attempts=1, started=now())  # fmt: skip
         try:
-            ok = terminate(database, backend_pid)
+            return terminate(database, backend_pid)
         except QueryError as exc:
             raise WizardError(f"could not end session {backend_pid}: {exc}") from None
-        run.exit_code, run.ended = (0 if ok else 1), now()
-        run.status = StepStatus.SUCCEEDED if ok else StepStatus.FAILED
+
+    def record_ended_session(self, backend_pid: int, ended: bool, reason: str) -> None:
+        assert self.session is not None
+        run = StepRecord(id="terminate-session", title=f"End database session {backend_pid}",
+                         argv=["pg_terminate_backend", str(backend_pid)], attempts=1, started=now(), ended=now(),
+                         exit_code=0 if ended else 1, status=StepStatus.SUCCEEDED if ended else StepStatus.FAILED)  # fmt: skip
         self.session.side_jobs.append(SideJob(kind="terminate", role="database", reason=reason, run=run))
-        self._save_note(f"database session {backend_pid} {'ended' if ok else 'was already gone'}: {reason}")
-        return ok
+        self._save_note(f"database session {backend_pid} {'ended' if ended else 'was already gone'}: {reason}")
 
     def retry(self, step: StepRecord) -> None:
         """Put a failed or interrupted step back in line; the next start runs it again."""

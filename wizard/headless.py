@@ -171,11 +171,12 @@ class HeadlessWatch:
             self.reported_at = time.monotonic() if verdict.kind == "lock_wait" else None
             for line in explain(verdict, role):
                 self.out.line(f"lock watch: {line}", self.step.id)
-            if verdict.kind == "lock_wait" and self.choices.restart_after is None:
+            if verdict.restart_would_help and self.choices.restart_after is None:
                 self.out.line(f"lock watch: waiting; pass --restart-after N to let the wizard restart {role} itself", self.step.id)
         helps = verdict.restart_would_help
         due = self.reported_at is not None and time.monotonic() - self.reported_at >= (self.choices.restart_after or 0)
-        if helps and due and self.choices.restart_after is not None and not self.restarted:
+        running = self.engine.restart_running(role) is not None
+        if helps and due and self.choices.restart_after is not None and not self.restarted and not running:
             self.restarted = True
             self.out.line(f"lock watch: restarting {role}, as --restart-after allows", self.step.id)
             job = self.engine.restart_service(role, f"{self.step.id} waited on a lock (--restart-after)")

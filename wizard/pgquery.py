@@ -9,6 +9,7 @@ import shutil
 import sh
 
 from .dbconf import Database
+from .privilege import as_runner
 
 ACTIVITY = """
 SELECT coalesce(json_agg(row_to_json(a)), '[]') FROM (
@@ -16,8 +17,9 @@ SELECT coalesce(json_agg(row_to_json(a)), '[]') FROM (
          wait_event_type, wait_event, pg_blocking_pids(pid) AS blocked_by,
          extract(epoch FROM now() - state_change)::int AS state_seconds,
          left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+         , backend_type
   FROM pg_stat_activity
-  WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+  WHERE (datname = current_database() OR datname IS NULL) AND pid <> pg_backend_pid()
 ) a
 """
 
@@ -37,23 +39,30 @@ def psql_env(db: Database) -> dict[str, str]:
 
 
 def run_sql(db: Database, statement: str) -> str:
+    """Run one statement as the app's Unix user (peer authentication), the password only in the environment."""
     if db.kind != "postgresql":
         raise QueryError(f"{db.kind} cannot be asked about locks")
-    if shutil.which("psql") is None:
+    psql = shutil.which("psql")
+    if psql is None:
         raise QueryError("psql is not installed on this host")
+    argv = as_runner([psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement], "app", db.os_user, {})
     try:
-        out = sh.Command("psql")("-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement,
-                                 _env=psql_env(db), _tty_out=False, _timeout=10)  # fmt: skip
+        out = sh.Command(argv[0])(*argv[1:], _env=psql_env(db), _tty_out=False, _timeout=10, _decode_errors="replace")
     except sh.ErrorReturnCode as exc:
         lines = exc.stderr.decode(errors="replace").strip().splitlines()
         raise QueryError(lines[-1] if lines else f"psql failed with exit code {exc.exit_code}") from None
     except sh.TimeoutException:
         raise QueryError("the database did not answer within 10 s") from None
+    except (sh.ForkException, sh.CommandNotFound, OSError) as exc:
+        raise QueryError(f"psql could not be run: {exc}") from None
     return str(out).strip()
 
 
 def activity(db: Database) -> list[dict]:
-    return json.loads(run_sql(db, ACTIVITY) or "[]")
+    try:
+        return json.loads(run_sql(db, ACTIVITY) or "[]")
+    except ValueError:
+        raise QueryError("psql's answer could not be read") from None
 
 
 def terminate(db: Database, pid: int) -> bool:

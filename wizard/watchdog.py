@@ -90,19 +90,35 @@ def describe_process(pid: int) -> str:
         return f"pid {pid}"
 
 
-def looks_like_app_server(pid: int, app_server_pids: set[int]) -> bool:
-    """The process or one of its parents is the app server: its service's main pid, or named uwsgi."""
+APP_SERVER_NAMES = ("uwsgi", "gunicorn")
+CLIENT_TOOLS = ("psql", "pg_dump", "pg_restore", "pgcli")  # a person's or a script's session, never the app server
+
+
+def looks_like_app_server(pid: int, app_server_pids: set[int]) -> bool | None:
+    """Is this process (or a parent) the app server?  None when there is no evidence either way.
+
+    With the service's main pid known, the answer is exact.  Without it, a process
+    named like an app server (uWSGI renames its workers, in any case) counts as one,
+    and anything else is unknown: never a confident "no" without evidence.
+    """
     try:
-        chain = [psutil.Process(pid), *psutil.Process(pid).parents()]
+        proc = psutil.Process(pid)
+        chain = [proc, *proc.parents()]
+        name = proc.name()
     except psutil.Error:
+        return None
+    if app_server_pids:
+        return any(p.pid in app_server_pids for p in chain)
+    if name in CLIENT_TOOLS:
         return False
-    for proc in chain:
+    for candidate in chain:
         try:
-            if proc.pid in app_server_pids or "uwsgi" in proc.name() or any("uwsgi" in part for part in proc.cmdline()[:2]):
-                return True
+            words = " ".join([candidate.name(), *candidate.cmdline()[:2]]).lower()
         except psutil.Error:
             continue
-    return False
+        if any(name in words for name in APP_SERVER_NAMES):
+            return True
+    return None
 
 
 def local_process_for(client_addr: str | None, client_port: int | None) -> int | None:
@@ -169,42 +185,49 @@ class LockWatch:
             rows = activity(db)
         except QueryError as exc:
             return Verdict("lock_wait", silent, db_note=f"the database could not be asked: {exc}")
-        return self._diagnose_postgres(silent, rows)
+        return self._diagnose_postgres(silent, rows, own_pids)
 
-    def _diagnose_postgres(self, silent: float, rows: list[dict]) -> Verdict:
+    def _diagnose_postgres(self, silent: float, rows: list[dict], own_pids: set[int]) -> Verdict:
         by_pid = {row["pid"]: row for row in rows}
         tag = application_tag(self.step.id)
         mine = [row for row in rows if row.get("application_name") == tag]
+        if not mine:
+            # Not tagged (the app names its own sessions): its sessions are those of its own processes.
+            mine = [row for row in rows if local_process_for(row.get("client_addr"), row.get("client_port")) in own_pids]
+        if not mine:
+            return Verdict("lock_wait", silent, db_note="its database session could not be found (a local-socket"
+                           " client that names its sessions itself?)")  # fmt: skip
         waiting = [row for row in mine if row.get("wait_event_type") == "Lock"]
-        if mine and not waiting:
+        if not waiting:
             state = mine[0].get("state") or "unknown"
             return Verdict("not_a_lock", silent, confirmed=True, db_note=f"its database session is {state}, not waiting")
-        if not mine:
-            # Not tagged (an app that sets its own application_name): any backend stuck on a lock will do.
-            waiting = [row for row in rows if row.get("wait_event_type") == "Lock" and row.get("blocked_by")]
-            if not waiting:
-                return Verdict("not_a_lock", silent, confirmed=True, db_note="no session of this database waits on a lock")
+        own = {row["pid"] for row in mine}
+        roots = root_blockers(waiting, by_pid, own)
+        if not roots:
+            return Verdict("lock_wait", silent, db_note="the database showed the wait but not who holds the lock")
         pids = self.app_server_pids()
-        blockers = []
-        for blocker_pid in dict.fromkeys(pid for row in waiting for pid in row.get("blocked_by") or []):
-            row = by_pid.get(blocker_pid, {"pid": blocker_pid})
-            local = local_process_for(row.get("client_addr"), row.get("client_port"))
-            if local:
-                who, app_server = describe_process(local), looks_like_app_server(local, pids)
-            else:
-                # A local-socket client (Indico's usual postgresql:///indico) or a remote one: unknown.
-                client = row.get("client_addr") or "the local socket"
-                who, app_server = f"{row.get('application_name') or 'a client'} via {client}", None
-            blockers.append(
-                Blocker(pid=blocker_pid, who=who, session=True, state=row.get("state") or "unknown",
-                        seconds=row.get("state_seconds"), query=row.get("query") or "", app_server=app_server)
-            )  # fmt: skip
-        return Verdict("lock_wait", silent, confirmed=True, blockers=tuple(blockers), waiting_query=waiting[0].get("query") or "")
+        blockers = tuple(self._describe_blocker(pid, by_pid.get(pid, {"pid": pid}), pids) for pid in roots)
+        return Verdict("lock_wait", silent, confirmed=True, blockers=blockers, waiting_query=waiting[0].get("query") or "")
+
+    @staticmethod
+    def _describe_blocker(pid: int, row: dict, app_server_pids: set[int]) -> Blocker:
+        state, seconds, query = row.get("state") or "unknown", row.get("state_seconds"), row.get("query") or ""
+        if pid == 0:
+            return Blocker(0, "a prepared transaction (see pg_prepared_xacts)", False, "prepared", None, "", False)
+        kind = row.get("backend_type") or "client backend"
+        if kind != "client backend":
+            return Blocker(pid, kind, True, state, seconds, query, False)  # autovacuum and the like: not the app
+        local = local_process_for(row.get("client_addr"), row.get("client_port"))
+        if local:
+            return Blocker(pid, describe_process(local), True, state, seconds, query, looks_like_app_server(local, app_server_pids))
+        # A local-socket client (Indico's usual postgresql:///indico) or a remote one: unknown.
+        client = row.get("client_addr") or "the local socket"
+        return Blocker(pid, f"{row.get('application_name') or 'a client'} via {client}", True, state, seconds, query, None)
 
     def _diagnose_sqlite(self, silent: float, db: Database, own_pids: set[int]) -> Verdict:
         path = os.path.realpath(db.name)
         pids = self.app_server_pids()
-        blockers = []
+        blockers, unseen = [], False
         for proc in psutil.process_iter(["pid"]):
             if proc.pid in own_pids or proc.pid == os.getpid():
                 continue
@@ -212,11 +235,33 @@ class LockWatch:
                 if any(os.path.realpath(f.path) == path for f in proc.open_files()):
                     blockers.append(Blocker(proc.pid, describe_process(proc.pid), False, "has the database open", None, "",
                                             looks_like_app_server(proc.pid, pids)))  # fmt: skip
+            except psutil.AccessDenied:
+                unseen = True
             except psutil.Error:
                 continue
         if not blockers:
+            if unseen:
+                return Verdict("lock_wait", silent, db_note="some processes could not be looked at (run as root to see them)")
             return Verdict("not_a_lock", silent, db_note="nothing else has the database file open")
         return Verdict("lock_wait", silent, confirmed=True, blockers=tuple(blockers))
+
+
+def root_blockers(waiting: list[dict], by_pid: dict[int, dict], own: set[int]) -> list[int]:
+    """Who really holds the lock: follow sessions that are themselves only queued, to the holders."""
+    roots: list[int] = []
+    seen: set[int] = set(own)
+    frontier = [pid for row in waiting for pid in row.get("blocked_by") or []]
+    while frontier:
+        pid = frontier.pop(0)
+        if pid in seen:
+            continue
+        seen.add(pid)
+        row = by_pid.get(pid, {})
+        if row.get("wait_event_type") == "Lock" and row.get("blocked_by"):
+            frontier.extend(row["blocked_by"])  # queued too: what it waits for is the cause
+        else:
+            roots.append(pid)
+    return roots
 
 
 def _file_size(path: str | None) -> int:
