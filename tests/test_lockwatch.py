@@ -119,6 +119,20 @@ def pg_site(root: Path, pg, conf: Path | None, statement: str) -> object:
     return site
 
 
+def hold_table(pg, application: str, **env) -> subprocess.Popen:
+    """A psql session that read from `labels` and stays idle in transaction, as a forgotten one does."""
+    session = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True,
+                               env={**pg.env(), "PGAPPNAME": application, **env})  # fmt: skip
+    session.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
+    session.stdin.flush()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "idle in transaction" not in pg.sql(
+        f"SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity WHERE application_name = '{application}'"
+    ):
+        time.sleep(0.1)
+    return session
+
+
 def backend_of(pg, application: str) -> int:
     return int(pg.sql(f"SELECT pid FROM pg_stat_activity WHERE application_name = '{application}'"))
 
@@ -165,16 +179,8 @@ async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table, super
     site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN undone boolean")
     # The app server is down here: the only session in the way is a person's forgotten psql.
     subprocess.run([BIN / "supervisorctl", "-c", supervisor, "stop", "uwsgi"], check=True, capture_output=True)
-    blocker = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True,
-                               env={**table.env(), "PGAPPNAME": "forgotten-psql"})  # fmt: skip
-    blocker.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
-    blocker.stdin.flush()
+    blocker = hold_table(table, "forgotten-psql")
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "idle in transaction" not in table.sql(
-            "SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity WHERE application_name = 'forgotten-psql'"
-        ):
-            time.sleep(0.1)
         holder = backend_of(table, "forgotten-psql")
         app = make_app(load_instances(site.config), site.state, site.name)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -282,16 +288,8 @@ def test_headless_reports_the_blocker_and_restarts_only_when_allowed(tmp_path, t
 def test_a_blocker_on_the_local_socket_is_unknown_and_restart_stays_offered(tmp_path, table):
     from wizard.lockadvice import explain
 
-    socket_env = {**table.env(), "PGHOST": str(table.root / "sock"), "PGAPPNAME": "socket-client"}
-    blocker = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, text=True, env=socket_env)
-    blocker.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
-    blocker.stdin.flush()
+    blocker = hold_table(table, "socket-client", PGHOST=str(table.root / "sock"))
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "idle in transaction" not in table.sql(
-            "SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity WHERE application_name = 'socket-client'"
-        ):
-            time.sleep(0.1)
         alter = "import subprocess\nsubprocess.run(['psql', '-X', '-q', '-c', 'ALTER TABLE labels ADD COLUMN via_socket int'])"
         env = {"PGHOST": table.host, "PGPORT": str(table.port), "PGUSER": "app", "PGDATABASE": "app", "PGPASSWORD": PASSWORD}
         _, watch = watch_step(tmp_path, alter, table, env)
