@@ -159,6 +159,16 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     child: subprocess.Popen | None = None
+    stop_asked = False
+
+    def forward_stop(*_):
+        # A polite stop for the step, then still record how it ended; asked before it started, it stops at once.
+        nonlocal stop_asked
+        stop_asked = True
+        if child is not None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward_stop)
     log = open(os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     try:
         _log_line(log, redactor, f"{started[:19]}Z started: {shlex.join(command)}")
@@ -169,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             _log_line(log, redactor, f"could not start the command: {exc}")
         else:
+            if stop_asked:
+                child.send_signal(signal.SIGTERM)
             # Should the wrapper itself die, the next wizard still sees the step alive.
             base.update(child_pid=child.pid, child_start_ticks=start_ticks(child.pid))
             _try(write_status, args.status, {**base, "state": "running", "started": started})
-            # Forward a polite stop to the step, then still record how it ended.
-            signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
             try:
                 pump(child, log, redactor)
             except OSError:
