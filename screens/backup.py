@@ -14,6 +14,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError
+from wizard.facts import human_bytes
 from wizard.state import Backup
 from .widgets import TitleBar
 
@@ -30,12 +31,12 @@ class BackupScreen(Screen):
             "its config and its uploaded files. Everything after this point changes the installation.",
             classes="intro",
         )
-        if self.app.take_backup is not None:
+        if self.taker() is not None:
             with Horizontal(id="take-row"):
                 yield Button("Take a backup now", id="take", variant="primary")
                 yield Static("The wizard takes it and checks that it reads back.", classes="hint")
         with Vertical(id="declare", classes="panel"):
-            yield Label("Or, if you made a backup yourself — where is it?" if self.app.take_backup
+            yield Label("Or, if you made a backup yourself — where is it?" if self.taker()
                         else "Where is the backup you made?")  # fmt: skip
             yield Input(placeholder="/path/to/the/backup", id="path")
             yield Label(f"Type the instance name, {name}, to confirm it is this one's:")
@@ -73,9 +74,20 @@ class BackupScreen(Screen):
         self.query_one("#problem", Static).update(Text("Taking the backup…", style="bold"))
         self.take()
 
+    def taker(self):
+        """What takes the backup: the app's own (tests, demo), else the engine's when it can."""
+        if self.app.take_backup is not None:
+            return lambda: self.app.take_backup(self.app.engine.instance)
+        return self.app.engine.take_backup if self.app.engine.backup_possible() else None
+
     @work(thread=True, exclusive=True, group="backup", exit_on_error=False)
     def take(self) -> Backup:
-        return self.app.take_backup(self.app.engine.instance)
+        def progress(written: int, expected: int) -> None:
+            self.app.call_from_thread(self.query_one("#problem", Static).update,
+                                      Text(f"Taking the backup… {human_bytes(written)} of about {human_bytes(expected)}", style="bold"))  # fmt: skip
+
+        taker = self.taker()
+        return taker(progress) if taker == self.app.engine.take_backup else taker()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "backup":

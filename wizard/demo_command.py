@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .backup import backup_sqlite
 from .cli import choices_from, require_yes, start_tui, temp_sandbox
 from .demo.sandbox import INSTANCE, build, is_sandbox, start_services, stop_services
 from .errors import Exit, WizardError
@@ -37,20 +36,14 @@ def demo(args: argparse.Namespace) -> Exit:
     folder = prepare_sandbox(args.dir, args.pace, out)
     instance = load_instances(folder / "instances.toml")[INSTANCE]
     state = getattr(args, "state_dir", None) or folder / "state"
-    database = Path(instance.vars["database"])
-
-    def take_backup(_instance=instance):
-        return backup_sqlite(database, folder / "backups")
-
     if not args.headless:
         from .app import make_app
 
-        app = make_app({INSTANCE: instance}, state, INSTANCE, take_backup=take_backup, lock_threshold=args.lock_wait_seconds)
-        result = start_tui(app)
+        result = start_tui(make_app({INSTANCE: instance}, state, INSTANCE, lock_threshold=args.lock_wait_seconds))
         if result == Exit.DONE and StateStore(state, INSTANCE).load_done():
             stop_services(folder)
         return result
-    result = run_upgrade(instance, StateStore(state, INSTANCE), out, choices_from(args), take_backup=take_backup)
+    result = run_upgrade(instance, StateStore(state, INSTANCE), out, choices_from(args))
     if result == Exit.DONE:
         stop_services(folder)
         out.line(f"the demo's services were stopped; the sandbox stays in {folder}")

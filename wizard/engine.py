@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .backup import declared_backup
+from .backup import declared_backup, take_backup
+from .secrets import config_files
 from .dbconf import Database, database_of
 from .pgquery import QueryError, terminate
 from .errors import WizardError
@@ -220,6 +221,20 @@ class Engine:
         if typed_name.strip() != self.instance.name:
             raise WizardError(f"type the instance name, {self.instance.name!r}, exactly, to confirm")
         self.pass_gate(declared_backup(path))
+
+    def backup_possible(self) -> bool:
+        """Can the wizard take this instance's backup itself (its database is one it can dump)?"""
+        database = self.database()
+        return database is not None and database.kind in ("postgresql", "sqlite")
+
+    def take_backup(self, progress=None) -> Backup:
+        """Dump the database and copy the config files, verified (runs long: call it from a worker)."""
+        database = self.database()
+        if database is None:
+            raise WizardError("the instance's database settings were not found in its config",
+                              "back it up yourself, then declare it (--backup-done PATH)")  # fmt: skip
+        root = self.instance.backup_dir or self.store.dir / "backups"
+        return take_backup(database, config_files(self.recipe, self.instance), root, self.instance.backup_keep, progress)
 
     def pass_gate(self, backup: Backup) -> None:
         assert self.session is not None

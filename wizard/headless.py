@@ -123,8 +123,13 @@ def _pass_gate(choices: Choices, take_backup: Callable[[], Backup] | None, out: 
     if choices.backup_done:
         return declared_backup(choices.backup_done)
     if take_backup is not None:
-        out.line("taking the backup...")
-        return take_backup()
+        out.line("taking the backup (the gate stays closed until it has been read back)...")
+        backup = take_backup()
+        for what in backup.contents:
+            out.line(f"  backed up: {what}")
+        for command in backup.restore:
+            out.line(f"  restore with: {command}")
+        return backup
     raise WizardError(
         "the backup gate is closed: no upgrade step runs before a backup is recorded",
         "take a backup, then pass --backup-done PATH (where it is)",
@@ -223,6 +228,8 @@ def run_upgrade(
                 return Exit.DONE
             engine.begin(plan)
             out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(plan.steps)} steps")
+        if take_backup is None and engine.backup_possible():
+            take_backup = engine.take_backup
         try:
             return run_steps(engine, out, choices, take_backup)
         except KeyboardInterrupt:

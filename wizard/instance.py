@@ -36,6 +36,8 @@ class Instance(BaseModel):
         None, description="a command printing a service's main pid ({service}); systemd's is known"
     )
     env: dict[str, str] = Field({}, description="extra environment for every step")
+    backup_dir: Path | None = Field(None, description="where the wizard keeps its backups (default: in the state dir)")
+    backup_keep: int = Field(3, ge=1, description="how many of the wizard's own backups to keep")
     vars: dict[str, str] = Field({}, description="values for the recipe's own placeholders")
 
     @field_validator("name")

@@ -80,6 +80,7 @@ class Backup(BaseModel):
     size: int | None = None
     checksum: str | None = None
     restore: list[str] = Field([], description="the commands that would restore it")
+    contents: list[str] = Field([], description="what it holds")
 
 
 class SideJob(BaseModel):

@@ -1,0 +1,136 @@
+"""Backups taken by the wizard: real PostgreSQL and SQLite, read back, restorable, and gated."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from wizard.backup import BackupError, rotate, take_backup, verify_postgres_dump
+from wizard.dbconf import Database
+
+from .conftest import make_site, step_toml
+from .pg import PASSWORD, start_postgres, stop_postgres
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    pg = start_postgres()
+    if pg is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    pg.sql("CREATE TABLE events (id serial PRIMARY KEY, title text); "
+           "INSERT INTO events (title) SELECT 'event ' || n FROM generate_series(1, 5000) n; "
+           "CREATE TABLE labels (id serial PRIMARY KEY, title text); INSERT INTO labels (title) VALUES ('a'), ('b');")  # fmt: skip
+    yield pg
+    stop_postgres(pg)
+
+
+def database(pg) -> Database:
+    return Database("postgresql", pg.dbname, pg.host, pg.port, pg.user, pg.password)
+
+
+def test_a_postgres_backup_reads_back_and_restores_with_the_same_rows(tmp_path, postgres):
+    config = tmp_path / "indico.conf"
+    config.write_text(f"SQLALCHEMY_DATABASE_URI = {postgres.url!r}\n")
+    seen = []
+    backup = take_backup(database(postgres), [config], tmp_path / "backups", keep=3, progress=lambda w, e: seen.append((w, e)))
+    folder = Path(backup.path)
+    dump = folder / "app.dump"
+    assert backup.kind == "taken" and backup.checksum.startswith("sha256:") and dump.is_file()
+    assert (folder / "config" / "indico.conf").read_text() == config.read_text()
+    assert oct(dump.stat().st_mode & 0o777) == "0o600" and oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert verify_postgres_dump(dump) > 2
+    assert backup.restore[0].startswith("pg_restore --clean --if-exists --no-owner --dbname app ")
+    assert PASSWORD not in json.dumps(backup.model_dump(mode="json"))
+
+    postgres.sql("CREATE DATABASE scratch OWNER app", superuser=True)
+    restored = subprocess.run(["pg_restore", "--no-owner", "--dbname", "scratch", str(dump)],
+                              env={**postgres.env(), "PGDATABASE": "scratch"}, capture_output=True, text=True)  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    scratch = {**postgres.env(), "PGDATABASE": "scratch"}
+    count = subprocess.run(["psql", "-X", "-At", "-c", "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM labels)"],
+                           env=scratch, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    assert count == postgres.sql("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM labels)") == "5000|2"
+
+
+def test_a_truncated_or_corrupted_dump_fails_its_check(tmp_path, postgres):
+    backup = take_backup(database(postgres), [], tmp_path / "backups", keep=3)
+    dump = Path(backup.path) / "app.dump"
+    truncated = tmp_path / "truncated.dump"
+    truncated.write_bytes(dump.read_bytes()[: dump.stat().st_size // 2])
+    with pytest.raises(BackupError, match="cannot be read back"):
+        verify_postgres_dump(truncated)
+    corrupt = tmp_path / "corrupt.dump"
+    corrupt.write_bytes(b"PGDMP" + os.urandom(2000))
+    with pytest.raises(BackupError, match="cannot be read back"):
+        verify_postgres_dump(corrupt)
+
+
+def test_a_failing_dump_keeps_the_gate_closed_and_names_the_cause(site_root, postgres):
+    wrong = postgres.url.replace("/app", "/no_such_database")
+    site = make_site(site_root, step_toml("one", f"open({str(site_root / 'ran')!r}, 'w')"), app_config=f"SQLALCHEMY_DATABASE_URI = {wrong!r}\n")
+    result = site.cli("run", "--yes")
+    assert result.returncode == 2
+    assert "cannot measure the database" in result.stderr or "pg_dump failed" in result.stderr
+    assert not (site_root / "ran").exists() and site.session()["backup"] is None
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_headless_takes_the_backup_itself_and_the_session_says_how_to_restore(site_root, postgres):
+    site = make_site(site_root, step_toml("one", "print('upgraded')"), app_config=f"SQLALCHEMY_DATABASE_URI = {postgres.url!r}\n")
+    result = site.cli("run", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "backed up: app.dump" in result.stdout and "restore with: pg_restore" in result.stdout
+    backup = site.session()["backup"]
+    assert backup["kind"] == "taken" and Path(backup["path"]).parent == site.state / site.name / "backups"
+    backups = Path(backup["path"])
+    for path in site.state.rglob("*"):
+        if path.is_file() and backups not in path.parents:  # logs, status files, the session
+            assert PASSWORD not in path.read_text(errors="ignore"), path
+        elif path.is_file():  # the backup holds the config as it is, password included: it must stay private
+            assert oct(path.stat().st_mode & 0o777) == "0o600", path
+
+
+def test_sqlite_backup_is_consistent_and_complete(tmp_path):
+    db = tmp_path / "app.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("CREATE TABLE talks (id INTEGER PRIMARY KEY, title TEXT);")
+        conn.executemany("INSERT INTO talks (title) VALUES (?)", [(f"talk {n}",) for n in range(1000)])
+    backup = take_backup(Database("sqlite", str(db)), [], tmp_path / "backups", keep=3)
+    copy = Path(backup.path) / "app.sqlite3"
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT count(*) FROM talks").fetchone()[0] == 1000
+    assert backup.restore == [f"cp -- {copy} {db}"]
+
+
+def test_old_wizard_backups_are_rotated_and_nothing_else_is_touched(tmp_path):
+    root = tmp_path / "backups"
+    for name in ("wizard-20261101-000000", "wizard-20261102-000000", "wizard-20261103-000000", "my-own-backup"):
+        (root / name).mkdir(parents=True)
+    gone = rotate(root, keep=2)
+    assert [p.name for p in gone] == ["wizard-20261101-000000"]
+    assert sorted(p.name for p in root.iterdir()) == ["my-own-backup", "wizard-20261102-000000", "wizard-20261103-000000"]
+
+
+def test_not_enough_space_fails_before_writing_anything(tmp_path, postgres):
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with pytest.raises(BackupError, match="not enough free space") as error:
+            take_backup(database(postgres), [], small / "backups", keep=3)
+        assert "needed" in error.value.message and "free" in error.value.message
+        assert list(small.iterdir()) == []  # nothing written
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
