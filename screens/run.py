@@ -151,10 +151,13 @@ class RunScreen(Screen):
         if not (self.verdict and self.verdict.restart_would_help and self.can_restart()):
             return
         holders = ", ".join(b.who for b in self.verdict.blockers) or "unknown (the database could not be asked)"
+        step = self.watch.step
         try:
-            self.engine.restart_service(self.app_server, f"{self.engine.session.running.id} waited on a lock held by {holders}")
+            self.engine.restart_service(self.app_server, f"{step.id} waited on a lock held by {holders}")
         except WizardError as exc:
             self.app.notify(exc.message, severity="error", timeout=15)
+        # Start watching afresh: the old verdict is about the world before the restart.
+        self.watch, self.verdict = self.engine.lock_watch(step, self.app.lock_threshold), None
         self.refresh_view()
 
     def action_end_session(self) -> None:

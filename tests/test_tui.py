@@ -12,7 +12,6 @@ import pytest
 from textual.widgets import Input, Log
 
 from wizard.app import make_app
-from wizard.backup import backup_sqlite
 from wizard.demo.sandbox import build, start_services
 from wizard.instance import load_instances
 from wizard.store import StateStore
@@ -55,10 +54,9 @@ def sandbox(tmp_path):
 
 
 def demo_app(folder: Path):
+    """The demo as `upgrade-wizard demo` builds it: the engine takes the backup (SQLite, per its indico.conf)."""
     instance = load_instances(folder / "instances.toml")["demo"]
-    database = Path(instance.vars["database"])
-    return make_app({"demo": instance}, folder / "state", "demo",
-                    take_backup=lambda _: backup_sqlite(database, folder / "backups"))  # fmt: skip
+    return make_app({"demo": instance}, folder / "state", "demo")
 
 
 async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
@@ -77,7 +75,9 @@ async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
         await until(pilot, on_screen(app, "BackupScreen"))
         await pilot.press("enter")  # the focused "Take a backup now" button
         await until(pilot, on_screen(app, "RunScreen"), what="the backup and the run screen")
-        assert app.engine.session.backup.kind == "taken"
+        backup = app.engine.session.backup
+        assert backup.kind == "taken" and Path(backup.path).parent == sandbox / "state" / "demo" / "backups"
+        assert backup.contents == ["indico.sqlite3 (integrity checked)", "config/indico.conf"]
         await until(pilot, on_screen(app, "DoneScreen"), timeout=60, what="the upgrade to finish")
         assert all(step.status == "succeeded" for step in app.engine.session.steps)
         await pilot.press("q")
@@ -325,7 +325,7 @@ async def test_the_demo_lock_wait_shows_the_panel_and_restart_releases_it(tmp_pa
             engine.begin(app.screen.plan)
             for note in engine.session.unacknowledged:
                 engine.acknowledge(note.id)
-            engine.pass_gate(app.take_backup(engine.instance))
+            engine.pass_gate(engine.take_backup())
             for step in engine.session.steps[:3]:
                 engine.skip(step, "not needed for this test")
             app.route()

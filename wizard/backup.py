@@ -168,12 +168,12 @@ def take_backup(db: Database, config_files: list[Path], root: Path, keep: int, p
     if db.kind == "postgresql":
         dump = folder / f"{db.name or 'database'}.dump"
         dump_postgres(db, dump, expected, progress)
-        entries = verify_postgres_dump(dump)
+        checked = f"{verify_postgres_dump(dump)} entries, read back whole"
         restore.append(shlex.join(["pg_restore", "--clean", "--if-exists", "--no-owner", "--dbname", db.name, str(dump)]))
     else:
         dump = folder / Path(db.name).name
         copy_sqlite(Path(db.name), dump)
-        entries = 1
+        checked = "integrity checked"
         restore.append(shlex.join(["cp", "--", str(dump), db.name]))
     for path in configs:
         copy = folder / "config" / path.name
@@ -184,7 +184,7 @@ def take_backup(db: Database, config_files: list[Path], root: Path, keep: int, p
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     rotate(root, keep)
     return Backup(kind="taken", path=str(folder), size=size, checksum="sha256:" + sha256_of(dump), restore=restore,
-                  contents=[f"{dump.name} ({entries} entries)", *(f"config/{p.name}" for p in configs)])  # fmt: skip
+                  contents=[f"{dump.name} ({checked})", *(f"config/{p.name}" for p in configs)])  # fmt: skip
 
 
 def rotate(root: Path, keep: int) -> list[Path]:
