@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -11,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from steps import load_recipe
+from wizard.appfiles import app_files
 from wizard.backup import BackupError, rotate, take_backup, verify_postgres_dump
-from wizard.dbconf import Database
+from wizard.dbconf import Database, database_of
+from wizard.instance import Instance
 
 from .conftest import make_site, step_toml
 from .pg import PASSWORD, start_postgres, stop_postgres
@@ -134,3 +138,54 @@ def test_not_enough_space_fails_before_writing_anything(tmp_path, postgres):
         assert list(small.iterdir()) == []  # nothing written
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_pretalx_media_and_secret_are_backed_up_and_restore(tmp_path):
+    data = tmp_path / "data"
+    (data / "media" / "democon").mkdir(parents=True)
+    (data / "media" / "democon" / "slides.pdf").write_bytes(b"%PDF-1.4 talk slides")
+    (data / ".secret").write_text("s3cr3t-key-material")
+    db = data / "db.sqlite3"
+    sqlite3.connect(db).close()
+    cfg = tmp_path / "pretalx.cfg"
+    cfg.write_text(f"[filesystem]\ndata = {data}\n[database]\nbackend = sqlite3\nname = {db}\n")
+    instance = Instance(name="talks", recipe="pretalx", venv=tmp_path / "venv", config=cfg)
+    recipe = load_recipe("pretalx")
+    backup = take_backup(database_of(recipe, instance), [cfg], tmp_path / "backups", keep=3, files=app_files(recipe, instance))
+    assert any(line.startswith("media (") for line in backup.contents) and any(line.startswith(".secret (") for line in backup.contents)
+    # Restore into an empty place, by the recorded commands with the target moved there.
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    tar = next(c for c in backup.restore if c.startswith("tar "))
+    subprocess.run(shlex.split(tar)[:-1] + [str(restored)], check=True)
+    assert (restored / "media" / "democon" / "slides.pdf").read_bytes() == b"%PDF-1.4 talk slides"
+    assert (Path(backup.path) / "files" / ".secret").read_text() == "s3cr3t-key-material"
+
+
+def test_pretalx_secret_in_the_config_means_no_secret_file(tmp_path):
+    data = tmp_path / "data"
+    (data / "media").mkdir(parents=True)
+    (data / ".secret").write_text("unused")
+    cfg = tmp_path / "pretalx.cfg"
+    cfg.write_text(f"[filesystem]\ndata = {data}\n[django]\nsecret = in-the-config\n")
+    labels = [f.label for f in app_files(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg))]
+    assert labels == ["media"]
+
+
+def test_indico_archive_is_included_only_when_asked_and_its_size_is_said(tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "file.bin").write_bytes(b"x" * 300_000)
+    db = tmp_path / "indico.sqlite3"
+    sqlite3.connect(db).close()
+    conf = tmp_path / "indico.conf"
+    conf.write_text(f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{db}'\nSTORAGE_BACKENDS = {{'default': 'fs:{archive}'}}\n")
+    recipe = load_recipe("indico")
+    for include in (False, True):
+        instance = Instance(name="i", recipe="indico", venv=tmp_path, config=conf, backup_archive=include)
+        backup = take_backup(database_of(recipe, instance), [conf], tmp_path / f"b{include}", keep=3,
+                             files=app_files(recipe, instance))  # fmt: skip
+        line = next(c for c in backup.contents if "archive-default" in c)
+        assert "293.0 KiB" in line
+        assert line.startswith("NOT included") is not include
+        assert (Path(backup.path) / "files" / "archive-default.tar.gz").exists() is include

@@ -10,14 +10,17 @@ written when it is short.  Older wizard backups are rotated away.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import shutil
 import sqlite3
+import tarfile
 from pathlib import Path
 from typing import Callable
 
 import sh
 
+from .appfiles import AppFile, tree_size
 from .dbconf import Database
 from .errors import WizardError
 from .facts import human_bytes
@@ -152,8 +155,15 @@ def check_space(folder: Path, needed: int) -> None:
         )
 
 
-def take_backup(db: Database, config_files: list[Path], root: Path, keep: int, progress: Progress | None = None) -> Backup:
-    """Back up the database and the config files into a new folder under ``root``; verify; rotate."""
+def take_backup(
+    db: Database,
+    config_files: list[Path],
+    root: Path,
+    keep: int,
+    progress: Progress | None = None,
+    files: list[AppFile] = (),
+) -> Backup:
+    """Back up the database, the config files and the app's files into a new folder under ``root``; verify; rotate."""
     if db.kind == "postgresql":
         expected = database_size(db)
     elif db.kind == "sqlite":
@@ -161,7 +171,9 @@ def take_backup(db: Database, config_files: list[Path], root: Path, keep: int, p
     else:
         raise BackupError(f"the wizard cannot back up a {db.kind} database yet", "back it up yourself and declare it")
     configs = [path for path in config_files if path.is_file()]
-    check_space(root, expected + sum(path.stat().st_size for path in configs))
+    included = [f for f in files if f.included]
+    sizes = {f.label: tree_size(f.path) for f in files}
+    check_space(root, expected + sum(path.stat().st_size for path in configs) + sum(sizes[f.label] for f in included))
     folder = root / f"{PREFIX}{now().strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, mode=0o700)
     restore: list[str] = []
@@ -181,10 +193,32 @@ def take_backup(db: Database, config_files: list[Path], root: Path, keep: int, p
         shutil.copy2(path, copy)
         copy.chmod(0o600)
         restore.append(shlex.join(["cp", "--", str(copy), str(path)]))
+    contents = [f"{dump.name} ({checked})", *(f"config/{p.name}" for p in configs)]
+    for item in files:
+        if not item.included:
+            contents.append(f"NOT included: {item.label} ({item.path}, {human_bytes(sizes[item.label])}): {item.why_not}")
+            continue
+        contents.append(f"{item.label} ({item.path}, {human_bytes(sizes[item.label])})")
+        restore.append(save_files(item, folder / "files"))
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     rotate(root, keep)
     return Backup(kind="taken", path=str(folder), size=size, checksum="sha256:" + sha256_of(dump), restore=restore,
-                  contents=[f"{dump.name} ({checked})", *(f"config/{p.name}" for p in configs)])  # fmt: skip
+                  contents=contents)  # fmt: skip
+
+
+def save_files(item: AppFile, into: Path) -> str:
+    """A folder as a .tar.gz (paths relative to its parent), a single file as a copy; returns how to restore it."""
+    into.mkdir(exist_ok=True, mode=0o700)
+    if item.path.is_file():
+        copy = into / item.path.name
+        shutil.copy2(item.path, copy)
+        copy.chmod(0o600)
+        return shlex.join(["cp", "--", str(copy), str(item.path)])
+    archive = into / f"{item.label}.tar.gz"
+    with os.fdopen(os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+        with tarfile.open(fileobj=out, mode="w:gz") as tar:
+            tar.add(item.path, arcname=item.path.name)
+    return shlex.join(["tar", "-xzf", str(archive), "-C", str(item.path.parent)])
 
 
 def rotate(root: Path, keep: int) -> list[Path]:

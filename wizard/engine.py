@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from .appfiles import app_files
 from .backup import declared_backup, take_backup
 from .secrets import config_files
 from .dbconf import Database, database_of
@@ -234,7 +235,9 @@ class Engine:
             raise WizardError("the instance's database settings were not found in its config",
                               "back it up yourself, then declare it (--backup-done PATH)")  # fmt: skip
         root = self.instance.backup_dir or self.store.dir / "backups"
-        return take_backup(database, config_files(self.recipe, self.instance), root, self.instance.backup_keep, progress)
+        recipe = self.recipe
+        return take_backup(database, config_files(recipe, self.instance), root, self.instance.backup_keep, progress,
+                           files=app_files(recipe, self.instance))  # fmt: skip
 
     def pass_gate(self, backup: Backup) -> None:
         assert self.session is not None

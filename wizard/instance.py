@@ -38,6 +38,7 @@ class Instance(BaseModel):
     env: dict[str, str] = Field({}, description="extra environment for every step")
     backup_dir: Path | None = Field(None, description="where the wizard keeps its backups (default: in the state dir)")
     backup_keep: int = Field(3, ge=1, description="how many of the wizard's own backups to keep")
+    backup_archive: bool = Field(False, description="Indico: also back up the archive storage (it can be large)")
     vars: dict[str, str] = Field({}, description="values for the recipe's own placeholders")
 
     @field_validator("name")

@@ -1,0 +1,76 @@
+"""The app's own files a backup needs besides its database, as its config says where they are.
+
+pretalx: the ``media/`` folder (uploads) and ``.secret`` (only when no secret is set
+in the config: losing it logs everybody out).  Indico: the ``archive`` storage
+(every uploaded file), which can be large: included when the instance says so,
+and its size reported either way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from steps import Recipe
+
+from .instance import Instance
+from .secrets import config_files, ini_pairs, python_assignments
+
+
+@dataclass(frozen=True)
+class AppFile:
+    label: str
+    path: Path
+    included: bool
+    why_not: str = ""
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def app_files(recipe: Recipe, instance: Instance) -> list[AppFile]:
+    found: list[AppFile] = []
+    for config in config_files(recipe, instance):
+        try:
+            text = config.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if recipe.config_format == "ini":
+            found.extend(_pretalx_files(dict(ini_pairs(text))))
+        else:
+            found.extend(_indico_files(dict(python_assignments(text)), instance.backup_archive))
+    return [f for f in found if f.path.exists()]
+
+
+def _pretalx_files(values: dict[str, str]) -> list[AppFile]:
+    data = values.get("filesystem.data")
+    if not data:
+        return []
+    media = Path(values.get("filesystem.media") or Path(data) / "media")
+    files = [AppFile("media", media, True)]
+    if not values.get("django.secret"):
+        files.append(AppFile(".secret", Path(data) / ".secret", True))
+    return files
+
+
+def _indico_files(values: dict[str, object], include_archive: bool) -> list[AppFile]:
+    backends = values.get("STORAGE_BACKENDS")
+    if not isinstance(backends, dict):
+        return []
+    files = []
+    for name, spec in backends.items():
+        if isinstance(spec, str) and spec.startswith("fs:"):
+            why = "" if include_archive else "set backup_archive = true in the instance to include it"
+            files.append(AppFile(f"archive-{name}", Path(spec[3:].split(",")[0]), include_archive, why))
+    return files
