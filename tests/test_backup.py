@@ -189,3 +189,17 @@ def test_indico_archive_is_included_only_when_asked_and_its_size_is_said(tmp_pat
         assert "293.0 KiB" in line
         assert line.startswith("NOT included") is not include
         assert (Path(backup.path) / "files" / "archive-default.tar.gz").exists() is include
+
+
+def test_a_backup_that_fails_half_way_is_not_left_looking_like_one(tmp_path, postgres):
+    broken = Database("postgresql", "no_such_database", postgres.host, postgres.port, postgres.user, postgres.password)
+    root = tmp_path / "backups"
+    root.mkdir()
+    with pytest.raises(BackupError):
+        take_backup(broken, [], root, keep=3)
+    assert not list(root.glob("wizard-*"))  # measuring failed before anything was written
+    db = tmp_path / "app.sqlite3"
+    db.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(BackupError):
+        take_backup(Database("sqlite", str(db)), [], root, keep=3)
+    assert not list(root.glob("wizard-*")) and len(list(root.glob("incomplete-wizard-*"))) == 1

@@ -69,6 +69,8 @@ def copy_sqlite(database: Path, target: Path) -> None:
     dest = sqlite3.connect(target)
     try:
         source.backup(dest)
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"cannot read the database {database}: {exc}") from None
     finally:
         dest.close()
         source.close()
@@ -176,6 +178,16 @@ def take_backup(
     check_space(root, expected + sum(path.stat().st_size for path in configs) + sum(sizes[f.label] for f in included))
     folder = root / f"{PREFIX}{now().strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, mode=0o700)
+    try:
+        return _fill(folder, db, expected, configs, files, sizes, root, keep, progress)
+    except BaseException:
+        # Kept for a look, but never mistaken for a backup (nor counted when rotating).
+        folder.rename(folder.with_name("incomplete-" + folder.name))
+        raise
+
+
+def _fill(folder: Path, db: Database, expected: int, configs: list[Path], files, sizes: dict, root: Path,
+          keep: int, progress: Progress | None) -> Backup:  # fmt: skip
     restore: list[str] = []
     if db.kind == "postgresql":
         dump = folder / f"{db.name or 'database'}.dump"
