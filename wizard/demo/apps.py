@@ -75,6 +75,7 @@ def celery(tick: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wizard.demo.apps")
     parser.add_argument("service", choices=["uwsgi", "celery"])
+    parser.add_argument("--sandbox", type=Path, help="the sandbox this service belongs to")
     parser.add_argument("--database", type=Path)
     parser.add_argument("--wsgi-file", type=Path)
     parser.add_argument("--pace", type=float, default=1.0)

@@ -40,7 +40,8 @@ def start(sandbox: Path, service: str, settings: dict) -> None:
         return
     (sandbox / "run").mkdir(exist_ok=True)
     (sandbox / "logs").mkdir(exist_ok=True)
-    argv = [sys.executable, "-m", "wizard.demo.apps", service, "--pace", str(settings["pace"])]
+    # The sandbox on the command line: whoever cleans up a sandbox can find its services.
+    argv = [sys.executable, "-m", "wizard.demo.apps", service, "--sandbox", str(sandbox), "--pace", str(settings["pace"])]
     if service == "uwsgi":
         argv += ["--database", settings["database"], "--wsgi-file", settings["wsgi_file"]]
     with open(sandbox / "logs" / f"{service}.log", "ab") as out:
