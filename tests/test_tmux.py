@@ -34,8 +34,10 @@ class Terminal:
         return done.stdout
 
     def start(self, argv: list[str], width: int = 80, height: int = 24) -> None:
-        # tmux runs the command's arguments directly (no shell) when given more than one.
-        self.tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), *argv)
+        # tmux runs the command's arguments directly (no shell) when given more than one; the pane
+        # stays after the program ends, so a failure shows its last screen instead of nothing.
+        self.tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), *argv,
+                  ";", "set-option", "-t", self.name, "remain-on-exit", "on")  # fmt: skip
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", self.name)
@@ -60,6 +62,9 @@ class Terminal:
 
     def hang_up(self) -> None:
         """What a dropped SSH link does: the terminal goes, its processes get SIGHUP."""
+        self.tmux("kill-session", "-t", self.name)
+
+    def leave(self) -> None:
         self.tmux("kill-session", "-t", self.name)
 
 
@@ -107,6 +112,8 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     second.wait_for("[alembic.runtime.migration]")  # ...then followed live
     second.wait_for("is finished", timeout=120)
     second.keys("q")
+    time.sleep(1)
+    second.leave()
 
     steps = session_steps(folder)
     assert all(s["status"] == "succeeded" for s in steps.values()), steps
