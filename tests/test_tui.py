@@ -154,10 +154,15 @@ async def test_a_failed_step_offers_retry_and_skip_with_a_reason(site_root):
         assert steps["last"].status == "succeeded"
 
 
-async def test_abort_after_a_failure_keeps_the_session(site_root):
+def failed_once(site_root):
+    """A site whose only step failed in an earlier headless run, and the app that resumes it."""
     site = make_site(site_root, step_toml("broken", "import sys\nsys.exit(4)"))
     site.cli("run", "--yes", "--backup-done", str(site_root))
-    app = site_app(site)
+    return site, site_app(site)
+
+
+async def test_abort_after_a_failure_keeps_the_session(site_root):
+    site, app = failed_once(site_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, on_screen(app, "ResumeScreen"))
         await pilot.press("down", "enter")  # "Skip it", then change our mind
@@ -221,9 +226,7 @@ async def test_resume_offers_a_rerun_first_for_an_interrupted_safe_step(site_roo
 
 
 async def test_abandon_keeps_the_session_on_disk_and_plans_anew(site_root):
-    site = make_site(site_root, step_toml("broken", "import sys\nsys.exit(4)"))
-    site.cli("run", "--yes", "--backup-done", str(site_root))
-    app = site_app(site)
+    site, app = failed_once(site_root)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, on_screen(app, "ResumeScreen"))
         await pilot.press("end", "enter")  # the last choice: abandon

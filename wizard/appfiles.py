@@ -15,7 +15,7 @@ from pathlib import Path
 from steps import Recipe
 
 from .instance import Instance
-from .secrets import config_files, ini_pairs, python_assignments
+from .secrets import config_texts, ini_pairs, python_assignments
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,7 @@ def tree_size(path: Path) -> int:
 
 def app_files(recipe: Recipe, instance: Instance) -> list[AppFile]:
     found: list[AppFile] = []
-    for config in config_files(recipe, instance):
-        try:
-            text = config.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
+    for text in config_texts(recipe, instance):
         if recipe.config_format == "ini":
             found.extend(_pretalx_files(dict(ini_pairs(text))))
         else:

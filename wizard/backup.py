@@ -78,15 +78,6 @@ def copy_sqlite(database: Path, target: Path) -> None:
     verify_sqlite(target)
 
 
-def backup_sqlite(database: Path, folder: Path) -> Backup:
-    """The demo's backup: one SQLite file, verified, with its restore command."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = folder / f"{database.stem}-{now().strftime('%Y%m%d-%H%M%S')}.sqlite3"
-    copy_sqlite(database, target)
-    return Backup(kind="taken", path=str(target), size=target.stat().st_size, checksum="sha256:" + sha256_of(target),
-                  restore=[shlex.join(["cp", "--", str(target), str(database)])])  # fmt: skip
-
-
 # -- PostgreSQL ---------------------------------------------------------------
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from steps import Recipe
 
 from .instance import Instance
-from .secrets import config_files, ini_pairs, python_assignments
+from .secrets import config_texts, ini_pairs, python_assignments
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,7 @@ def _from_url(url: str) -> Database | None:
 
 def database_of(recipe: Recipe, instance: Instance) -> Database | None:
     """Indico: SQLALCHEMY_DATABASE_URI; pretalx: the [database] section.  None when not found."""
-    for path in config_files(recipe, instance):
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
+    for text in config_texts(recipe, instance):
         if recipe.config_format == "python":
             values = dict(python_assignments(text))
             url = values.get("SQLALCHEMY_DATABASE_URI")

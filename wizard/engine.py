@@ -88,7 +88,8 @@ class Engine(LockRemedies):
         self.session: Session | None = None
         self._lock: InstanceLock | None = None
         self._children: dict[str, subprocess.Popen] = {}
-        self._secrets = secrets_for(instance.load_recipe(), instance)
+        self.recipe = instance.load_recipe()  # once: the screens and the watch ask for it every tick
+        self._secrets = secrets_for(self.recipe, instance)
 
     # -- opening and closing ------------------------------------------------
 

@@ -20,10 +20,6 @@ from .watchdog import LockWatch
 class LockRemedies:
     """Mixed into the Engine: uses its instance, store, session, save and notes."""
 
-    @property
-    def recipe(self):
-        return self.instance.load_recipe()
-
     def service_unit(self, role: str) -> str | None:
         """The unit this session found for a role at planning time (else the configured one)."""
         found = self.session.services.get(role) if self.session else None

@@ -82,6 +82,17 @@ def config_files(recipe: Recipe, instance: Instance) -> list[Path]:
     return [path for path in candidates if path.exists()]
 
 
+def config_texts(recipe: Recipe, instance: Instance) -> list[str]:
+    """The text of each config file the instance uses that can be read (the others are skipped)."""
+    texts = []
+    for path in config_files(recipe, instance):
+        try:
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            continue
+    return texts
+
+
 def secrets_for(recipe: Recipe, instance: Instance) -> list[str]:
     """Every secret in the instance's config files; an unreadable one stops us (we would mask nothing)."""
     found: list[str] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -81,6 +80,3 @@ def install_metadata(venv: Path, name: str, version: str) -> None:
     (info / "INSTALLER").write_text("upgrade-wizard-demo\n")
     (info / "RECORD").write_text("")
 
-
-def wizard_python() -> str:
-    return sys.executable
