@@ -45,7 +45,7 @@ class DetectScreen(Screen):
 
     @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
     def detect(self) -> Plan:
-        return plan_for(self.app.engine.instance)
+        return plan_for(self.app.engine.instance, self.app.engine.backup_root)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "detect":

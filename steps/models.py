@@ -12,6 +12,7 @@ import string
 from typing import Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Placeholders every instance provides (see wizard.plan.placeholder_values).
@@ -19,7 +20,7 @@ BUILTIN_PLACEHOLDERS = frozenset(
     {"instance", "venv", "python", "config", "user", "target_version", "installed_version"}
 )
 #: Placeholders that expand into several argv elements (only as a whole element).
-LIST_PLACEHOLDERS = frozenset({"plugin_requirements"})
+LIST_PLACEHOLDERS = frozenset({"plugin_requirements", "note_requirements"})
 
 SERVICE_ACTIONS = ("start", "stop", "restart", "reload")
 
@@ -55,8 +56,14 @@ class Condition(_Strict):
     python: str | None = Field(None, description="version specifier the venv's Python must match")
     target: str | None = Field(None, description="version specifier the target version must match")
     service: str | None = Field(None, description="the instance has this service role")
+    postgres: str | None = Field(None, description="version specifier the PostgreSQL server must match")
+    database: list[str] | None = Field(None, description="the app's database is one of these (postgresql, sqlite, mysql)")
+    config_set: list[str] | None = Field(None, description="one of these keys is set in the app's config")
+    config_unset: list[str] | None = Field(None, description="none of these keys is set in the app's config")
+    web_server: list[str] | None = Field(None, description="one of these web servers is on the host (nginx, apache)")
+    dists: dict[str, str] | None = Field(None, description="distributions in the venv and the specifier each must match")
 
-    @field_validator("installed", "target", "python")
+    @field_validator("installed", "target", "python", "postgres")
     @classmethod
     def _specifier(cls, value: str | None) -> str | None:
         if value is not None:
@@ -64,6 +71,13 @@ class Condition(_Strict):
                 SpecifierSet(value)
             except InvalidSpecifier as exc:
                 raise ValueError(f"not a version specifier: {value!r}") from exc
+        return value
+
+    @field_validator("dists")
+    @classmethod
+    def _dist_specifiers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for spec in (value or {}).values():
+            cls._specifier(spec)
         return value
 
 
@@ -83,6 +97,7 @@ class StepSpec(_Strict):
     )
     can_hang_on_lock: bool = False
     advice: str = ""
+    needs: list[str] = Field([], description="programs that must be on the PATH for this step (checked before the start)")
 
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:
@@ -94,16 +109,46 @@ class StepSpec(_Strict):
         return [*(self.argv or []), *self.env.values()]
 
 
+class NoteStep(StepSpec):
+    """A step a release note adds to the plan, placed before or after one of the recipe's steps."""
+
+    before: str | None = None
+    after: str | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> NoteStep:
+        if (self.before is None) == (self.after is None):
+            raise ValueError("a note's step needs exactly one of 'before' or 'after' (a step id of the recipe)")
+        return self
+
+
 class ReleaseNote(_Strict):
-    """Something an operator must know when the jump crosses ``version``."""
+    """Something an operator must know about a release, and what it changes in the plan.
+
+    With a ``version``, the note belongs to every upgrade that crosses it
+    (installed < version <= target); without one, to every hop for which
+    ``when`` holds (e.g. "while the target is below 2025.2").
+    """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
-    version: str = Field(description="the release that brings it: shown when installed < version <= target")
+    version: str | None = Field(None, description="the release that brings it")
     severity: Literal["blocker", "warning", "info"]
     title: str
     text: str
     way_out: str = Field("", description="what to do about it (for a blocker: how to get past it)")
     when: Condition = Condition()
+    pip_requirements: list[str] = Field([], description="added to the pip steps of each hop it applies to")
+    steps: list[NoteStep] = Field([], description="steps it adds to each hop it applies to")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Version(value)
+            except InvalidVersion as exc:
+                raise ValueError(f"not a version: {value!r}") from exc
+        return value
 
 
 class Recipe(_Strict):
@@ -125,6 +170,9 @@ class Recipe(_Strict):
     required_vars: list[str] = Field([], description="placeholders every instance must set itself")
     lock_wait_seconds: float = Field(5.0, gt=0, description="silence (and idle CPU) before a lock wait is suspected")
     app_server_role: str = Field("uwsgi", description="the service whose restart drops the app's database sessions")
+    hops: Literal["none", "feature"] = Field(
+        "none", description="feature: never skip a feature release (YEAR.N); each is its own hop, at its newest patch"
+    )
     steps: list[StepSpec] = Field(min_length=1)
     notes: list[ReleaseNote] = []
 
@@ -136,20 +184,36 @@ class Recipe(_Strict):
             if step.id in seen:
                 raise StepError(index, "id", f"duplicate step id {step.id!r}")
             seen.add(step.id)
-            for field, templates in (("argv", step.argv or []), ("env", list(step.env.values()))):
-                for template in templates:
-                    try:
-                        names = placeholders_in(template)
-                    except ValueError as exc:
-                        raise StepError(index, field, str(exc)) from None
-                    unknown = names - known
-                    if unknown:
-                        raise StepError(
-                            index, field, f"unknown placeholder {{{sorted(unknown)[0]}}} in {template!r}"
-                        )
-                    if names & LIST_PLACEHOLDERS and template not in {f"{{{n}}}" for n in LIST_PLACEHOLDERS}:
-                        raise StepError(index, field, f"{template!r}: a list placeholder must stand alone")
+            problem = template_problem(step, known)
+            if problem:
+                raise StepError(index, *problem)
+        for note in self.notes:
+            for step in note.steps:
+                anchor = step.before or step.after
+                if anchor not in seen:
+                    raise ValueError(f"note {note.id!r}, step {step.id!r}: no recipe step {anchor!r} to place it by")
+                if step.id in seen:
+                    raise ValueError(f"note {note.id!r}, step {step.id!r}: a recipe step has that id already")
+                problem = template_problem(step, known)
+                if problem:
+                    raise ValueError(f"note {note.id!r}, step {step.id!r}, field {problem[0]!r}: {problem[1]}")
         return self
+
+
+def template_problem(step: StepSpec, known: set[str]) -> tuple[str, str] | None:
+    """(field, message) for the first bad placeholder in a step's argv or env, or None."""
+    for field, templates in (("argv", step.argv or []), ("env", list(step.env.values()))):
+        for template in templates:
+            try:
+                names = placeholders_in(template)
+            except ValueError as exc:
+                return field, str(exc)
+            unknown = names - known
+            if unknown:
+                return field, f"unknown placeholder {{{sorted(unknown)[0]}}} in {template!r}"
+            if names & LIST_PLACEHOLDERS and template not in {f"{{{n}}}" for n in LIST_PLACEHOLDERS}:
+                return field, f"{template!r}: a list placeholder must stand alone"
+    return None
 
 
 class StepError(ValueError):

@@ -107,7 +107,7 @@ def dispatch(args: argparse.Namespace) -> Exit:
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
-        return show_plan(instance)
+        return show_plan(instance, instance.backup_dir or store.dir / "backups")
     if args.command == "status":
         return show_status(store, args.json)
     if args.command == "run":
@@ -159,13 +159,13 @@ def choices_from(args: argparse.Namespace):
                    lock_threshold=args.lock_wait_seconds, restart_after=args.restart_after)  # fmt: skip
 
 
-def show_plan(instance: Instance) -> Exit:
+def show_plan(instance: Instance, backup_root: Path) -> Exit:
     from .plan import plan_for
     from .report import print_plan
 
-    plan = plan_for(instance)
+    plan = plan_for(instance, backup_root)
     print_plan(Console(highlight=False), instance, plan)
-    return Exit.USAGE if any(n.severity == "blocker" for n in plan.notes) else Exit.DONE
+    return Exit.USAGE if plan.blocked else Exit.DONE
 
 
 def show_status(store: StateStore, as_json: bool) -> Exit:

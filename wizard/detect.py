@@ -8,20 +8,25 @@ from dataclasses import dataclass, field
 
 import sh
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from steps import Recipe
 
+from . import pipquery
 from .errors import ConfigError
+from .hostfacts import HostFacts, host_facts
 from .instance import Instance
 
-# Runs inside the instance's own venv Python: its answers are the venv's, not ours.
+# Runs inside the instance's own venv Python: its answers are the venv's, not ours.  It also
+# runs on an old Python (2.7, 3.7) far enough to say which Python and which releases are there.
 VENV_PROBE = """
-import json, sys, importlib.metadata as md
-dists = {}
-for d in md.distributions():
-    name = d.metadata["Name"]
-    if name:
-        dists[name] = d.version
+import json, sys
+try:
+    import importlib.metadata as md
+    dists = dict((d.metadata["Name"], d.version) for d in md.distributions() if d.metadata["Name"])
+except ImportError:
+    import pkg_resources
+    dists = dict((d.project_name, d.version) for d in pkg_resources.working_set)
 print(json.dumps({"python": ".".join(map(str, sys.version_info[:3])), "dists": dists}))
 """
 
@@ -34,10 +39,28 @@ class Detection:
     plugins: dict[str, str] = field(default_factory=dict)
     os_family: str = "unknown"
     target_source: str = "pinned"
+    newest_version: str | None = None  # the newest final release pip sees, whatever Python it needs
+    newest_requires_python: str | None = None  # asked only when the newest is out of this venv's reach
+    releases: list[str] = field(default_factory=list)  # releases this venv's Python may install, oldest first
+    dists: dict[str, str] = field(default_factory=dict)  # every distribution in the venv (canonical names)
+    host: HostFacts = field(default_factory=HostFacts)
+    unknowns: list[str] = field(default_factory=list)  # questions that got no answer, said as warnings
 
     @property
     def up_to_date(self) -> bool:
         return self.installed_version is not None and self.installed_version == self.target_version
+
+    @property
+    def out_of_reach(self) -> bool:
+        """A newer release exists than pip will install here (usually: it needs another Python)."""
+        return _newer(self.newest_version, self.target_version)
+
+
+def _newer(version: str | None, than: str | None) -> bool:
+    try:
+        return version is not None and than is not None and Version(version) > Version(than)
+    except InvalidVersion:
+        return False
 
 
 def os_family() -> str:
@@ -67,31 +90,6 @@ def probe_venv(instance: Instance) -> dict:
     return json.loads(str(out))
 
 
-def pip_would_install(instance: Instance, package: str) -> str | None:
-    """The version of ``package`` that ``pip install -U`` would pick for this venv (None: no change)."""
-    try:
-        out = sh.Command(str(instance.python))(
-            "-m", "pip", "install", "--dry-run", "--quiet", "--no-input", "--report", "-", "-U", package,
-            _tty_out=False, _timeout=300,
-        )  # fmt: skip
-    except sh.ErrorReturnCode as exc:
-        tail = exc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise ConfigError(
-            f"instance {instance.name!r}: pip cannot resolve {package} for this venv: {' / '.join(tail)}",
-            "set 'target' in the instance to pin the version, or fix the venv's pip configuration",
-        ) from None
-    except sh.TimeoutException:
-        raise ConfigError(
-            f"instance {instance.name!r}: pip did not resolve {package} within 5 minutes (an index out of reach?)",
-            "set 'target' in the instance to pin the version, or fix the venv's pip configuration",
-        ) from None
-    report = json.loads(str(out))
-    for item in report.get("install", []):
-        if canonicalize_name(item["metadata"]["name"]) == canonicalize_name(package):
-            return item["metadata"]["version"]
-    return None
-
-
 def detect(instance: Instance, recipe: Recipe) -> Detection:
     probe = probe_venv(instance)
     dists = {canonicalize_name(name): version for name, version in probe["dists"].items()}
@@ -100,16 +98,29 @@ def detect(instance: Instance, recipe: Recipe) -> Detection:
     if recipe.plugin_prefix:
         prefix = canonicalize_name(recipe.plugin_prefix)
         plugins = {name: v for name, v in sorted(dists.items()) if name.startswith(prefix)}
-    if instance.target:
-        target, source = instance.target, "pinned in the instance"
-    else:
-        target = pip_would_install(instance, recipe.package) or installed
-        source = "what pip would install into this venv"
-    return Detection(
+    found = Detection(
         installed_version=installed,
-        target_version=target,
+        target_version=instance.target,
         python_version=probe["python"],
         plugins=plugins,
         os_family=os_family(),
-        target_source=source,
+        target_source="pinned in the instance",
+        dists=dists,
+        host=host_facts(instance, recipe),
     )
+    if installed is None:
+        return found
+    if not instance.target:
+        found.target_version = pipquery.would_install(instance, recipe.package, list(plugins)) or installed
+        found.target_source = "what pip would install into this venv"
+    if instance.target and recipe.hops != "feature":
+        return found  # the operator chose the version: the index is not asked
+    try:
+        found.releases = pipquery.releases(instance, recipe.package)
+        everything = pipquery.releases(instance, recipe.package, any_python=True)
+        found.newest_version = everything[-1] if everything else None
+        if found.out_of_reach:
+            found.newest_requires_python = pipquery.requires_python(instance, recipe.package, found.newest_version)
+    except pipquery.PipQueryError as exc:
+        found.unknowns.append(f"the releases of {recipe.package} could not be listed: {exc}")
+    return found

@@ -143,6 +143,7 @@ class Engine(LockRemedies):
             installed_version=found.installed_version,
             target_version=found.target_version,
             python_version=found.python_version,
+            path=plan.hops,
             services=plan.services,
             notes=plan.notes,
             steps=plan.steps,
@@ -226,15 +227,18 @@ class Engine(LockRemedies):
         database = self.database()
         return database is not None and database.kind in ("postgresql", "sqlite")
 
+    @property
+    def backup_root(self) -> Path:
+        return self.instance.backup_dir or self.store.dir / "backups"
+
     def take_backup(self, progress=None) -> Backup:
         """Dump the database and copy the config files, verified (runs long: call it from a worker)."""
         database = self.database()
         if database is None:
             raise WizardError("the instance's database settings were not found in its config",
                               "back it up yourself, then declare it (--backup-done PATH)")  # fmt: skip
-        root = self.instance.backup_dir or self.store.dir / "backups"
         recipe = self.recipe
-        return take_backup(database, config_files(recipe, self.instance), root, self.instance.backup_keep, progress,
+        return take_backup(database, config_files(recipe, self.instance), self.backup_root, self.instance.backup_keep, progress,
                            files=app_files(recipe, self.instance))  # fmt: skip
 
     def pass_gate(self, backup: Backup) -> None:

@@ -221,11 +221,13 @@ def run_upgrade(
             out.line("this upgrade is finished; pass --new to plan another one")
             return Exit.DONE
         if session is None or new:
-            plan = plan_for(instance)
+            plan = plan_for(instance, engine.backup_root)
             found = plan.found
             if not plan.steps:
                 out.line(f"{plan.recipe.package} is already at {found.target_version}: nothing to upgrade")
-                return Exit.DONE
+                for note in plan.beyond:
+                    out.line(f"{note.severity}: {note.title}. {note.text} Way out: {note.way_out}")
+                return Exit.USAGE if plan.blocked else Exit.DONE
             engine.begin(plan)
             out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(plan.steps)} steps")
         if take_backup is None and engine.backup_possible():

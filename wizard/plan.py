@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from steps import Recipe, ReleaseNote, StepSpec
-from steps.models import LIST_PLACEHOLDERS
+from steps.models import LIST_PLACEHOLDERS, NoteStep
 
+from .conditions import check, matches
 from .detect import Detection
 from .errors import ConfigError
 from .instance import Instance
+from .path import hops
 from .services import Unit, resolve_units
 from .state import Note, StepRecord
 from .watchdog import application_tag
@@ -54,35 +56,33 @@ def render_argv(templates: list[str], values: dict[str, str], lists: dict[str, l
     return argv
 
 
-def applies(step: StepSpec | ReleaseNote, recipe: Recipe, instance: Instance, found: Detection) -> bool:
-    when = step.when
-    if when.plugins_installed is not None and bool(found.plugins) != when.plugins_installed:
-        return False
-    if when.os_family is not None and found.os_family not in when.os_family:
-        return False
-    if when.service is not None and not (instance.services.get(when.service) or recipe.services.get(when.service)):
-        return False
-    checks = ((when.installed, found.installed_version), (when.target, found.target_version), (when.python, found.python_version))
-    for spec, version in checks:
-        if spec is not None and not _matches(spec, version):
-            return False
-    return True
+def applies(step: StepSpec, recipe: Recipe, instance: Instance, found: Detection) -> bool:
+    outcome = check(step.when, recipe, instance, found)
+    return outcome.holds and not outcome.unchecked  # a step runs only when its condition surely holds
 
 
-def _matches(spec: str, version: str | None) -> bool:
-    try:
-        return version is not None and Version(version) in SpecifierSet(spec, prereleases=True)
-    except InvalidVersion:
-        return False
+@dataclass
+class HopSteps:
+    records: list[StepRecord]
+    needs: set[str]
 
 
-def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None] | None = None) -> list[StepRecord]:
-    if units is None:
-        units = {unit.role: unit.name for unit in resolve_units(instance, recipe)}
-    values = placeholder_values(recipe, instance, found)
-    lists = {"plugin_requirements": list(found.plugins)}
-    records = []
+def ordered_specs(recipe: Recipe, added: list[NoteStep]) -> list[StepSpec]:
+    """The recipe's steps with the notes' steps put before or after the step each names."""
+    specs: list[StepSpec] = []
     for step in recipe.steps:
+        specs.extend(extra for extra in added if extra.before == step.id)
+        specs.append(step)
+        specs.extend(extra for extra in added if extra.after == step.id)
+    return specs
+
+
+def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None],
+              requirements: list[str], added: list[NoteStep]) -> HopSteps:  # fmt: skip
+    values = placeholder_values(recipe, instance, found)
+    lists = {"plugin_requirements": list(found.plugins), "note_requirements": requirements}
+    records, needs = [], set()
+    for step in ordered_specs(recipe, added):
         if not applies(step, recipe, instance, found):
             continue
         if step.service is not None:
@@ -100,6 +100,7 @@ def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict
         env["VIRTUAL_ENV"] = str(instance.venv)
         if step.can_hang_on_lock:
             env["PGAPPNAME"] = application_tag(step.id)  # so the lock watch finds this step's session
+        needs.update(step.needs)
         records.append(
             StepRecord(
                 id=step.id,
@@ -113,7 +114,7 @@ def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict
                 advice=_unwrap(step.advice),
             )
         )
-    return records
+    return HopSteps(records, needs)
 
 
 SEVERITY_ORDER = {"blocker": 0, "warning": 1, "info": 2}
@@ -132,17 +133,34 @@ def _unwrap(text: str) -> str:
     return " ".join(text.split())
 
 
+def chosen_notes(recipe: Recipe, instance: Instance, hop: Detection) -> list[tuple[ReleaseNote, list[str]]]:
+    """The recipe's notes for one hop, each with the parts of its condition that could not be checked."""
+    chosen = []
+    for note in recipe.notes:
+        if note.version is not None and not crosses(note.version, hop.installed_version, hop.target_version):
+            continue
+        outcome = check(note.when, recipe, instance, hop)
+        if outcome.holds:
+            chosen.append((note, outcome.unchecked))
+    return chosen
+
+
+def as_note(note: ReleaseNote, unchecked: list[str]) -> Note:
+    severity, text = note.severity, _unwrap(note.text)
+    if unchecked:
+        text += f" (Not checked here: {'; '.join(unchecked)}. Check it by hand.)"
+        severity = "warning" if severity == "blocker" else severity  # a guess never blocks; it must be read
+    return Note(id=note.id, version=note.version or "", severity=severity, title=note.title, text=text,
+                way_out=_unwrap(note.way_out))  # fmt: skip
+
+
+def sort_notes(notes: list[Note]) -> list[Note]:
+    return sorted(notes, key=lambda n: (SEVERITY_ORDER[n.severity], Version(n.version or "0")))
+
+
 def notes_for(recipe: Recipe, instance: Instance, found: Detection) -> list[Note]:
-    """The release notes this jump crosses, most severe first, then by version."""
-    chosen = [
-        note for note in recipe.notes
-        if crosses(note.version, found.installed_version, found.target_version) and applies(note, recipe, instance, found)
-    ]  # fmt: skip
-    chosen.sort(key=lambda n: (SEVERITY_ORDER[n.severity], Version(n.version)))
-    return [
-        Note(id=n.id, version=n.version, severity=n.severity, title=n.title, text=_unwrap(n.text), way_out=_unwrap(n.way_out))
-        for n in chosen
-    ]
+    """The release notes a single jump from installed to target crosses, most severe first."""
+    return sort_notes([as_note(note, unchecked) for note, unchecked in chosen_notes(recipe, instance, found)])
 
 
 @dataclass
@@ -152,15 +170,72 @@ class Plan:
     steps: list[StepRecord]
     notes: list[Note]
     units: list[Unit] = field(default_factory=list)
+    hops: list[str] = field(default_factory=list)
+    beyond: list[Note] = field(default_factory=list)  # what stands between the target and the newest release
+    needs: set[str] = field(default_factory=set)
 
     @property
     def services(self) -> dict[str, str]:
         return {unit.role: unit.name for unit in self.units if unit.name}
 
+    @property
+    def blocked(self) -> bool:
+        """A blocker stops this upgrade, or (nothing to do here) the way to the newest release."""
+        stoppers = self.notes if self.steps else self.beyond
+        return any(note.severity == "blocker" for note in stoppers)
 
-def plan_for(instance: Instance) -> Plan:
+
+def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None] | None = None) -> Plan:
+    """The steps of every hop from installed to target, and the notes that come with them."""
+    if units is None:
+        units = {unit.role: unit.name for unit in resolve_units(instance, recipe)}
+    path = hops(found.installed_version or "", found.target_version or "", recipe.hops, found.releases)
+    steps: list[StepRecord] = []
+    notes: dict[str, Note] = {}
+    needs: set[str] = set()
+    start = found.installed_version
+    for to in path:
+        hop = replace(found, installed_version=start, target_version=to)
+        chosen = chosen_notes(recipe, instance, hop)
+        requirements = list(dict.fromkeys(req for note, _ in chosen for req in note.pip_requirements))
+        added = [step for note, _ in chosen for step in note.steps]
+        built = build_hop(recipe, instance, hop, units, requirements, added)
+        if len(path) > 1:
+            for record in built.records:
+                record.id, record.title = f"{record.id}-{to}", f"{record.title} ({to})"
+        steps.extend(built.records)
+        needs |= built.needs
+        for note, unchecked in chosen:
+            notes.setdefault(note.id, as_note(note, unchecked))
+        start = to
+    plan = Plan(recipe, found, steps, sort_notes(list(notes.values())), hops=path, needs=needs)
+    plan.beyond = beyond_target(recipe, instance, found)
+    return plan
+
+
+def beyond_target(recipe: Recipe, instance: Instance, found: Detection) -> list[Note]:
+    """Why pip stops short of the newest release, and what would get past it."""
+    if not found.out_of_reach:
+        return []
+    further = replace(found, installed_version=found.target_version, target_version=found.newest_version)
+    notes = [as_note(note, unchecked) for note, unchecked in chosen_notes(recipe, instance, further)
+             if note.version is not None]  # fmt: skip
+    spec = found.newest_requires_python
+    if spec and not matches(spec, found.python_version) and not any(n.id.startswith("python") for n in notes):
+        notes.append(Note(
+            id="python-gate", version=found.newest_version or "", severity="blocker",
+            title=f"{recipe.package} {found.newest_version} needs Python {spec}",
+            text=f"This venv runs Python {found.python_version}, so pip stops at {found.target_version}.",
+            way_out=f"Rebuild the venv on a Python matching {spec}, reinstall {recipe.package} and its plugins there, "
+                    "then run the wizard again.",
+        ))  # fmt: skip
+    return sort_notes(notes)
+
+
+def plan_for(instance: Instance, backup_root: Path | None = None) -> Plan:
     """Detect what the instance has and plan its upgrade (no steps when it is up to date)."""
     from .detect import detect
+    from .preflight import preflight
 
     instance.check_paths()
     recipe = instance.load_recipe()
@@ -171,7 +246,8 @@ def plan_for(instance: Instance) -> Plan:
             "check that 'venv' is the virtualenv the app runs from",
         )
     units = resolve_units(instance, recipe)
-    if found.up_to_date:
-        return Plan(recipe, found, [], [], units)
-    steps = build_plan(recipe, instance, found, {unit.role: unit.name for unit in units})
-    return Plan(recipe, found, steps, notes_for(recipe, instance, found), units)
+    plan = build_plan(recipe, instance, found, {unit.role: unit.name for unit in units})
+    plan.units = units
+    if plan.steps:
+        plan.notes = sort_notes(plan.notes + preflight(instance, plan, backup_root))
+    return plan

@@ -41,6 +41,10 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_row("installed", esc(found.installed_version) if found.installed_version else "[red]not installed[/]")
     facts.add_row("target", f"{esc(found.target_version)}  [dim]({found.target_source})[/]")
+    if found.newest_version:
+        facts.add_row("newest", esc(newest_text(found)))
+    if len(plan.hops) > 1:
+        facts.add_row("path", esc(" -> ".join([found.installed_version or "?", *plan.hops])) + "  [dim](one feature release at a time)[/]")
     facts.add_row("python", esc(found.python_version))
     facts.add_row("plugins", esc(", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none"))
     facts.add_row("os family", esc(found.os_family))
@@ -48,15 +52,16 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
         how = "[yellow]assumed: not found on this host[/]" if unit.how == "assumed" else unit.how
         facts.add_row(f"{esc(unit.role)} service", f"{esc(unit.name or 'unknown')}  [dim]({how})[/]")
     console.print(facts)
-    if found.up_to_date:
-        console.print(f"\nAlready at {found.target_version}: nothing to upgrade.")
+    if not plan.steps:
+        console.print(f"\npip would install nothing here: {esc(found.target_version)} is the newest release for this venv.")
+    if plan.beyond:
+        console.print(f"\n[bold]Beyond {esc(found.target_version)}[/] (not part of this upgrade):")
+        print_notes(console, plan.beyond)
+    if not plan.steps:
         return
-    for note in plan.notes:
-        style = {"blocker": "bold red", "warning": "yellow", "info": "dim"}[note.severity]
-        console.print(f"[{style}]{note.severity.upper()}[/] ({esc(note.version)}) {esc(note.title)}")
-        console.print(f"  {esc(note.text)}", soft_wrap=True)
-        if note.way_out:
-            console.print(f"  [bold]way out:[/] {esc(note.way_out)}", soft_wrap=True)
+    if plan.notes:
+        console.print("\n[bold]This upgrade[/]:")
+        print_notes(console, plan.notes)
     table = Table(title="The plan", title_justify="left", expand=False)
     table.add_column("#", justify="right")
     table.add_column("step")
@@ -67,6 +72,23 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
         marks = " [dim](re-runnable)[/]" if step.safe_to_rerun else ""
         table.add_row(str(number), f"{esc(step.title)}{marks}\n[dim]{step.id}[/]", esc(as_user), Text(command_text(step)))
     console.print(table)
+
+
+def newest_text(found) -> str:
+    if not found.out_of_reach:
+        return f"{found.newest_version} (within reach)"
+    needs = f"needs Python {found.newest_requires_python}" if found.newest_requires_python else "pip will not pick it here"
+    return f"{found.newest_version} ({needs}; this venv has {found.python_version})"
+
+
+def print_notes(console: Console, notes) -> None:
+    for note in notes:
+        style = {"blocker": "bold red", "warning": "yellow", "info": "dim"}[note.severity]
+        version = f" ({esc(note.version)})" if note.version else ""
+        console.print(f"[{style}]{note.severity.upper()}[/]{version} {esc(note.title)}", soft_wrap=True)
+        console.print(f"  {esc(note.text)}", soft_wrap=True)
+        if note.way_out:
+            console.print(f"  [bold]way out:[/] {esc(note.way_out)}", soft_wrap=True)
 
 
 def print_status(console: Console, session: Session) -> None:

@@ -110,6 +110,7 @@ class Session(BaseModel):
     installed_version: str | None = None
     target_version: str | None = None
     python_version: str | None = None
+    path: list[str] = Field([], description="the versions installed one after the other (the last is the target)")
     services: dict[str, str] = Field({}, description="service role -> the unit found or configured on this host")
     notes: list[Note] = []
     acknowledged: dict[str, datetime] = Field({}, description="warning note id -> when the operator acknowledged it")

@@ -1,0 +1,76 @@
+"""Whether a step or a release note belongs to this upgrade: its ``when``, checked against what was found.
+
+A condition that cannot be checked here (the database server did not answer,
+no config was readable) is neither true nor false: the caller is told which
+ones, so a note can still be shown, with that said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from steps import Recipe
+from steps.models import Condition
+
+from .detect import Detection
+from .instance import Instance
+
+
+@dataclass
+class Outcome:
+    holds: bool
+    unchecked: list[str] = field(default_factory=list)  # the parts that could not be checked (taken as true)
+
+
+def matches(spec: str, version: str | None) -> bool:
+    try:
+        return version is not None and Version(version) in SpecifierSet(spec, prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+def check(when: Condition, recipe: Recipe, instance: Instance, found: Detection) -> Outcome:
+    if when.plugins_installed is not None and bool(found.plugins) != when.plugins_installed:
+        return Outcome(False)
+    if when.os_family is not None and found.os_family not in when.os_family:
+        return Outcome(False)
+    if when.service is not None and not (instance.services.get(when.service) or recipe.services.get(when.service)):
+        return Outcome(False)
+    for spec, version in ((when.installed, found.installed_version), (when.target, found.target_version),
+                          (when.python, found.python_version)):  # fmt: skip
+        if spec is not None and not matches(spec, version):
+            return Outcome(False)
+    for name, spec in (when.dists or {}).items():
+        if not matches(spec, found.dists.get(canonicalize_name(name))):
+            return Outcome(False)
+    unchecked: list[str] = []
+    host = found.host
+    if when.database is not None:
+        if host.database is None:
+            unchecked.append("the database in use is not known")
+        elif host.database not in when.database:
+            return Outcome(False)
+    if when.postgres is not None:
+        if host.database not in (None, "postgresql"):
+            return Outcome(False)
+        if host.postgres_version is None:
+            unchecked.append("the PostgreSQL server's version is not known")
+        elif not matches(when.postgres, host.postgres_version):
+            return Outcome(False)
+    if when.config_set is not None or when.config_unset is not None:
+        if not host.config_keys:
+            unchecked.append("the app's config could not be read")
+        elif when.config_set is not None and not host.config_keys & set(when.config_set):
+            return Outcome(False)
+        elif when.config_unset is not None and host.config_keys & set(when.config_unset):
+            return Outcome(False)
+    if when.web_server is not None:
+        if not host.web_servers:
+            unchecked.append("no web server was found on this host")
+        elif not set(host.web_servers) & set(when.web_server):
+            return Outcome(False)
+    return Outcome(True, unchecked)

@@ -1,0 +1,154 @@
+"""Checks before anything changes, each a note with its remedy: tools, rights, config, disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import sh
+
+from .backup import BackupError, database_size
+from .dbconf import database_of
+from .facts import human_bytes
+from .instance import Instance
+from .plan import Plan
+from .privilege import current_user
+from .secrets import config_files
+from .state import Note
+
+MIB = 1024**2
+VENV_SPARE = 256 * MIB  # beyond the venv's own size: pip downloads and unpacks beside it
+
+# Where each tool comes from, per OS family (what to install when it is missing).
+PACKAGES = {
+    "npm": {"debian": "nodejs npm", "rhel": "nodejs npm", "default": "Node.js with npm"},
+    "msgfmt": {"debian": "gettext", "rhel": "gettext", "default": "GNU gettext"},
+    "pg_dump": {"debian": "postgresql-client", "rhel": "postgresql", "default": "the PostgreSQL client tools"},
+}
+
+
+def check(check_id: str, severity: str, title: str, text: str, way_out: str = "") -> Note:
+    return Note(id=f"check-{check_id}", version="", severity=severity, title=title, text=text, way_out=way_out)
+
+
+def install_hint(tool: str, os_family: str) -> str:
+    packages = PACKAGES.get(tool, {})
+    name = packages.get(os_family) or packages.get("default") or tool
+    command = {"debian": "apt install", "rhel": "dnf install", "suse": "zypper install"}.get(os_family)
+    return f"as root: `{command} {name}`" if command and os_family in packages else f"install {name}"
+
+
+def tool_checks(instance: Instance, plan: Plan) -> list[Note]:
+    path = os.pathsep.join([str(instance.venv / "bin"), instance.env.get("PATH", os.environ.get("PATH", ""))])
+    notes = []
+    for tool in sorted(plan.needs):
+        if shutil.which(tool, path=path) is None:
+            notes.append(check(f"tool-{tool}", "blocker", f"{tool} is not installed, and the plan needs it",
+                               f"A step of this upgrade runs {tool}; without it that step fails half-way.",
+                               install_hint(tool, plan.found.os_family)))  # fmt: skip
+    db = database_of(plan.recipe, instance)
+    if db is not None and db.kind == "postgresql" and shutil.which("pg_dump") is None:
+        notes.append(check("tool-pg_dump", "warning", "pg_dump is not installed: the wizard cannot take the backup",
+                           "The backup gate will then only accept a backup you declare.",
+                           install_hint("pg_dump", plan.found.os_family)))  # fmt: skip
+    return notes
+
+
+def sudo_works(argv: list[str]) -> bool:
+    try:
+        sh.Command("sudo")("-n", *argv, "true", _timeout=10, _tty_out=False)
+        return True
+    except (sh.ErrorReturnCode, sh.CommandNotFound, sh.TimeoutException, OSError):
+        return False
+
+
+def rights_checks(instance: Instance, plan: Plan) -> list[Note]:
+    if os.geteuid() == 0:
+        return []
+    me, notes = current_user(), []
+    as_root = [step.id for step in plan.steps if step.run_as == "root"]
+    if as_root and not sudo_works([]):
+        notes.append(check("root", "blocker", "Some steps need root, and sudo asks for a password here",
+                           f"The wizard runs as {me}; the steps {', '.join(as_root)} run as root through `sudo -n`, "
+                           "which cannot ask for a password.",
+                           "Run the wizard as root (sudo upgrade-wizard …), or allow this user password-less sudo."))  # fmt: skip
+    as_app = any(step.run_as == "app" for step in plan.steps)
+    if as_app and instance.user and instance.user != me and not sudo_works(["-u", instance.user]):
+        notes.append(check("app-user", "blocker", f"The wizard cannot act as {instance.user}",
+                           f"The steps run as {instance.user}; from {me} that takes `sudo -n -u {instance.user}`, "
+                           "which is not allowed here.",
+                           f"Run the wizard as root or as {instance.user}."))  # fmt: skip
+    return notes
+
+
+def config_checks(instance: Instance, plan: Plan) -> list[Note]:
+    files = config_files(plan.recipe, instance)
+    if not files:
+        return [check("config", "warning", f"No {plan.recipe.title} config file was found",
+                      "Without it the wizard cannot find the database: no backup of its own, no lock diagnosis, "
+                      "and notes that depend on the config are shown unchecked.",
+                      "Set 'config' in the instance to the app's config file.")]  # fmt: skip
+    unreadable = [path for path in files if not os.access(path, os.R_OK)]
+    if unreadable:
+        return [check("config", "blocker", f"{unreadable[0]} cannot be read",
+                      "The wizard must read the app's config to find its database and to mask its passwords.",
+                      "Run the wizard as root or as the app's user.")]  # fmt: skip
+    return []
+
+
+def existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def tree_bytes(root: Path) -> int:
+    total = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> list[Note]:
+    notes = []
+    venv_size, free = tree_bytes(instance.venv), shutil.disk_usage(existing(instance.venv)).free
+    if free < venv_size + VENV_SPARE:
+        notes.append(check("disk-venv", "blocker" if free < VENV_SPARE else "warning", "Little free space for pip",
+                           f"{human_bytes(free)} free where the venv is; the venv takes {human_bytes(venv_size)}, "
+                           "and pip needs room to download and unpack the new release beside it.",
+                           f"Free at least {human_bytes(venv_size + VENV_SPARE - free)} on that filesystem."))  # fmt: skip
+    root = backup_root or instance.backup_dir
+    db = database_of(plan.recipe, instance)
+    if root is None or db is None:
+        return notes
+    try:
+        size = database_size(db) if db.kind == "postgresql" else Path(db.name).stat().st_size
+    except (BackupError, OSError):
+        return notes  # the backup screen measures again, and says so if it cannot
+    backup_free = shutil.disk_usage(existing(root)).free
+    if backup_free < size:
+        notes.append(check("disk-backup", "warning", "Not enough space for the wizard's backup",
+                           f"The database takes about {human_bytes(size)}; {human_bytes(backup_free)} are free in {root}.",
+                           "Set backup_dir in the instance to a bigger filesystem, or declare a backup of your own."))  # fmt: skip
+    return notes
+
+
+def lookup_checks(plan: Plan) -> list[Note]:
+    unknowns = [*plan.found.unknowns, *plan.found.host.unknowns]
+    return [check(f"unknown-{number}", "warning", "Something could not be checked", text, "Check it by hand.")
+            for number, text in enumerate(unknowns, 1)]  # fmt: skip
+
+
+def preflight(instance: Instance, plan: Plan, backup_root: Path | None = None) -> list[Note]:
+    return [
+        *tool_checks(instance, plan),
+        *rights_checks(instance, plan),
+        *config_checks(instance, plan),
+        *disk_checks(instance, plan, backup_root),
+        *lookup_checks(plan),
+    ]
