@@ -122,5 +122,12 @@ def detect(instance: Instance, recipe: Recipe) -> Detection:
         if found.out_of_reach:
             found.newest_requires_python = pipquery.requires_python(instance, recipe.package, found.newest_version)
     except pipquery.PipQueryError as exc:
+        if "No matching distribution" in str(exc):
+            # Not even the installed release is there: pip's "nothing to do" meant "nothing seen".
+            raise ConfigError(
+                f"instance {instance.name!r}: pip cannot resolve {recipe.package} for this venv: "
+                f"its indexes offer no release of it at all ({exc})",
+                pipquery.PIP_HINT,
+            ) from None
         found.unknowns.append(f"the releases of {recipe.package} could not be listed: {exc}")
     return found

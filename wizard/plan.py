@@ -218,10 +218,11 @@ def beyond_target(recipe: Recipe, instance: Instance, found: Detection) -> list[
     if not found.out_of_reach:
         return []
     further = replace(found, installed_version=found.target_version, target_version=found.newest_version)
-    notes = [as_note(note, unchecked) for note, unchecked in chosen_notes(recipe, instance, further)
-             if note.version is not None]  # fmt: skip
+    chosen = [(note, unchecked) for note, unchecked in chosen_notes(recipe, instance, further) if note.version]
+    notes = [as_note(note, unchecked) for note, unchecked in chosen]
     spec = found.newest_requires_python
-    if spec and not matches(spec, found.python_version) and not any(n.id.startswith("python") for n in notes):
+    explained = any(note.when.python for note, _ in chosen)  # the recipe's own note says how to move Python
+    if spec and not matches(spec, found.python_version) and not explained:
         notes.append(Note(
             id="python-gate", version=found.newest_version or "", severity="blocker",
             title=f"{recipe.package} {found.newest_version} needs Python {spec}",

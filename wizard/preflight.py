@@ -39,11 +39,16 @@ def install_hint(tool: str, os_family: str) -> str:
     return f"as root: `{command} {name}`" if command and os_family in packages else f"install {name}"
 
 
-def tool_checks(instance: Instance, plan: Plan) -> list[Note]:
+def tool_paths(instance: Instance, tools: set[str]) -> dict[str, str | None]:
+    """Where each tool is, on the PATH the steps get (the venv's bin first); None: not found."""
     path = os.pathsep.join([str(instance.venv / "bin"), instance.env.get("PATH", os.environ.get("PATH", ""))])
+    return {tool: shutil.which(tool, path=path) for tool in sorted(tools)}
+
+
+def tool_checks(instance: Instance, plan: Plan) -> list[Note]:
     notes = []
-    for tool in sorted(plan.needs):
-        if shutil.which(tool, path=path) is None:
+    for tool, where in tool_paths(instance, plan.needs).items():
+        if where is None:
             notes.append(check(f"tool-{tool}", "blocker", f"{tool} is not installed, and the plan needs it",
                                f"A step of this upgrade runs {tool}; without it that step fails half-way.",
                                install_hint(tool, plan.found.os_family)))  # fmt: skip
@@ -84,6 +89,8 @@ def rights_checks(instance: Instance, plan: Plan) -> list[Note]:
 
 def config_checks(instance: Instance, plan: Plan) -> list[Note]:
     files = config_files(plan.recipe, instance)
+    if not files and not plan.recipe.config_paths:
+        return []  # the recipe knows of no config, and the instance names none: nothing to look for
     if not files:
         return [check("config", "warning", f"No {plan.recipe.title} config file was found",
                       "Without it the wizard cannot find the database: no backup of its own, no lock diagnosis, "

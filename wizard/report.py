@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .plan import Plan
+from .preflight import tool_paths
 from .instance import Instance
 from .runner import Alive, Finished, inspect
 from .state import Session, StepRecord, StepStatus
@@ -46,6 +47,10 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     if len(plan.hops) > 1:
         facts.add_row("path", esc(" -> ".join([found.installed_version or "?", *plan.hops])) + "  [dim](one feature release at a time)[/]")
     facts.add_row("python", esc(found.python_version))
+    if plan.needs:
+        tools = tool_paths(instance, plan.needs)
+        facts.add_row("tools", ", ".join(f"{esc(t)} [green]found[/]" if p else f"{esc(t)} [bold red]missing[/]"
+                                         for t, p in tools.items()))  # fmt: skip
     facts.add_row("plugins", esc(", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none"))
     facts.add_row("os family", esc(found.os_family))
     for unit in plan.units:
