@@ -14,7 +14,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError
-from wizard.facts import human_bytes
+from wizard.sizes import human_bytes
 from wizard.state import Backup
 from .widgets import TitleBar
 

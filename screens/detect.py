@@ -8,6 +8,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
@@ -37,7 +38,8 @@ class DetectScreen(Screen):
         table = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
         table.add_columns("", "what", "found")
         yield table
-        yield Static("", id="steps", classes="hint")
+        with VerticalScroll(id="below"):
+            yield Static("", id="steps", classes="hint")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -60,6 +62,7 @@ class DetectScreen(Screen):
 
     def show_plan(self, plan: Plan) -> None:
         self.plan = plan
+        self.app.plan_blocked = plan.blocked
         table = self.query_one("#facts", DataTable)
         hints = []
         for fact in facts_for(self.app.engine.instance, plan):
@@ -70,7 +73,16 @@ class DetectScreen(Screen):
         found = plan.found
         summary = self.query_one("#summary", Static)
         if not plan.steps:
-            summary.update(f"{plan.recipe.title} is already at {found.target_version}: there is nothing to upgrade.")
+            further = " What stands in the way of newer releases is below." if plan.beyond else ""
+            summary.update(f"pip would install nothing here: {plan.recipe.title} {found.target_version} is the newest "
+                           f"release this venv's Python ({found.python_version}) allows.{further}")  # fmt: skip
+            beyond = Text()
+            for note in plan.beyond:
+                label, style = STATE_MARK.get(note.severity, ("info", "dim"))
+                beyond.append(f"{label} ", style=style).append(note.title + "\n", style="bold")
+                if note.way_out:
+                    beyond.append("Way out: ", style="bold").append(note.way_out + "\n")
+            self.query_one("#steps", Static).update(beyond)
         else:
             notes = {0: "no release notes", 1: "1 release note"}.get(len(plan.notes), f"{len(plan.notes)} release notes")
             summary.update(

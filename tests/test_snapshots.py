@@ -24,6 +24,8 @@ from wizard.plan import notes_for
 from wizard.state import Backup, Session, StepRecord, StepStatus
 from wizard.store import StateStore
 
+from .wheels import build_wheel, offline_pip_env, venv_with
+
 ROOT = Path("/tmp/upgrade-wizard-snapshots")  # fixed: paths show on screen
 T0 = datetime(2026, 11, 21, 22, 40, tzinfo=timezone.utc)
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -127,6 +129,22 @@ def test_detect(snap_compare, size, monkeypatch):
     install_metadata(folder / "venv", "indico", "3.2.6")
     install_metadata(folder / "venv", "indico-plugin-livesync", "3.2.1")
     instances_file(folder)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
+    assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detect_nothing_to_do_here(snap_compare, size, monkeypatch):
+    """Detection: Indico 3.2.9 on Python 3.11, real pip sees 3.3.14 needing Python 3.12: the way there, exit 2."""
+    folder = fresh("detect-beyond")
+    wheels = folder / "wheels"
+    build_wheel(wheels, "indico", "3.2.9", requires_python=">=3.9.0,<3.12")
+    build_wheel(wheels, "indico", "3.3.14", requires_python=">=3.12.2,<3.13")
+    venv_with(folder, wheels, "indico==3.2.9")
+    env = "".join(f'{key} = "{value}"\n' for key, value in offline_pip_env(wheels).items())
+    (folder / "instances.toml").write_text(f'[instances.main]\nrecipe = "indico"\nvenv = "{folder}/venv"\n'
+                                           f'user = "indico"\n\n[instances.main.env]\n{env}')  # fmt: skip
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))

@@ -16,8 +16,9 @@ from wizard.demo.sandbox import build, start_services
 from wizard.instance import load_instances
 from wizard.store import StateStore
 
-from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
+from .conftest import kill_tree_leftovers, make_site, step_toml, toml_str, wait_for
 from .test_headless import counting_steps, kill_step_and_wizard, start_and_kill
+from .wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +120,28 @@ async def test_a_blocker_stops_the_flow(site_root):
         assert "Rebuild the venv." in str(app.screen.query_one("#detail").render())
         await pilot.press("c")
         assert screen_name(app) == "NotesScreen"
+        await pilot.press("q")
+    assert app.return_code == 2
+
+
+async def test_nothing_pip_can_do_shows_the_way_to_the_newer_release(site_root):
+    wheels = site_root / "wheels"
+    build_wheel(wheels, "indico-demo", "1.0")
+    build_wheel(wheels, "indico-demo", "2.0", requires_python=next_python_minor())
+    venv_with(site_root, wheels, "indico-demo==1.0")
+    site = make_site(site_root, step_toml("one", "print('one')"))
+    env = "".join(f"{key} = {toml_str(value)}\n" for key, value in offline_pip_env(wheels).items())
+    text = site.config.read_text().replace('target = "2.0"\n', "")
+    site.config.write_text(text + f"[instances.site.env]\n{env}")
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, timeout=60)
+        summary = str(app.screen.query_one("#summary").render())
+        assert "pip would install nothing here" in summary and "1.0 is the newest release" in summary
+        below = str(app.screen.query_one("#steps").render())
+        assert f"indico-demo 2.0 needs Python {next_python_minor()}" in below and "Way out" in below
+        await pilot.press("c")
+        assert screen_name(app) == "DetectScreen"  # nothing to continue to
         await pilot.press("q")
     assert app.return_code == 2
 

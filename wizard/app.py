@@ -48,6 +48,7 @@ class WizardApp(App[int]):
         self.take_backup = take_backup
         self.engine: Engine | None = None
         self.resumed = False
+        self.plan_blocked = False  # set by detection: a blocker stands in the way (quitting exits 2)
 
     # -- opening an instance ------------------------------------------------
 
@@ -118,7 +119,9 @@ class WizardApp(App[int]):
     def exit_code(self) -> Exit:
         """What the wizard would exit with now, the same codes as the headless run."""
         session = self.engine.session if self.engine else None
-        if session is None or session.done:
+        if session is None:
+            return Exit.USAGE if self.plan_blocked else Exit.DONE
+        if session.done:
             return Exit.DONE
         if session.blockers:
             return Exit.USAGE

@@ -8,7 +8,6 @@ and its size reported either way.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,19 +23,6 @@ class AppFile:
     path: Path
     included: bool
     why_not: str = ""
-
-
-def tree_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def app_files(recipe: Recipe, instance: Instance) -> list[AppFile]:

@@ -20,10 +20,10 @@ from typing import Callable
 
 import sh
 
-from .appfiles import AppFile, tree_size
+from .appfiles import AppFile
+from .sizes import human_bytes, tree_size
 from .dbconf import Database
 from .errors import WizardError
-from .facts import human_bytes
 from .pgquery import QueryError, psql_env, run_sql
 from .privilege import as_runner
 from .state import Backup, now

@@ -145,7 +145,7 @@ class Engine(LockRemedies):
             python_version=found.python_version,
             path=plan.hops,
             services=plan.services,
-            notes=plan.notes,
+            notes=plan.session_notes,
             steps=plan.steps,
         )
         self.session.note(f"planned {found.installed_version} -> {found.target_version}, {len(plan.steps)} steps")

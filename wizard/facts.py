@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .instance import Instance
+from .sizes import human_bytes
 from .plan import Plan
+from .preflight import tool_paths
 
 GIB = 1024**3
 DISK_WARNING = 2 * GIB  # a venv rebuild plus a database dump can take that much
@@ -22,15 +24,6 @@ class Fact:
     value: str
     state: State = "ok"
     hint: str = ""
-
-
-def human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def free_disk(instance: Instance) -> Fact:
@@ -53,7 +46,20 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
         facts.append(Fact("target", f"{found.target_version} ({found.target_source})", "ok", "nothing to upgrade"))
     else:
         facts.append(Fact("target", f"{found.target_version} ({found.target_source})"))
+    if found.newest_version and found.out_of_reach:
+        needs = f"needs Python {found.newest_requires_python}" if found.newest_requires_python else "pip will not pick it"
+        facts.append(Fact("newest", f"{found.newest_version} ({needs})", "warning", f"{found.newest_version} is beyond this venv"))
+    elif found.newest_version:
+        facts.append(Fact("newest", found.newest_version))
+    if len(plan.hops) > 1:
+        facts.append(Fact("path", " → ".join([found.installed_version or "?", *plan.hops]), "ok", "one feature release at a time"))
     facts.append(Fact("python", f"{found.python_version} in {instance.venv}"))
+    for tool, where in tool_paths(instance, plan.needs).items():
+        facts.append(Fact(f"tool {tool}", where or "missing", "ok" if where else "blocker", "" if where else "see the notes"))
+    host = found.host
+    if host.database:
+        server = f" {host.postgres_version}" if host.postgres_version else ""
+        facts.append(Fact("database", f"{host.database}{server}"))
     if found.plugins:
         facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))
     else:
@@ -71,5 +77,5 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
     facts.append(Fact("os family", found.os_family))
     blockers = [n for n in plan.notes if n.severity == "blocker"]
     if blockers:
-        facts.append(Fact("release notes", f"{len(blockers)} blocker(s)", "blocker", "see the release notes"))
+        facts.append(Fact("notes", f"{len(blockers)} blocker(s)", "blocker", "see the release notes"))
     return facts

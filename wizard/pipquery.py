@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 import sh
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -93,7 +94,18 @@ def releases(instance: Instance, package: str, *, any_python: bool = False) -> l
 def requires_python(instance: Instance, package: str, version: str) -> str | None:
     """The Requires-Python of one release (asked without installing anything, whatever the venv's Python)."""
     resolution = dry_run(instance, [f"{package}=={version}"], metadata_only=True)
-    return resolution.requires_python.get(canonicalize_name(package))
+    spec = resolution.requires_python.get(canonicalize_name(package))
+    return readable_specifier(spec) if spec else None
+
+
+def readable_specifier(spec: str) -> str:
+    """'<3.13,>=3.12.2' as people write it: lower bounds first."""
+    try:
+        parts = list(SpecifierSet(spec))
+    except InvalidSpecifier:
+        return spec
+    parts.sort(key=lambda s: (not s.operator.startswith(">"), s.operator, s.version))
+    return ",".join(str(part) for part in parts)
 
 
 def _sort_key(version: str) -> tuple[int, Version | str]:

@@ -179,6 +179,14 @@ class Plan:
         return {unit.role: unit.name for unit in self.units if unit.name}
 
     @property
+    def session_notes(self) -> list[Note]:
+        """The notes the operator reads: this upgrade's, then what lies beyond it (never gating)."""
+        beyond = [note.model_copy(update={"id": f"beyond-{note.id}", "severity": "info",
+                                          "title": f"Beyond {self.found.target_version}: {note.title}"})
+                  for note in self.beyond]  # fmt: skip
+        return [*self.notes, *beyond]
+
+    @property
     def blocked(self) -> bool:
         """A blocker stops this upgrade, or (nothing to do here) the way to the newest release."""
         stoppers = self.notes if self.steps else self.beyond
@@ -218,7 +226,9 @@ def beyond_target(recipe: Recipe, instance: Instance, found: Detection) -> list[
     if not found.out_of_reach:
         return []
     further = replace(found, installed_version=found.target_version, target_version=found.newest_version)
-    chosen = [(note, unchecked) for note, unchecked in chosen_notes(recipe, instance, further) if note.version]
+    # Only what surely applies (and blockers, which must be seen even unchecked): this is not today's upgrade.
+    chosen = [(note, unchecked) for note, unchecked in chosen_notes(recipe, instance, further)
+              if note.version and (note.severity == "blocker" or (note.severity == "warning" and not unchecked))]  # fmt: skip
     notes = [as_note(note, unchecked) for note, unchecked in chosen]
     spec = found.newest_requires_python
     explained = any(note.when.python for note, _ in chosen)  # the recipe's own note says how to move Python

@@ -10,7 +10,7 @@ import sh
 
 from .backup import BackupError, database_size
 from .dbconf import database_of
-from .facts import human_bytes
+from .sizes import human_bytes, tree_size
 from .instance import Instance
 from .plan import Plan
 from .privilege import current_user
@@ -110,20 +110,9 @@ def existing(path: Path) -> Path:
     return path
 
 
-def tree_bytes(root: Path) -> int:
-    total = 0
-    for folder, _dirs, names in os.walk(root):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                continue
-    return total
-
-
 def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> list[Note]:
     notes = []
-    venv_size, free = tree_bytes(instance.venv), shutil.disk_usage(existing(instance.venv)).free
+    venv_size, free = tree_size(instance.venv), shutil.disk_usage(existing(instance.venv)).free
     if free < venv_size + VENV_SPARE:
         notes.append(check("disk-venv", "blocker" if free < VENV_SPARE else "warning", "Little free space for pip",
                            f"{human_bytes(free)} free where the venv is; the venv takes {human_bytes(venv_size)}, "
