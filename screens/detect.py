@@ -74,8 +74,7 @@ class DetectScreen(Screen):
         summary = self.query_one("#summary", Static)
         if not plan.steps:
             further = " What stands in the way of newer releases is below." if plan.beyond else ""
-            summary.update(f"pip would install nothing here: {plan.recipe.title} {found.target_version} is the newest "
-                           f"release this venv's Python ({found.python_version}) allows.{further}")  # fmt: skip
+            summary.update(plan.nothing_to_do + further)
             beyond = Text()
             for note in plan.beyond:
                 label, style = STATE_MARK.get(note.severity, ("info", "dim"))

@@ -48,7 +48,7 @@ def test_indico_3_2_on_python_3_11(tmp_path):
     real_site(tmp_path / "indico", "indico", "indico==3.2.9")
     result = site.cli("plan", timeout=900)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "pip would install nothing here: 3.2.9 is the newest release for this venv" in result.stdout
+    assert "pip would install nothing here: Indico 3.2.9 is the newest release this venv" in result.stdout
     assert "BLOCKER" in result.stdout and "Indico 3.3 runs only on Python 3.12.2" in result.stdout
 
 

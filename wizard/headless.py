@@ -224,7 +224,7 @@ def run_upgrade(
             plan = plan_for(instance, engine.backup_root)
             found = plan.found
             if not plan.steps:
-                out.line(f"{plan.recipe.package} is already at {found.target_version}: nothing to upgrade")
+                out.line(plan.nothing_to_do)
                 for note in plan.beyond:
                     out.line(f"{note.severity}: {note.title}. {note.text} Way out: {note.way_out}")
                 return Exit.USAGE if plan.blocked else Exit.DONE

@@ -179,6 +179,15 @@ class Plan:
         return {unit.role: unit.name for unit in self.units if unit.name}
 
     @property
+    def nothing_to_do(self) -> str:
+        """Why there are no steps, in one sentence."""
+        found, title = self.found, self.recipe.title
+        if found.target_source.startswith("pinned"):
+            return f"{title} is already at {found.target_version}, the version pinned in the instance: nothing to upgrade."
+        return (f"pip would install nothing here: {title} {found.target_version} is the newest release this venv's "
+                f"Python ({found.python_version}) allows; nothing to upgrade.")  # fmt: skip
+
+    @property
     def session_notes(self) -> list[Note]:
         """The notes the operator reads: this upgrade's, then what lies beyond it (never gating)."""
         beyond = [note.model_copy(update={"id": f"beyond-{note.id}", "severity": "info",

@@ -58,7 +58,7 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
         facts.add_row(f"{esc(unit.role)} service", f"{esc(unit.name or 'unknown')}  [dim]({how})[/]")
     console.print(facts)
     if not plan.steps:
-        console.print(f"\npip would install nothing here: {esc(found.target_version)} is the newest release for this venv.")
+        console.print("\n" + esc(plan.nothing_to_do), soft_wrap=True)
     if plan.beyond:
         console.print(f"\n[bold]Beyond {esc(found.target_version)}[/] (not part of this upgrade):")
         print_notes(console, plan.beyond)
