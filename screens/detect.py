@@ -76,7 +76,7 @@ class DetectScreen(Screen):
             further = " What stands in the way of newer releases is below." if plan.beyond else ""
             summary.update(plan.nothing_to_do + further)
             beyond = Text()
-            for note in plan.beyond:
+            for note in [*plan.notes, *plan.beyond]:
                 label, style = STATE_MARK.get(note.severity, ("info", "dim"))
                 beyond.append(f"{label} ", style=style).append(note.title + "\n", style="bold")
                 if note.way_out:

@@ -151,6 +151,25 @@ class ReleaseNote(_Strict):
         return value
 
 
+class SchemaCheck(_Strict):
+    """How detection reads the database's schema state against the installed code."""
+
+    kind: Literal["alembic", "django"]
+    versions: str | None = Field(None, description="alembic: the core's migration scripts, under site-packages")
+    plugin_versions: str | None = Field(None, description="alembic: a plugin's scripts ({name}: from its version table)")
+    releases: dict[str, str] = Field({}, description="alembic: core head revision -> the releases that have it")
+    argv: list[str] | None = Field(None, description="django: lists migrations, '[ ]' marking those to apply")
+    env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _complete(self) -> SchemaCheck:
+        if self.kind == "alembic" and not self.versions:
+            raise ValueError("an alembic schema check needs 'versions'")
+        if self.kind == "django" and not self.argv:
+            raise ValueError("a django schema check needs 'argv'")
+        return self
+
+
 class Recipe(_Strict):
     """How to upgrade one product: its package, services and steps."""
 
@@ -173,6 +192,7 @@ class Recipe(_Strict):
     hops: Literal["none", "feature"] = Field(
         "none", description="feature: never skip a feature release (YEAR.N); each is its own hop, at its newest patch"
     )
+    schema_check: SchemaCheck | None = None
     steps: list[StepSpec] = Field(min_length=1)
     notes: list[ReleaseNote] = []
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sh
 from packaging.utils import canonicalize_name
@@ -14,8 +16,10 @@ from steps import Recipe
 
 from . import pipquery
 from .errors import ConfigError
+from .dbconf import database_of
 from .hostfacts import HostFacts, host_facts
 from .instance import Instance
+from .schema import SchemaState, alembic_state, django_state
 
 # Runs inside the instance's own venv Python: its answers are the venv's, not ours.  It also
 # runs on an old Python (2.7, 3.7) far enough to say which Python and which releases are there.
@@ -27,7 +31,9 @@ try:
 except ImportError:
     import pkg_resources
     dists = dict((d.project_name, d.version) for d in pkg_resources.working_set)
-print(json.dumps({"python": ".".join(map(str, sys.version_info[:3])), "dists": dists}))
+import sysconfig
+print(json.dumps({"python": ".".join(map(str, sys.version_info[:3])), "dists": dists,
+                  "site_packages": sysconfig.get_paths()["purelib"]}))
 """
 
 
@@ -44,6 +50,7 @@ class Detection:
     releases: list[str] = field(default_factory=list)  # releases this venv's Python may install, oldest first
     dists: dict[str, str] = field(default_factory=dict)  # every distribution in the venv (canonical names)
     host: HostFacts = field(default_factory=HostFacts)
+    schema: SchemaState | None = None  # the database's migrations against the installed code
     unknowns: list[str] = field(default_factory=list)  # questions that got no answer, said as warnings
 
     @property
@@ -90,6 +97,21 @@ def probe_venv(instance: Instance) -> dict:
     return json.loads(str(out))
 
 
+def schema_of(instance: Instance, recipe: Recipe, site_packages: Path) -> SchemaState | None:
+    check = recipe.schema_check
+    if check is None:
+        return None
+    if check.kind == "django":
+        values = {"python": str(instance.python), "venv": str(instance.venv), "config": str(instance.config or "")}
+        env = {key: value.format_map(values) for key, value in check.env.items()}
+        env = {**os.environ, **instance.env, **{key: value for key, value in env.items() if value}}
+        return django_state([part.format_map(values) for part in check.argv or []], env, instance.user)
+    db = database_of(recipe, instance)
+    if db is None or db.kind not in ("postgresql", "sqlite"):
+        return SchemaState("not read: the database is not known from the app's config", "warning")
+    return alembic_state(check, db, site_packages)
+
+
 def detect(instance: Instance, recipe: Recipe) -> Detection:
     probe = probe_venv(instance)
     dists = {canonicalize_name(name): version for name, version in probe["dists"].items()}
@@ -110,6 +132,7 @@ def detect(instance: Instance, recipe: Recipe) -> Detection:
     )
     if installed is None:
         return found
+    found.schema = schema_of(instance, recipe, Path(probe["site_packages"]))
     if not instance.target:
         found.target_version = pipquery.would_install(instance, recipe.package, list(plugins)) or installed
         found.target_source = "what pip would install into this venv"

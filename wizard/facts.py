@@ -60,6 +60,9 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
     if host.database:
         server = f" {host.postgres_version}" if host.postgres_version else ""
         facts.append(Fact("database", f"{host.database}{server}"))
+    if found.schema is not None:
+        hint = "see the notes" if found.schema.state == "blocker" else "the plan applies them" if found.schema.pending else ""
+        facts.append(Fact("schema", found.schema.text, found.schema.state, hint))
     if found.plugins:
         facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))
     else:

@@ -198,7 +198,7 @@ class Plan:
     @property
     def blocked(self) -> bool:
         """A blocker stops this upgrade, or (nothing to do here) the way to the newest release."""
-        stoppers = self.notes if self.steps else self.beyond
+        stoppers = self.notes if self.steps else [*self.notes, *self.beyond]
         return any(note.severity == "blocker" for note in stoppers)
 
 
@@ -207,6 +207,8 @@ def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict
     if units is None:
         units = {unit.role: unit.name for unit in resolve_units(instance, recipe)}
     path = hops(found.installed_version or "", found.target_version or "", recipe.hops, found.releases)
+    if not path and found.up_to_date and found.schema is not None and found.schema.pending:
+        path = [found.target_version]  # the code is new but the database is not: finish the upgrade
     steps: list[StepRecord] = []
     notes: dict[str, Note] = {}
     needs: set[str] = set()
@@ -255,7 +257,7 @@ def beyond_target(recipe: Recipe, instance: Instance, found: Detection) -> list[
 def plan_for(instance: Instance, backup_root: Path | None = None) -> Plan:
     """Detect what the instance has and plan its upgrade (no steps when it is up to date)."""
     from .detect import detect
-    from .preflight import preflight
+    from .preflight import preflight, schema_checks
 
     instance.check_paths()
     recipe = instance.load_recipe()
@@ -268,6 +270,6 @@ def plan_for(instance: Instance, backup_root: Path | None = None) -> Plan:
     units = resolve_units(instance, recipe)
     plan = build_plan(recipe, instance, found, {unit.role: unit.name for unit in units})
     plan.units = units
-    if plan.steps:
-        plan.notes = sort_notes(plan.notes + preflight(instance, plan, backup_root))
+    checks = preflight(instance, plan, backup_root) if plan.steps else schema_checks(plan)
+    plan.notes = sort_notes(plan.notes + checks)
     return plan

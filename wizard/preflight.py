@@ -134,6 +134,18 @@ def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> lis
     return notes
 
 
+def schema_checks(plan: Plan) -> list[Note]:
+    schema = plan.found.schema
+    if schema is None or not schema.unknown:
+        return []
+    return [check("schema", "blocker", "The database is ahead of the installed code, or off its history",
+                  f"The database has {', '.join(schema.unknown)}: a revision the scripts in this venv do not know "
+                  "(restored from a newer installation, or a plugin went back to an older release). "
+                  "`indico db upgrade` would then stop with exit code 1 and no message.",
+                  "Install the release the database belongs to (the one that last upgraded it), "
+                  "or restore the dump that matches this code; then run the wizard again.")]  # fmt: skip
+
+
 def lookup_checks(plan: Plan) -> list[Note]:
     unknowns = [*plan.found.unknowns, *plan.found.host.unknowns]
     return [check(f"unknown-{number}", "warning", "Something could not be checked", text, "Check it by hand.")
@@ -146,5 +158,6 @@ def preflight(instance: Instance, plan: Plan, backup_root: Path | None = None) -
         *rights_checks(instance, plan),
         *config_checks(instance, plan),
         *disk_checks(instance, plan, backup_root),
+        *schema_checks(plan),
         *lookup_checks(plan),
     ]

@@ -53,6 +53,11 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
                                          for t, p in tools.items()))  # fmt: skip
     facts.add_row("plugins", esc(", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none"))
     facts.add_row("os family", esc(found.os_family))
+    if found.host.database:
+        facts.add_row("database", esc(found.host.database + (f" {found.host.postgres_version}" if found.host.postgres_version else "")))
+    if found.schema is not None:
+        style = {"ok": "", "warning": "yellow", "blocker": "bold red"}[found.schema.state]
+        facts.add_row("schema", f"[{style}]{esc(found.schema.text)}[/]" if style else esc(found.schema.text))
     for unit in plan.units:
         how = "[yellow]assumed: not found on this host[/]" if unit.how == "assumed" else unit.how
         facts.add_row(f"{esc(unit.role)} service", f"{esc(unit.name or 'unknown')}  [dim]({how})[/]")
@@ -62,11 +67,11 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     if plan.beyond:
         console.print(f"\n[bold]Beyond {esc(found.target_version)}[/] (not part of this upgrade):")
         print_notes(console, plan.beyond)
+    if plan.notes:
+        console.print("\n[bold]This upgrade[/]:" if plan.steps else "\n[bold]Here and now[/]:")
+        print_notes(console, plan.notes)
     if not plan.steps:
         return
-    if plan.notes:
-        console.print("\n[bold]This upgrade[/]:")
-        print_notes(console, plan.notes)
     table = Table(title="The plan", title_justify="left", expand=False)
     table.add_column("#", justify="right")
     table.add_column("step")
