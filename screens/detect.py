@@ -33,8 +33,8 @@ class DetectScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        yield Static("Looking at the installation (its venv's Python, and what pip would install there)…",
-                     id="summary", classes="intro")  # fmt: skip
+        yield Static("Looking at the installation: its venv's Python, the database, and what pip would install "
+                     "there (pip resolving against a real index can take a minute)…", id="summary", classes="intro")  # fmt: skip
         table = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
         table.add_columns("", "what", "found")
         yield table
