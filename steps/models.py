@@ -9,11 +9,11 @@ sees it.
 from __future__ import annotations
 
 import string
-from typing import Literal
+from typing import Annotated, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 #: Placeholders every instance provides (see wizard.plan.placeholder_values).
 BUILTIN_PLACEHOLDERS = frozenset(
@@ -36,6 +36,27 @@ def placeholders_in(template: str) -> set[str]:
     return names
 
 
+def _specifier(value: str) -> str:
+    try:
+        SpecifierSet(value)
+    except InvalidSpecifier as exc:
+        raise ValueError(f"not a version specifier: {value!r}") from exc
+    return value
+
+
+def _version(value: str) -> str:
+    try:
+        Version(value)
+    except InvalidVersion as exc:
+        raise ValueError(f"not a version: {value!r}") from exc
+    return value
+
+
+#: A version specifier ("<3.12.2", ">=2025.1,<2026") or a version ("3.3"), checked when the recipe loads.
+Specifier = Annotated[str, AfterValidator(_specifier)]
+VersionText = Annotated[str, AfterValidator(_version)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,33 +73,16 @@ class Condition(_Strict):
 
     plugins_installed: bool | None = None
     os_family: list[str] | None = None
-    installed: str | None = Field(None, description="version specifier the installed version must match")
-    python: str | None = Field(None, description="version specifier the venv's Python must match")
-    target: str | None = Field(None, description="version specifier the target version must match")
+    installed: Specifier | None = Field(None, description="version specifier the installed version must match")
+    python: Specifier | None = Field(None, description="version specifier the venv's Python must match")
+    target: Specifier | None = Field(None, description="version specifier the target version must match")
     service: str | None = Field(None, description="the instance has this service role")
-    postgres: str | None = Field(None, description="version specifier the PostgreSQL server must match")
+    postgres: Specifier | None = Field(None, description="version specifier the PostgreSQL server must match")
     database: list[str] | None = Field(None, description="the app's database is one of these (postgresql, sqlite, mysql)")
     config_set: list[str] | None = Field(None, description="one of these keys is set in the app's config")
     config_unset: list[str] | None = Field(None, description="none of these keys is set in the app's config")
     web_server: list[str] | None = Field(None, description="one of these web servers is on the host (nginx, apache)")
-    dists: dict[str, str] | None = Field(None, description="distributions in the venv and the specifier each must match")
-
-    @field_validator("installed", "target", "python", "postgres")
-    @classmethod
-    def _specifier(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                SpecifierSet(value)
-            except InvalidSpecifier as exc:
-                raise ValueError(f"not a version specifier: {value!r}") from exc
-        return value
-
-    @field_validator("dists")
-    @classmethod
-    def _dist_specifiers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for spec in (value or {}).values():
-            cls._specifier(spec)
-        return value
+    dists: dict[str, Specifier] | None = Field(None, description="distributions in the venv and the specifier each must match")
 
 
 class StepSpec(_Strict):
@@ -131,7 +135,7 @@ class ReleaseNote(_Strict):
     """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
-    version: str | None = Field(None, description="the release that brings it")
+    version: VersionText | None = Field(None, description="the release that brings it")
     severity: Literal["blocker", "warning", "info"]
     title: str
     text: str
@@ -139,16 +143,6 @@ class ReleaseNote(_Strict):
     when: Condition = Condition()
     pip_requirements: list[str] = Field([], description="added to the pip steps of each hop it applies to")
     steps: list[NoteStep] = Field([], description="steps it adds to each hop it applies to")
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                Version(value)
-            except InvalidVersion as exc:
-                raise ValueError(f"not a version: {value!r}") from exc
-        return value
 
 
 class SchemaCheck(_Strict):
