@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -149,4 +148,3 @@ def test_pip_that_cannot_reach_its_index_is_a_clear_error(site_root, wheels):
     assert result.returncode == 2
     assert "pip cannot resolve wizapp for this venv" in result.stderr
     assert "hint:" in result.stderr and "Traceback" not in result.stderr
-    json.dumps(result.stderr)  # printable as it is
