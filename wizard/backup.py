@@ -21,7 +21,7 @@ from typing import Callable
 import sh
 
 from .appfiles import AppFile
-from .sizes import human_bytes, tree_size
+from .sizes import free_space, human_bytes, tree_size
 from .dbconf import Database
 from .errors import WizardError
 from .pgquery import QueryError, psql_env, run_sql
@@ -136,10 +136,7 @@ def verify_postgres_dump(path: Path) -> int:
 
 
 def check_space(folder: Path, needed: int) -> None:
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    free = free_space(folder)
     if free < needed + HEADROOM:
         raise BackupError(
             f"not enough free space for the backup in {folder}: about {human_bytes(needed)} needed "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -26,3 +27,10 @@ def tree_size(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+def free_space(path: Path) -> int:
+    """Free bytes on the filesystem that holds ``path``, or would hold it once created."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
