@@ -53,8 +53,13 @@ def _from_url(url: str) -> Database | None:
 
 def database_of(recipe: Recipe, instance: Instance) -> Database | None:
     """Indico: SQLALCHEMY_DATABASE_URI; pretalx: the [database] section.  None when not found."""
-    for text in config_texts(recipe, instance):
-        if recipe.config_format == "python":
+    return database_in(config_texts(recipe, instance), recipe.config_format)
+
+
+def database_in(texts: list[str], config_format: str) -> Database | None:
+    """The database named in these config texts (the first that names one)."""
+    for text in texts:
+        if config_format == "python":
             values = dict(python_assignments(text))
             url = values.get("SQLALCHEMY_DATABASE_URI")
             if isinstance(url, str):

@@ -16,7 +16,7 @@ from steps import Recipe
 
 from . import pipquery
 from .errors import ConfigError
-from .dbconf import database_of
+from .dbconf import Database
 from .hostfacts import HostFacts, host_facts
 from .instance import Instance
 from .schema import SchemaState, alembic_state, django_state
@@ -44,7 +44,7 @@ class Detection:
     python_version: str
     plugins: dict[str, str] = field(default_factory=dict)
     os_family: str = "unknown"
-    target_source: str = "pinned"
+    pinned: bool = True  # the target is the instance's pin, not pip's answer
     newest_version: str | None = None  # the newest final release pip sees, whatever Python it needs
     newest_requires_python: str | None = None  # asked only when the newest is out of this venv's reach
     releases: list[str] = field(default_factory=list)  # releases this venv's Python may install, oldest first
@@ -56,6 +56,10 @@ class Detection:
     @property
     def up_to_date(self) -> bool:
         return self.installed_version is not None and self.installed_version == self.target_version
+
+    @property
+    def target_source(self) -> str:
+        return "pinned in the instance" if self.pinned else "what pip would install into this venv"
 
     @property
     def out_of_reach(self) -> bool:
@@ -97,7 +101,7 @@ def probe_venv(instance: Instance) -> dict:
     return json.loads(str(out))
 
 
-def schema_of(instance: Instance, recipe: Recipe, site_packages: Path) -> SchemaState | None:
+def schema_of(instance: Instance, recipe: Recipe, site_packages: Path, db: Database | None) -> SchemaState | None:
     check = recipe.schema_check
     if check is None:
         return None
@@ -106,7 +110,6 @@ def schema_of(instance: Instance, recipe: Recipe, site_packages: Path) -> Schema
         env = {key: value.format_map(values) for key, value in check.env.items()}
         env = {**os.environ, **instance.env, **{key: value for key, value in env.items() if value}}
         return django_state([part.format_map(values) for part in check.argv or []], env, instance.user)
-    db = database_of(recipe, instance)
     if db is None or db.kind not in ("postgresql", "sqlite"):
         return SchemaState("not read: the database is not known from the app's config", "warning")
     return alembic_state(check, db, site_packages)
@@ -126,16 +129,15 @@ def detect(instance: Instance, recipe: Recipe) -> Detection:
         python_version=probe["python"],
         plugins=plugins,
         os_family=os_family(),
-        target_source="pinned in the instance",
         dists=dists,
         host=host_facts(instance, recipe),
     )
     if installed is None:
         return found
-    found.schema = schema_of(instance, recipe, Path(probe["site_packages"]))
+    found.schema = schema_of(instance, recipe, Path(probe["site_packages"]), found.host.db)
     if not instance.target:
         found.target_version = pipquery.would_install(instance, recipe.package, list(plugins)) or installed
-        found.target_source = "what pip would install into this venv"
+        found.pinned = False
     if instance.target and recipe.hops != "feature":
         return found  # the operator chose the version: the index is not asked
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from steps import Recipe
 
-from .dbconf import database_of
+from .dbconf import Database, database_in
 from .instance import Instance
 from .pgquery import QueryError, run_sql
 from .secrets import config_texts, ini_pairs, python_assignments
@@ -21,15 +21,16 @@ WEB_SERVER_PATHS = {"/etc/nginx/nginx.conf": "nginx", "/etc/apache2/apache2.conf
 class HostFacts:
     config_keys: frozenset[str] = frozenset()  # keys set to something in the app's config (values not kept)
     database: str | None = None  # "postgresql", "sqlite", "mysql", ...
+    db: Database | None = None  # where it is, for the later questions (its repr never shows the password)
     postgres_version: str | None = None  # the server's, e.g. "15.18"
     web_servers: tuple[str, ...] = ()  # "nginx", "apache"
     unknowns: tuple[str, ...] = field(default=())
 
 
-def config_keys(recipe: Recipe, instance: Instance) -> frozenset[str]:
+def config_keys(texts: list[str], config_format: str) -> frozenset[str]:
     keys = set()
-    for text in config_texts(recipe, instance):
-        pairs = python_assignments(text) if recipe.config_format == "python" else ini_pairs(text)
+    for text in texts:
+        pairs = python_assignments(text) if config_format == "python" else ini_pairs(text)
         keys.update(key for key, value in pairs if value not in (None, "", [], {}, ()))
     return frozenset(keys)
 
@@ -49,7 +50,8 @@ def web_servers(instance: Instance) -> tuple[str, ...]:
 
 
 def host_facts(instance: Instance, recipe: Recipe) -> HostFacts:
-    db = database_of(recipe, instance)
+    texts = config_texts(recipe, instance)  # read once: the keys and the database both come from them
+    db = database_in(texts, recipe.config_format)
     unknowns = []
     postgres = None
     if db is not None and db.kind == "postgresql":
@@ -58,8 +60,9 @@ def host_facts(instance: Instance, recipe: Recipe) -> HostFacts:
         except (QueryError, ValueError) as exc:
             unknowns.append(f"the PostgreSQL server's version could not be read: {exc}")
     return HostFacts(
-        config_keys=config_keys(recipe, instance),
+        config_keys=config_keys(texts, recipe.config_format),
         database=db.kind if db else None,
+        db=db,
         postgres_version=postgres,
         web_servers=web_servers(instance),
         unknowns=tuple(unknowns),

@@ -182,7 +182,7 @@ class Plan:
     def nothing_to_do(self) -> str:
         """Why there are no steps, in one sentence."""
         found, title = self.found, self.recipe.title
-        if found.target_source.startswith("pinned"):
+        if found.pinned:
             return f"{title} is already at {found.target_version}, the version pinned in the instance: nothing to upgrade."
         return (f"pip would install nothing here: {title} {found.target_version} is the newest release this venv's "
                 f"Python ({found.python_version}) allows; nothing to upgrade.")  # fmt: skip

@@ -9,8 +9,7 @@ from pathlib import Path
 import sh
 
 from .backup import BackupError, database_size
-from .dbconf import database_of
-from .sizes import human_bytes, tree_size
+from .sizes import free_space, human_bytes, tree_size
 from .instance import Instance
 from .plan import Plan
 from .privilege import current_user
@@ -52,7 +51,7 @@ def tool_checks(instance: Instance, plan: Plan) -> list[Note]:
             notes.append(check(f"tool-{tool}", "blocker", f"{tool} is not installed, and the plan needs it",
                                f"A step of this upgrade runs {tool}; without it that step fails half-way.",
                                install_hint(tool, plan.found.os_family)))  # fmt: skip
-    db = database_of(plan.recipe, instance)
+    db = plan.found.host.db
     if db is not None and db.kind == "postgresql" and shutil.which("pg_dump") is None:
         notes.append(check("tool-pg_dump", "warning", "pg_dump is not installed: the wizard cannot take the backup",
                            "The backup gate will then only accept a backup you declare.",
@@ -104,29 +103,23 @@ def config_checks(instance: Instance, plan: Plan) -> list[Note]:
     return []
 
 
-def existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> list[Note]:
     notes = []
-    venv_size, free = tree_size(instance.venv), shutil.disk_usage(existing(instance.venv)).free
+    venv_size, free = tree_size(instance.venv), free_space(instance.venv)
     if free < venv_size + VENV_SPARE:
         notes.append(check("disk-venv", "blocker" if free < VENV_SPARE else "warning", "Little free space for pip",
                            f"{human_bytes(free)} free where the venv is; the venv takes {human_bytes(venv_size)}, "
                            "and pip needs room to download and unpack the new release beside it.",
                            f"Free at least {human_bytes(venv_size + VENV_SPARE - free)} on that filesystem."))  # fmt: skip
     root = backup_root or instance.backup_dir
-    db = database_of(plan.recipe, instance)
+    db = plan.found.host.db
     if root is None or db is None:
         return notes
     try:
         size = database_size(db) if db.kind == "postgresql" else Path(db.name).stat().st_size
     except (BackupError, OSError):
         return notes  # the backup screen measures again, and says so if it cannot
-    backup_free = shutil.disk_usage(existing(root)).free
+    backup_free = free_space(root)
     if backup_free < size:
         notes.append(check("disk-backup", "warning", "Not enough space for the wizard's backup",
                            f"The database takes about {human_bytes(size)}; {human_bytes(backup_free)} are free in {root}.",
