@@ -20,7 +20,7 @@ from wizard.app import make_app
 from wizard.demo.catalog import install_metadata
 from wizard.detect import Detection
 from wizard.instance import load_instances
-from wizard.plan import notes_for
+from wizard.plan import as_note, chosen_notes, sort_notes
 from wizard.state import Backup, Session, StepRecord, StepStatus
 from wizard.store import StateStore
 
@@ -106,7 +106,8 @@ def arrive(screen: str):
 
 
 ADVICE = {step.id: step.advice for step in load_recipe("indico").steps}
-NOTES = notes_for(load_recipe("demo"), None, Detection("3.2.5", "3.2.9", "3.11.7"))
+NOTES = sort_notes([as_note(note, unchecked) for note, unchecked
+                    in chosen_notes(load_recipe("demo"), None, Detection("3.2.5", "3.2.9", "3.11.7"))])  # fmt: skip
 BACKUP = Backup(kind="taken", path="/var/backups/indico/indico-20261121-224000.dump", at=T0, size=19_000_000,
                 checksum="sha256:" + "ab" * 32,
                 restore=["pg_restore --clean --dbname indico /var/backups/indico/indico-20261121-224000.dump"])  # fmt: skip

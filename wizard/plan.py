@@ -158,11 +158,6 @@ def sort_notes(notes: list[Note]) -> list[Note]:
     return sorted(notes, key=lambda n: (SEVERITY_ORDER[n.severity], Version(n.version or "0")))
 
 
-def notes_for(recipe: Recipe, instance: Instance, found: Detection) -> list[Note]:
-    """The release notes a single jump from installed to target crosses, most severe first."""
-    return sort_notes([as_note(note, unchecked) for note, unchecked in chosen_notes(recipe, instance, found)])
-
-
 @dataclass
 class Plan:
     recipe: Recipe
