@@ -82,9 +82,9 @@ class BackupScreen(Screen):
 
     @work(thread=True, exclusive=True, group="backup", exit_on_error=False)
     def take(self) -> Backup:
-        def progress(written: int, expected: int) -> None:
-            self.app.call_from_thread(self.query_one("#problem", Static).update,
-                                      Text(f"Taking the backup… {human_bytes(written)} of about {human_bytes(expected)}", style="bold"))  # fmt: skip
+        def progress(what: str, done: int, expected: int) -> None:
+            text = Text(f"Taking the backup… {what}: {human_bytes(done)} of about {human_bytes(expected)}", style="bold")
+            self.app.call_from_thread(self.query_one("#problem", Static).update, text)
 
         taker = self.taker()
         return taker(progress) if taker == self.app.engine.take_backup else taker()

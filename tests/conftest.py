@@ -87,6 +87,7 @@ def make_site(
     target: str = "2.0",
     app_config: str | None = None,
     vars: dict[str, str] | None = None,
+    config_format: str = "python",
 ) -> Site:
     """An instance of a site recipe whose steps are ``steps`` (TOML), over a real venv."""
     root.mkdir(parents=True, exist_ok=True)
@@ -96,7 +97,7 @@ def make_site(
         install_metadata(venv, "indico-demo", installed)
     recipe = root / "recipe.toml"
     recipe.write_text(
-        'name = "site"\ntitle = "Test site"\npackage = "indico-demo"\nconfig_format = "python"\n'
+        f'name = "site"\ntitle = "Test site"\npackage = "indico-demo"\nconfig_format = "{config_format}"\n'
         f"required_vars = {json.dumps(sorted(vars or {}))}\n\n" + steps
     )
     lines = [f"[instances.{toml_str(name)}]", f"recipe = {toml_str(recipe)}", f"venv = {toml_str(venv)}",

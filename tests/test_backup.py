@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sqlite3
@@ -14,7 +15,8 @@ import pytest
 
 from steps import load_recipe
 from wizard.appfiles import app_files
-from wizard.backup import BackupError, rotate, take_backup, verify_postgres_dump
+from wizard.backup import BackupError, rotate, take_backup
+from wizard.dumps.postgres import verify as verify_postgres_dump
 from wizard.dbconf import Database, database_of
 from wizard.instance import Instance
 
@@ -44,13 +46,14 @@ def test_a_postgres_backup_reads_back_and_restores_with_the_same_rows(tmp_path, 
     config = tmp_path / "indico.conf"
     config.write_text(f"SQLALCHEMY_DATABASE_URI = {postgres.url!r}\n")
     seen = []
-    backup = take_backup(database(postgres), [config], tmp_path / "backups", keep=3, progress=lambda w, e: seen.append((w, e)))
+    backup = take_backup(database(postgres), [config], tmp_path / "backups", keep=3, progress=lambda *args: seen.append(args))
     folder = Path(backup.path)
     dump = folder / "app.dump"
     assert backup.kind == "taken" and backup.checksum.startswith("sha256:") and dump.is_file()
     assert (folder / "config" / "indico.conf").read_text() == config.read_text()
     assert oct(dump.stat().st_mode & 0o777) == "0o600" and oct(folder.stat().st_mode & 0o777) == "0o700"
     assert verify_postgres_dump(dump) > 2
+    assert seen[-1] == ("database", dump.stat().st_size, seen[0][2]) and seen[0][2] > 0  # the dump's growth, against the size
     assert backup.restore[0].startswith("pg_restore --clean --if-exists --no-owner --dbname app ")
     assert PASSWORD not in json.dumps(backup.model_dump(mode="json"))
 
@@ -92,6 +95,7 @@ def test_headless_takes_the_backup_itself_and_the_session_says_how_to_restore(si
     result = site.cli("run", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backed up: app.dump" in result.stdout and "restore with: pg_restore" in result.stdout
+    assert re.search(r"  database: [\d.]+ \S+ of about [\d.]+ \S+\n", result.stdout)  # progress, for a log too
     backup = site.session()["backup"]
     assert backup["kind"] == "taken" and Path(backup["path"]).parent == site.state / site.name / "backups"
     backups = Path(backup["path"])
@@ -107,10 +111,17 @@ def test_sqlite_backup_is_consistent_and_complete(tmp_path):
     with sqlite3.connect(db) as conn:
         conn.executescript("CREATE TABLE talks (id INTEGER PRIMARY KEY, title TEXT);")
         conn.executemany("INSERT INTO talks (title) VALUES (?)", [(f"talk {n}",) for n in range(1000)])
-    backup = take_backup(Database("sqlite", str(db)), [], tmp_path / "backups", keep=3)
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the app, half-way through a write while the backup runs
+    writer.executemany("INSERT INTO talks (title) VALUES (?)", [(f"late {n}",) for n in range(500)])
+    seen = []
+    backup = take_backup(Database("sqlite", str(db)), [], tmp_path / "backups", keep=3, progress=lambda *args: seen.append(args))
+    writer.execute("COMMIT")
+    writer.close()
     copy = Path(backup.path) / "app.sqlite3"
     with sqlite3.connect(copy) as conn:
-        assert conn.execute("SELECT count(*) FROM talks").fetchone()[0] == 1000
+        assert conn.execute("SELECT count(*) FROM talks").fetchone()[0] == 1000  # committed rows only
+    assert seen and seen[-1][0] == "database" and seen[-1][1] == seen[-1][2] == copy.stat().st_size
     assert backup.restore == [f"cp -- {copy} {db}"]
 
 
@@ -170,6 +181,19 @@ def test_pretalx_secret_in_the_config_means_no_secret_file(tmp_path):
     cfg.write_text(f"[filesystem]\ndata = {data}\n[django]\nsecret = in-the-config\n")
     labels = [f.label for f in app_files(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg))]
     assert labels == ["media"]
+
+
+def test_pretalx_without_a_database_name_uses_sqlite_in_its_data_folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    sqlite3.connect(data / "db.sqlite3").close()
+    for text in (f"[filesystem]\ndata = {data}\n", f"[filesystem]\ndata = {data}\n[database]\nbackend = sqlite3\n"):
+        cfg = tmp_path / "pretalx.cfg"
+        cfg.write_text(text)
+        db = database_of(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg))
+        assert db == Database("sqlite", str(data / "db.sqlite3"))
+    cfg.write_text("[site]\nurl = https://talks.example.org\n")  # neither: pretalx's default lies inside the venv
+    assert database_of(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg)) is None
 
 
 def test_indico_archive_is_included_only_when_asked_and_its_size_is_said(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from steps import Recipe
@@ -64,13 +65,20 @@ def database_in(texts: list[str], config_format: str) -> Database | None:
             url = values.get("SQLALCHEMY_DATABASE_URI")
             if isinstance(url, str):
                 return from_url(url)
-        else:
-            section = {key.split(".", 1)[1]: value for key, value in ini_pairs(text) if key.startswith("database.")}
-            if section:
-                backend = section.get("backend", "sqlite3")
-                kind = {"postgresql_psycopg2": "postgresql", "sqlite3": "sqlite"}.get(backend, backend)
-                port = section.get("port")
-                return Database(kind, section.get("name", ""), section.get("host") or None,
-                                int(port) if port and port.isdigit() else None,
-                                section.get("user") or None, section.get("password") or None)  # fmt: skip
+        elif found := _pretalx_database(dict(ini_pairs(text))):
+            return found
     return None
+
+
+def _pretalx_database(values: dict[str, str]) -> Database | None:
+    """pretalx's [database]; without a name (or without the section) SQLite at DATA_DIR/db.sqlite3."""
+    section = {key.split(".", 1)[1]: value for key, value in values.items() if key.startswith("database.")}
+    data = values.get("filesystem.data")
+    if not section and not data:
+        return None
+    backend = section.get("backend", "sqlite3")
+    kind = {"postgresql_psycopg2": "postgresql", "sqlite3": "sqlite"}.get(backend, backend)
+    name = section.get("name") or (str(Path(data) / "db.sqlite3") if kind == "sqlite" and data else "")
+    port = section.get("port")
+    return Database(kind, name, section.get("host") or None, int(port) if port and port.isdigit() else None,
+                    section.get("user") or None, section.get("password") or None)  # fmt: skip

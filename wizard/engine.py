@@ -15,6 +15,7 @@ from typing import Callable
 
 from .appfiles import app_files
 from .backup import declared_backup, take_backup
+from .dumps import ENGINES
 from .errors import WizardError
 from .instance import Instance
 from .plan import Plan
@@ -225,7 +226,7 @@ class Engine(LockRemedies):
     def backup_possible(self) -> bool:
         """Can the wizard take this instance's backup itself (its database is one it can dump)?"""
         database = self.database()
-        return database is not None and database.kind in ("postgresql", "sqlite")
+        return database is not None and database.kind in ENGINES
 
     @property
     def backup_root(self) -> Path:

@@ -46,3 +46,7 @@ class LockHeld(WizardError):
             "report it: the lock is released by the kernel when its holder exits",
         )
         self.pid = pid
+
+
+class BackupError(WizardError):
+    """The backup could not be taken or did not read back: the gate stays closed."""

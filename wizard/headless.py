@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import TextIO
 
 from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending, Run, Running
 from .errors import Exit, WizardError
@@ -14,6 +14,7 @@ from .lockadvice import explain
 from .logfollow import LogFollower
 from .plan import plan_for
 from .runner import Alive, Finished
+from .sizes import human_bytes
 from .state import Backup, StepRecord, StepStatus
 from .store import StateStore
 
@@ -48,12 +49,7 @@ def decision_help(step: StepRecord) -> str:
     return f"decide with {first}, or --skip 'REASON' to go on without it"
 
 
-def run_steps(
-    engine: Engine,
-    out: PlainOutput,
-    choices: Choices,
-    take_backup: Callable[[], Backup] | None = None,
-) -> Exit:
+def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
     """Drive the session until it is done, a step fails, or the operator must decide."""
     apply_choices(engine, out, choices)
     while True:
@@ -75,7 +71,7 @@ def run_steps(
                 engine.acknowledge(note.id, "with --yes")
             continue
         if isinstance(nxt, GateClosed):
-            backup = _pass_gate(choices, take_backup, out)
+            backup = _pass_gate(engine, choices, out)
             engine.pass_gate(backup)
             out.line(f"backup gate passed: {backup.kind} backup at {backup.path}")
             continue
@@ -117,14 +113,14 @@ def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
         out.line(f"skipped, as asked: {choices.skip_reason}", step.id)
 
 
-def _pass_gate(choices: Choices, take_backup: Callable[[], Backup] | None, out: PlainOutput) -> Backup:
+def _pass_gate(engine: Engine, choices: Choices, out: PlainOutput) -> Backup:
     from .backup import declared_backup
 
     if choices.backup_done:
         return declared_backup(choices.backup_done)
-    if take_backup is not None:
+    if engine.backup_possible():
         out.line("taking the backup (the gate stays closed until it has been read back)...")
-        backup = take_backup()
+        backup = engine.take_backup(ProgressLines(out))
         for what in backup.contents:
             out.line(f"  backed up: {what}")
         for command in backup.restore:
@@ -134,6 +130,20 @@ def _pass_gate(choices: Choices, take_backup: Callable[[], Backup] | None, out: 
         "the backup gate is closed: no upgrade step runs before a backup is recorded",
         "take a backup, then pass --backup-done PATH (where it is)",
     )
+
+
+class ProgressLines:
+    """A backup's progress for a log or a pipe: a line as each part starts, then one every few seconds."""
+
+    def __init__(self, out: PlainOutput, every: float = 5.0):
+        self.out, self.every = out, every
+        self.part, self.last = "", 0.0
+
+    def __call__(self, part: str, done: int, expected: int) -> None:
+        moment = time.monotonic()
+        if part != self.part or moment - self.last >= self.every:
+            self.part, self.last = part, moment
+            self.out.line(f"  {part}: {human_bytes(done)} of about {human_bytes(expected)}")
 
 
 def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFollower, choices: Choices) -> None:
@@ -208,7 +218,6 @@ def run_upgrade(
     choices: Choices,
     *,
     new: bool = False,
-    take_backup: Callable[[], Backup] | None = None,
 ) -> Exit:
     """The whole headless run: lock, resume or plan, then the steps."""
     with Engine(instance, store, say=out.line) as engine:
@@ -230,10 +239,8 @@ def run_upgrade(
                 return Exit.USAGE if plan.blocked else Exit.DONE
             engine.begin(plan)
             out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(plan.steps)} steps")
-        if take_backup is None and engine.backup_possible():
-            take_backup = engine.take_backup
         try:
-            return run_steps(engine, out, choices, take_backup)
+            return run_steps(engine, out, choices)
         except KeyboardInterrupt:
             running = engine.session.running if engine.session else None
             if running:

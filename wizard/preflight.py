@@ -8,7 +8,8 @@ from pathlib import Path
 
 import sh
 
-from .backup import BackupError, database_size
+from .dumps import ENGINES
+from .errors import BackupError
 from .sizes import free_space, human_bytes, tree_size
 from .instance import Instance
 from .plan import Plan
@@ -24,6 +25,9 @@ PACKAGES = {
     "npm": {"debian": "nodejs npm", "rhel": "nodejs npm", "default": "Node.js with npm"},
     "msgfmt": {"debian": "gettext", "rhel": "gettext", "default": "GNU gettext"},
     "pg_dump": {"debian": "postgresql-client", "rhel": "postgresql", "default": "the PostgreSQL client tools"},
+    "pg_restore": {"debian": "postgresql-client", "rhel": "postgresql", "default": "the PostgreSQL client tools"},
+    "mysql": {"debian": "mariadb-client", "rhel": "mariadb", "default": "the MariaDB or MySQL client tools"},
+    "mysqldump": {"debian": "mariadb-client", "rhel": "mariadb", "default": "the MariaDB or MySQL client tools"},
 }
 
 
@@ -52,10 +56,12 @@ def tool_checks(instance: Instance, plan: Plan) -> list[Note]:
                                f"A step of this upgrade runs {tool}; without it that step fails half-way.",
                                install_hint(tool, plan.found.os_family)))  # fmt: skip
     db = plan.found.host.db
-    if db is not None and db.kind == "postgresql" and shutil.which("pg_dump") is None:
-        notes.append(check("tool-pg_dump", "warning", "pg_dump is not installed: the wizard cannot take the backup",
+    engine = ENGINES.get(db.kind) if db is not None else None
+    missing = engine.missing_tool() if engine else None
+    if missing:
+        notes.append(check(f"tool-{missing}", "warning", f"{missing} is not installed: the wizard cannot take the backup",
                            "The backup gate will then only accept a backup you declare.",
-                           install_hint("pg_dump", plan.found.os_family)))  # fmt: skip
+                           install_hint(missing, plan.found.os_family)))  # fmt: skip
     return notes
 
 
@@ -115,8 +121,10 @@ def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> lis
     db = plan.found.host.db
     if root is None or db is None:
         return notes
+    if db.kind not in ENGINES:
+        return notes
     try:
-        size = database_size(db) if db.kind == "postgresql" else Path(db.name).stat().st_size
+        size = ENGINES[db.kind].size(db)
     except (BackupError, OSError):
         return notes  # the backup screen measures again, and says so if it cannot
     backup_free = free_space(root)

@@ -1,0 +1,50 @@
+"""What every engine's dump shares: its result, the progress callback, and streaming a client's output to a file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import sh
+
+from ..errors import BackupError
+
+Progress = Callable[[str, int, int], None]  # what is being written, bytes so far, bytes expected
+
+
+@dataclass(frozen=True)
+class Dump:
+    path: Path
+    checked: str  # what reading it back found, for the operator
+    restore: str  # the command that puts it back, for the operator to type
+
+
+def private_file(path: Path):
+    """A new file only its owner can read (a dump holds every password hash of the app)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def stream_to_file(argv: list[str], env: dict[str, str], target: Path, expected: int,
+                   progress: Progress | None, tool: str) -> None:  # fmt: skip
+    """Run a dump client with its standard output going to ``target``; report the file's growth."""
+    with private_file(target) as out:
+        job = sh.Command(argv[0])(*argv[1:], _env=env, _out=out, _bg=True, _bg_exc=False, _tty_out=False)
+        while True:
+            try:
+                job.wait(timeout=0.25)
+                break
+            except sh.TimeoutException:
+                if progress:
+                    progress("database", target.stat().st_size, expected)
+            except sh.ErrorReturnCode as exc:
+                raise BackupError(f"{tool} failed: {last_line(exc)}",
+                                  "the gate stays closed; fix the cause and take the backup again") from None  # fmt: skip
+    if progress:
+        progress("database", target.stat().st_size, expected)
+
+
+def last_line(exc: sh.ErrorReturnCode) -> str:
+    lines = exc.stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"exit code {exc.exit_code}"
