@@ -1,50 +1,171 @@
-"""The backup gate: no upgrade step runs before a backup of this instance is recorded."""
+"""The backup gate: no upgrade step runs before a backup of this instance is recorded.
+
+The screen first measures what a backup would hold (database, config, the
+app's files) and the free space where it goes; optional parts (Indico's
+archive) are chosen here with their size in view.  Then either the wizard
+takes the backup and reads it back, or the operator declares one of their own.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
+from wizard.backup import HEADROOM, Estimate
 from wizard.errors import WizardError
 from wizard.sizes import human_bytes
 from wizard.state import Backup
 from .widgets import TitleBar
 
 
+def parts_table(plan: Estimate) -> Table:
+    """One row per part that is always in the backup (the optional ones are checkboxes below)."""
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("where", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("size", justify="right", no_wrap=True)
+    for part in plan.parts:
+        if not part.optional:
+            table.add_row(part.label, part.where, human_bytes(part.size))
+    return table
+
+
+def space_text(plan: Estimate) -> Text:
+    line = f"Into {plan.root}: about {human_bytes(plan.needed)} needed, {human_bytes(plan.free)} free."
+    left_out = [f"{part.label} ({human_bytes(part.size)})" for part in plan.parts if not part.included]
+    if left_out:
+        line += f" Left out: {', '.join(left_out)}."
+    if plan.fits:
+        return Text(line, style="dim")
+    short = plan.needed + HEADROOM - plan.free
+    return Text(f"{line} Not enough: free {human_bytes(short)} more there, or set backup_dir in the instance "
+                "to a bigger filesystem.", style="bold red")  # fmt: skip
+
+
 class BackupScreen(Screen):
     CSS_PATH = Path(__file__).with_name("backup.tcss")
-    BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Quit")]
+    BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Quit", priority=True)]
+    AUTO_FOCUS = "#take"
+
+    plan: Estimate | None = None
 
     def compose(self) -> ComposeResult:
         name = self.app.engine.instance.name
+        can_take = self.app.engine.backup_possible()
         yield TitleBar()
-        yield Static(
-            "No upgrade step runs before a backup of this instance is recorded: its database, "
-            "its config and its uploaded files. Everything after this point changes the installation.",
-            classes="intro",
-        )
-        if self.taker() is not None:
-            with Horizontal(id="take-row"):
-                yield Button("Take a backup now", id="take", variant="primary")
-                yield Static("The wizard takes it and checks that it reads back.", classes="hint")
-        with Vertical(id="declare", classes="panel"):
-            yield Label("Or, if you made a backup yourself — where is it?" if self.taker()
-                        else "Where is the backup you made?")  # fmt: skip
-            yield Input(placeholder="/path/to/the/backup", id="path")
-            yield Label(f"Type the instance name, {name}, to confirm it is this one's:")
-            yield Input(placeholder=name, id="typed")
-            yield Static("Tab moves between fields; Enter in the last one records the backup.", classes="hint")
-        yield Static("", id="problem", classes="error")
+        with VerticalScroll(id="body"):
+            yield Static("Nothing changes before a backup of this instance is recorded: its database, its config "
+                         "and its uploaded files.", classes="intro")  # fmt: skip
+            if can_take:
+                with Vertical(id="contents", classes="panel"):
+                    yield Static("Measuring what the backup would hold…", id="parts")
+                    yield Vertical(id="optional")
+                    yield Static("", id="space")
+                with Horizontal(id="take-row"):
+                    yield Button("Take a backup now", id="take", variant="primary", disabled=True)
+                    yield Static("The wizard takes it and reads it back before anything else happens.", id="status",
+                                 classes="hint")  # fmt: skip
+            with Vertical(id="declare", classes="panel"):
+                yield Label("Or, if you made a backup yourself — where is it?" if can_take
+                            else "The wizard cannot back up this database itself. Where is the backup you made?")  # fmt: skip
+                yield Input(placeholder="/path/to/the/backup", id="path")
+                yield Label(f"To confirm, type the instance name ({name}) and press Enter:")
+                yield Input(placeholder=name, id="typed")
+            yield Static("", id="problem", classes="error")
         yield Footer()
 
+    def on_mount(self) -> None:
+        if self.app.engine.backup_possible():
+            self.measure()
+
+    # -- measuring ------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="measure", exit_on_error=False)
+    def measure(self) -> Estimate:
+        return self.app.engine.backup_estimate()
+
+    def show_plan(self, plan: Estimate) -> None:
+        self.plan = plan
+        self.query_one("#parts", Static).update(parts_table(plan))
+        optional = self.query_one("#optional", Vertical)
+        for index, part in enumerate(p for p in plan.parts if p.optional):
+            optional.mount(Checkbox(f"Include {part.label} ({human_bytes(part.size)}): {part.where}", part.included,
+                                    id=f"optional-{index}", name=part.label))  # fmt: skip
+        self.show_space()
+        if not isinstance(self.focused, Input):
+            self.query_one("#take" if plan.fits else "#path").focus()
+
+    def show_space(self) -> None:
+        assert self.plan is not None
+        self.query_one("#space", Static).update(space_text(self.plan))
+        take = self.query_one("#take", Button)
+        take.disabled = not self.plan.fits
+        if take.disabled and self.focused is take:
+            self.query_one("#path", Input).focus()
+
+    @on(Checkbox.Changed)
+    def choose(self, event: Checkbox.Changed) -> None:
+        assert self.plan is not None
+        parts = tuple(replace(p, included=event.value) if p.label == event.checkbox.name else p for p in self.plan.parts)
+        self.plan = replace(self.plan, parts=parts)
+        self.show_space()
+
+    def chosen(self) -> set[str]:
+        return {box.name for box in self.query(Checkbox) if box.value and box.name}
+
+    # -- taking ---------------------------------------------------------------
+
+    @on(Button.Pressed, "#take")
+    def take_pressed(self) -> None:
+        self.query_one("#take", Button).disabled = True
+        for box in self.query(Checkbox):
+            box.disabled = True
+        self.status(Text("Taking the backup…", style="bold"))
+        self.take(self.chosen())
+
+    @work(thread=True, exclusive=True, group="take", exit_on_error=False)
+    def take(self, chosen: set[str]) -> Backup:
+        def progress(part: str, done: int, expected: int) -> None:
+            text = Text(f"Taking the backup… {part}: {human_bytes(done)} of about {human_bytes(expected)}", style="bold")
+            self.app.call_from_thread(self.status, text)
+
+        return self.app.engine.take_backup(progress, chosen)
+
+    def status(self, text: Text) -> None:
+        self.query_one("#status", Static).update(text)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        error = event.worker.error
+        message = (error.message + (f" ({error.hint})" if error.hint else "")) if isinstance(error, WizardError) else str(error)
+        if event.worker.group == "measure":
+            if event.state == WorkerState.SUCCESS:
+                self.show_plan(event.worker.result)
+            elif event.state == WorkerState.ERROR:
+                self.query_one("#parts", Static).update(Text(f"Could not measure the backup: {message}", style="bold red"))
+                self.query_one("#take", Button).disabled = False  # taking measures again, and says what fails
+        elif event.worker.group == "take":
+            if event.state == WorkerState.SUCCESS:
+                backup = event.worker.result
+                self.app.engine.pass_gate(backup)
+                self.app.notify(f"Backup verified: {backup.path}")
+                self.app.route()
+            elif event.state == WorkerState.ERROR:
+                self.status(Text(f"The backup failed: {message}", style="bold red"))
+                self.query_one("#take", Button).disabled = self.plan is not None and not self.plan.fits
+                for box in self.query(Checkbox):
+                    box.disabled = False
+
+    # -- declaring ------------------------------------------------------------
 
     @on(Input.Submitted, "#path")
     def next_field(self) -> None:
@@ -67,37 +188,3 @@ class BackupScreen(Screen):
 
     def problem(self, text: str) -> None:
         self.query_one("#problem", Static).update(Text(text))
-
-    @on(Button.Pressed, "#take")
-    def take_pressed(self) -> None:
-        self.query_one("#take", Button).disabled = True
-        self.query_one("#problem", Static).update(Text("Taking the backup…", style="bold"))
-        self.take()
-
-    def taker(self):
-        """What takes the backup: the app's own (tests, demo), else the engine's when it can."""
-        if self.app.take_backup is not None:
-            return lambda: self.app.take_backup(self.app.engine.instance)
-        return self.app.engine.take_backup if self.app.engine.backup_possible() else None
-
-    @work(thread=True, exclusive=True, group="backup", exit_on_error=False)
-    def take(self) -> Backup:
-        def progress(what: str, done: int, expected: int) -> None:
-            text = Text(f"Taking the backup… {what}: {human_bytes(done)} of about {human_bytes(expected)}", style="bold")
-            self.app.call_from_thread(self.query_one("#problem", Static).update, text)
-
-        taker = self.taker()
-        return taker(progress) if taker == self.app.engine.take_backup else taker()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "backup":
-            return
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.problem(f"The backup failed: {error.message if isinstance(error, WizardError) else error}")
-            self.query_one("#take", Button).disabled = False
-        elif event.state == WorkerState.SUCCESS:
-            backup = event.worker.result
-            self.app.engine.pass_gate(backup)
-            self.app.notify(f"Backup verified: {backup.path}")
-            self.app.route()

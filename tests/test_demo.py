@@ -14,7 +14,7 @@ import pytest
 from wizard.demo.catalog import CORE_REVISIONS
 from wizard.demo.sandbox import build, start_services, stop_services
 
-from .conftest import kill_tree_leftovers, run_cli, wait_for, wait_for_line
+from .conftest import kill_tree_leftovers, run_cli, wait_for_line
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 import signal
 import stat
 import sys
-import time
 
 import psutil
 

@@ -7,6 +7,7 @@ then look at the new SVGs before committing them.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections import namedtuple
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from steps import load_recipe
+from wizard import backup
 from wizard.app import make_app
 from wizard.demo.catalog import install_metadata
 from wizard.detect import Detection
@@ -88,16 +90,23 @@ def saved_session(folder: Path, statuses: list[str], **fields) -> None:
     StateStore(folder / "state", "main").save(session)
 
 
-def app_for(folder: Path, take_backup=None, past_resume: bool = False):
-    app = make_app(load_instances(folder / "instances.toml"), folder / "state", "main", take_backup=take_backup)
+def app_for(folder: Path, past_resume: bool = False):
+    app = make_app(load_instances(folder / "instances.toml"), folder / "state", "main")
     app.resumed = past_resume  # True: straight to where the session stands, as after "continue"
     return app
 
 
-def arrive(screen: str):
+def arrive(screen: str, filled: str | None = None):
+    """Wait for ``screen`` with its plan (detection's, the backup's measure), and the ``filled`` widget showing text."""
+
+    def there(app) -> bool:
+        if type(app.screen).__name__ != screen or getattr(app.screen, "plan", True) is None:
+            return False
+        return filled is None or bool(str(app.screen.query_one(filled).render()).strip())
+
     async def run_before(pilot) -> None:
         for _ in range(200):
-            if type(pilot.app.screen).__name__ == screen and getattr(pilot.app.screen, "plan", True) is not None:
+            if there(pilot.app):
                 break
             await pilot.pause(0.05)
         await pilot.pause(0.3)
@@ -161,13 +170,22 @@ def test_notes(snap_compare, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_backup(snap_compare, size):
-    """The backup gate: the take-a-backup button focused, the typed declaration below."""
+def test_backup(snap_compare, size, monkeypatch):
+    """The backup gate: what the backup would hold, measured (the archive offered with its size), the button focused."""
     folder = fresh("backup")
-    instances_file(folder)
+    config = instances_file(folder)
+    database = folder / "indico.db"
+    with sqlite3.connect(database) as conn:
+        conn.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, title TEXT);")
+        conn.executemany("INSERT INTO events (title) VALUES (?)", [(f"event {n}",) for n in range(20000)])
+    (folder / "archive").mkdir()
+    (folder / "archive" / "upload.bin").write_bytes(b"x" * 3_500_000)
+    (folder / "indico.conf").write_text(f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\n"
+                                        f"STORAGE_BACKENDS = {{'default': 'fs:{folder / 'archive'}'}}\n")  # fmt: skip
+    config.write_text(config.read_text() + f'config = "{folder}/indico.conf"\nbackup_dir = "{folder}/backups"\n')
+    monkeypatch.setattr(backup, "free_space", lambda _: 52 * 1024**3)
     saved_session(folder, ["pending"] * 5)
-    app = app_for(folder, take_backup=lambda _: BACKUP, past_resume=True)
-    assert snap_compare(app, terminal_size=size, run_before=arrive("BackupScreen"))
+    assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space"))
 
 
 @pytest.mark.parametrize("size", SIZES)

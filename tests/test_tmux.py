@@ -92,7 +92,7 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     first.keys("Space", "Space")
     first.wait_for("All warnings acknowledged")
     first.keys("c")
-    first.wait_for("Take a backup now")
+    first.wait_for(" needed, ")  # measured: the "Take a backup now" button is focused and enabled
     first.keys("Enter")
     first.wait_for("about this step")
     first.wait_for("▶ Upgrade the database", timeout=60)

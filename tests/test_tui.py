@@ -73,7 +73,7 @@ async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
         saved = StateStore(sandbox / "state", "demo").load()
         assert list(saved.acknowledged) == ["demo-labels-lock"]  # saved at once, one by one
         await pilot.press("space", "c")
-        await until(pilot, on_screen(app, "BackupScreen"))
+        await until(pilot, lambda: screen_name(app) == "BackupScreen" and app.screen.plan, what="the backup's measure")
         await pilot.press("enter")  # the focused "Take a backup now" button
         await until(pilot, on_screen(app, "RunScreen"), what="the backup and the run screen")
         backup = app.engine.session.backup

@@ -21,7 +21,7 @@ def build_wheel(folder: Path, name: str, version: str, requires_python: str | No
     """A pure-Python wheel with one empty module and the metadata pip reads."""
     module = canonicalize_name(name).replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
-    metadata = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         metadata.append(f"Requires-Python: {requires_python}")
     metadata.extend(f"Requires-Dist: {requirement}" for requirement in requires)

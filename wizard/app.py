@@ -8,7 +8,6 @@ engine's methods, which save before they return.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 from textual.app import App
 from textual.binding import Binding
@@ -17,11 +16,8 @@ from textual.screen import Screen
 from .engine import Blocked, Done, Engine, GateClosed, NotesPending
 from .errors import Exit, WizardError
 from .instance import Instance
-from .state import Backup, StepStatus
+from .state import StepStatus
 from .store import StateStore
-
-TakeBackup = Callable[[Instance], Backup]
-
 
 class WizardApp(App[int]):
     """Walks one instance from detection to done; resumes a session left behind."""
@@ -37,7 +33,6 @@ class WizardApp(App[int]):
         state_root: Path,
         *,
         chosen: str | None = None,
-        take_backup: TakeBackup | None = None,
         lock_threshold: float | None = None,
     ):
         super().__init__()
@@ -45,7 +40,6 @@ class WizardApp(App[int]):
         self.instances = instances
         self.state_root = state_root
         self.chosen = chosen
-        self.take_backup = take_backup
         self.engine: Engine | None = None
         self.resumed = False
         self.plan_blocked = False  # set by detection: a blocker stands in the way (quitting exits 2)
@@ -150,11 +144,10 @@ def make_app(
     instances: dict[str, Instance],
     state_root: Path,
     chosen: str | None = None,
-    take_backup: TakeBackup | None = None,
     lock_threshold: float | None = None,
 ) -> WizardApp:
     """The one way to build the app: the CLI and the tests both come through here."""
-    return WizardApp(instances, state_root, chosen=chosen, take_backup=take_backup, lock_threshold=lock_threshold)
+    return WizardApp(instances, state_root, chosen=chosen, lock_threshold=lock_threshold)
 
 
 def run_tui(app: WizardApp) -> int:

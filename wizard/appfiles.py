@@ -8,7 +8,7 @@ and its size reported either way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from steps import Recipe
@@ -23,15 +23,20 @@ class AppFile:
     path: Path
     included: bool
     why_not: str = ""
+    optional: bool = False  # the operator chooses (on the backup screen, or in the instance's settings)
 
 
-def app_files(recipe: Recipe, instance: Instance) -> list[AppFile]:
+def app_files(recipe: Recipe, instance: Instance, chosen: set[str] | None = None) -> list[AppFile]:
+    """The app's files to back up; ``chosen``: the optional ones the operator picked (None: as the instance says)."""
     found: list[AppFile] = []
     for text in config_texts(recipe, instance):
         if recipe.config_format == "ini":
             found.extend(_pretalx_files(dict(ini_pairs(text))))
         else:
             found.extend(_indico_files(dict(python_assignments(text)), instance.backup_archive))
+    if chosen is not None:
+        found = [replace(f, included=f.label in chosen, why_not="left out on the backup screen") if f.optional else f
+                 for f in found]  # fmt: skip
     return [f for f in found if f.path.exists()]
 
 
@@ -54,5 +59,5 @@ def _indico_files(values: dict[str, object], include_archive: bool) -> list[AppF
     for name, spec in backends.items():
         if isinstance(spec, str) and spec.startswith("fs:"):
             why = "" if include_archive else "set backup_archive = true in the instance to include it"
-            files.append(AppFile(f"archive-{name}", Path(spec[3:].split(",")[0]), include_archive, why))
+            files.append(AppFile(f"archive-{name}", Path(spec[3:].split(",")[0]), include_archive, why, optional=True))
     return files

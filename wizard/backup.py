@@ -13,6 +13,7 @@ import hashlib
 import shlex
 import shutil
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .appfiles import AppFile
@@ -26,7 +27,7 @@ from .state import Backup, now
 HEADROOM = 64 * 1024**2
 PREFIX = "wizard-"
 
-__all__ = ["BackupError", "take_backup", "declared_backup", "rotate", "check_space"]
+__all__ = ["BackupError", "Estimate", "Part", "estimate", "take_backup", "declared_backup", "rotate"]
 
 
 def sha256_of(path: Path) -> str:
@@ -37,12 +38,51 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_space(folder: Path, needed: int) -> None:
-    free = free_space(folder)
-    if free < needed + HEADROOM:
+@dataclass(frozen=True)
+class Part:
+    """One thing a backup holds, or leaves out, with its size: what the backup screen lists."""
+
+    label: str
+    where: str
+    size: int
+    included: bool = True
+    optional: bool = False  # the operator may choose
+    why_not: str = ""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a backup taken now would hold, and whether it fits where it goes."""
+
+    root: Path
+    free: int
+    parts: tuple[Part, ...]
+
+    @property
+    def needed(self) -> int:
+        return sum(part.size for part in self.parts if part.included)
+
+    @property
+    def fits(self) -> bool:
+        return self.free >= self.needed + HEADROOM
+
+    def size_of(self, label: str) -> int:
+        return next(part.size for part in self.parts if part.label == label)
+
+
+def estimate(db: Database, config_files: list[Path], root: Path, files: list[AppFile] = ()) -> Estimate:
+    """Measure before writing anything: the database (asked of the server), the config files, the app's files."""
+    parts = [Part("database", db.describe(), engine_for(db).size(db))]
+    parts += [Part("config", str(path), path.stat().st_size) for path in config_files if path.is_file()]
+    parts += [Part(f.label, str(f.path), tree_size(f.path), f.included, f.optional, f.why_not) for f in files]
+    return Estimate(root, free_space(root), tuple(parts))
+
+
+def check_space(plan: Estimate) -> None:
+    if not plan.fits:
         raise BackupError(
-            f"not enough free space for the backup in {folder}: about {human_bytes(needed)} needed "
-            f"(plus {human_bytes(HEADROOM)} to spare), {human_bytes(free)} free",
+            f"not enough free space for the backup in {plan.root}: about {human_bytes(plan.needed)} needed "
+            f"(plus {human_bytes(HEADROOM)} to spare), {human_bytes(plan.free)} free",
             "free some space there, or set backup_dir in the instance to a bigger filesystem; nothing was written",
         )
 
@@ -56,16 +96,13 @@ def take_backup(
     files: list[AppFile] = (),
 ) -> Backup:
     """Back up the database, the config files and the app's files into a new folder under ``root``; verify; rotate."""
-    engine = engine_for(db)
-    expected = engine.size(db)
+    plan = estimate(db, config_files, root, files)
+    check_space(plan)
     configs = [path for path in config_files if path.is_file()]
-    sizes = {f.label: tree_size(f.path) for f in files}
-    included = sum(sizes[f.label] for f in files if f.included)
-    check_space(root, expected + sum(path.stat().st_size for path in configs) + included)
     folder = root / f"{PREFIX}{now().strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, mode=0o700)
     try:
-        dump = engine.dump(db, folder, expected, progress)
+        dump = engine_for(db).dump(db, folder, plan.size_of("database"), progress)
         contents = [f"{dump.path.name} ({dump.checked})"]
         restore = [dump.restore]
         for path in configs:
@@ -76,12 +113,13 @@ def take_backup(
             contents.append(f"config/{path.name}")
             restore.append(shlex.join(["cp", "--", str(copy), str(path)]))
         for item in files:
-            where = f"{item.label} ({item.path}, {human_bytes(sizes[item.label])})"
+            size = plan.size_of(item.label)
+            where = f"{item.label} ({item.path}, {human_bytes(size)})"
             if not item.included:
                 contents.append(f"NOT included: {where}: {item.why_not}")
                 continue
             contents.append(where)
-            restore.append(save_files(item, folder / "files", sizes[item.label], progress))
+            restore.append(save_files(item, folder / "files", size, progress))
     except BaseException:
         # Kept for a look, but never mistaken for a backup (nor counted when rotating).
         folder.rename(folder.with_name("incomplete-" + folder.name))

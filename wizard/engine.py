@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from .appfiles import app_files
-from .backup import declared_backup, take_backup
+from .dbconf import Database
+from .backup import Estimate, declared_backup, estimate, take_backup
 from .dumps import ENGINES
 from .errors import WizardError
 from .instance import Instance
@@ -232,15 +233,25 @@ class Engine(LockRemedies):
     def backup_root(self) -> Path:
         return self.instance.backup_dir or self.store.dir / "backups"
 
-    def take_backup(self, progress=None) -> Backup:
-        """Dump the database and copy the config files, verified (runs long: call it from a worker)."""
+    def _backup_database(self) -> Database:
         database = self.database()
         if database is None:
             raise WizardError("the instance's database settings were not found in its config",
                               "back it up yourself, then declare it (--backup-done PATH)")  # fmt: skip
-        recipe = self.recipe
-        return take_backup(database, config_files(recipe, self.instance), self.backup_root, self.instance.backup_keep, progress,
-                           files=app_files(recipe, self.instance))  # fmt: skip
+        return database
+
+    def backup_estimate(self, chosen: set[str] | None = None) -> Estimate:
+        """What a backup taken now would hold, each part measured (asks the database: call it from a worker)."""
+        files = app_files(self.recipe, self.instance, chosen)
+        return estimate(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root, files)
+
+    def take_backup(self, progress=None, chosen: set[str] | None = None) -> Backup:
+        """Dump the database, copy the config and the app's files, verified (runs long: call it from a worker).
+
+        ``chosen``: the optional parts the operator picked (None: as the instance's settings say).
+        """
+        return take_backup(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root,
+                           self.instance.backup_keep, progress, files=app_files(self.recipe, self.instance, chosen))  # fmt: skip
 
     def pass_gate(self, backup: Backup) -> None:
         assert self.session is not None

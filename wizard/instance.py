@@ -94,7 +94,7 @@ class Instance(BaseModel):
         if not self.python.exists():
             raise ConfigError(
                 f"instance {self.name!r}: no Python at {self.python}",
-                f"set 'venv' to the virtualenv the app runs from (the folder holding bin/python)",
+                "set 'venv' to the virtualenv the app runs from (the folder holding bin/python)",
             )
         if self.config is not None and not self.config.is_file():
             raise ConfigError(

@@ -99,7 +99,7 @@ class StateStore:
             return None
         except OSError as exc:
             raise StateError(f"cannot read the saved session {self.session_path}: {exc}") from None
-        keep = f"it was left exactly as it is; move it aside to start a new session, or restore it from a copy"
+        keep = "it was left exactly as it is; move it aside to start a new session, or restore it from a copy"
         try:
             raw = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

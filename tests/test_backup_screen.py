@@ -1,0 +1,80 @@
+"""Pilot tests of the backup screen: what it measures, what the operator chooses, and the gate holding."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Checkbox
+
+from wizard import backup
+
+from .conftest import make_site, step_toml
+from .test_tui import on_screen, screen_name, site_app, until
+
+pytestmark = pytest.mark.slow
+
+
+def indico_like_site(site_root: Path, database_bytes: bytes | None = None):
+    """A site whose config names a real SQLite database and an archive folder of 2 MB."""
+    database = site_root / "indico.db"
+    site_root.mkdir(parents=True, exist_ok=True)
+    if database_bytes is None:
+        with sqlite3.connect(database) as conn:
+            conn.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY); INSERT INTO events VALUES (1), (2);")
+    else:
+        database.write_bytes(database_bytes)
+    archive = site_root / "archive"
+    archive.mkdir()
+    (archive / "upload.bin").write_bytes(b"x" * 2_000_000)
+    config = f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\nSTORAGE_BACKENDS = {{'default': 'fs:{archive}'}}\n"
+    return make_site(site_root, step_toml("one", f"open({str(site_root / 'ran')!r}, 'w')"), app_config=config)
+
+
+async def to_backup_screen(pilot, app) -> None:
+    await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
+    await pilot.press("c")
+    await until(pilot, lambda: screen_name(app) == "BackupScreen" and app.screen.plan, what="the backup's measure")
+
+
+async def test_the_archive_is_offered_with_its_size_and_taken_when_chosen(site_root):
+    site = indico_like_site(site_root)
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        box = app.screen.query_one(Checkbox)
+        assert "archive-default (1.9 MiB)" in str(box.label) and box.value is False
+        assert "Left out: archive-default (1.9 MiB)" in str(app.screen.query_one("#space").render())
+        assert app.screen.focused is app.screen.query_one("#take")
+        box.value = True
+        await pilot.pause(0.1)
+        assert "Left out" not in str(app.screen.query_one("#space").render())
+        app.screen.query_one("#take", Button).press()
+        await until(pilot, on_screen(app, "DoneScreen"), what="the backup, then the one step")
+    taken = app.engine.session.backup
+    assert taken.kind == "taken" and any(line.startswith("archive-default (") for line in taken.contents)
+    assert (Path(taken.path) / "files" / "archive-default.tar.gz").is_file() and (site_root / "ran").exists()
+
+
+async def test_not_enough_space_closes_the_take_button_and_says_the_numbers(site_root, monkeypatch):
+    monkeypatch.setattr(backup, "free_space", lambda _: 10 * 1024**2)
+    app = site_app(indico_like_site(site_root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        space = str(app.screen.query_one("#space").render())
+        assert "10.0 MiB free" in space and "Not enough: free" in space
+        assert app.screen.query_one("#take", Button).disabled
+        assert app.screen.focused is app.screen.query_one("#path")  # declaring one's own is the way left
+        assert app.engine.session.backup is None and not list(site_root.rglob("wizard-*"))
+
+
+async def test_a_backup_that_fails_keeps_the_gate_closed_and_can_be_tried_again(site_root):
+    app = site_app(indico_like_site(site_root, database_bytes=b"this is not a database " * 200))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        app.screen.query_one("#take", Button).press()
+        await until(pilot, lambda: "The backup failed" in str(app.screen.query_one("#status").render()), what="the failure")
+        assert "not a database" in str(app.screen.query_one("#status").render())
+        assert screen_name(app) == "BackupScreen" and app.engine.session.backup is None
+        assert not app.screen.query_one("#take", Button).disabled and not (site_root / "ran").exists()
