@@ -59,7 +59,7 @@ class DoneScreen(Screen):
         text.append(f"{engine.store.session_path}\n")
         if session.backup:
             text.append("backup:  ", style="bold")
-            text.append(f"{session.backup.path} ({session.backup.kind})\n")
+            text.append(f"{session.backup.path}\n         {session.backup.summary()}\n")
             for command in session.backup.restore:
                 text.append("restore: ", style="bold")
                 text.append(command + "\n")

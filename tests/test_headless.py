@@ -229,6 +229,10 @@ def test_the_backup_gate_holds_without_a_backup(site_root):
     assert not runs.exists()
     missing = site.cli("run", "--yes", "--backup-done", str(site_root / "no-such-backup"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+    (site_root / "empty-backup" / "inside").mkdir(parents=True)
+    (site_root / "empty-backup" / "inside" / "indico.dump").touch()
+    empty = site.cli("run", "--yes", "--backup-done", str(site_root / "empty-backup"))
+    assert empty.returncode == 2 and "is empty" in empty.stderr
     assert not runs.exists()
     assert site.session()["backup"] is None
 

@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import namedtuple
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -206,8 +207,18 @@ def test_resume_interrupted(snap_compare, size):
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("ResumeScreen"))
 
 
+@pytest.fixture
+def utc(monkeypatch):
+    """Times on screen are local: pin the zone, and give the process its own back afterwards."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.parametrize("size", SIZES)
-def test_done(snap_compare, size):
+def test_done(snap_compare, size, utc):
     """Done: every step succeeded but the reload, skipped because uWSGI was restarted; where things are."""
     folder = fresh("done")
     instances_file(folder)

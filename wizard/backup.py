@@ -165,11 +165,24 @@ def rotate(root: Path, keep: int) -> list[Path]:
 
 
 def declared_backup(path: str) -> Backup:
-    """The operator says a backup exists at ``path``; it must at least be there."""
+    """The operator says a backup exists at ``path``; it must at least be there, and hold something."""
     where = Path(path).expanduser()
     if not where.exists():
         raise BackupError(
             f"the declared backup {where} does not exist",
             "take the backup first, then pass the path where it is",
         )
+    if not holds_data(where):
+        raise BackupError(f"the declared backup {where} is empty",
+                          "point at the dump or the folder that holds it, not at an empty place")  # fmt: skip
     return Backup(kind="declared", path=str(where.resolve()))
+
+
+def holds_data(where: Path) -> bool:
+    """A non-empty file, or a folder with one somewhere inside (stops at the first)."""
+    try:
+        if where.is_file():
+            return where.stat().st_size > 0
+        return any(path.is_file() and path.stat().st_size > 0 for path in where.rglob("*"))
+    except OSError:
+        return True  # unreadable to the wizard's user: the operator's word stands

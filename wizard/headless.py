@@ -207,7 +207,9 @@ def report_done(engine: Engine, out: PlainOutput) -> None:
         seconds = f", {step.duration:.1f} s" if step.duration is not None and step.status != StepStatus.SKIPPED else ""
         out.line(f"  {step.id}: {detail}{seconds}")
     if session.backup:
-        out.line(f"backup: {session.backup.path}")
+        out.line(f"backup: {session.backup.path} ({session.backup.summary()})")
+        for command in session.backup.restore:
+            out.line(f"  restore with: {command}")
     out.line(f"session: {engine.store.session_path}")
 
 

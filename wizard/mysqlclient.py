@@ -20,7 +20,7 @@ import sh
 
 from .dbconf import Database
 from .errors import WizardError
-from .privilege import as_runner
+from .privilege import as_db_client
 
 CLIENTS = {"mysql": ("mariadb", "mysql"), "mysqldump": ("mariadb-dump", "mysqldump")}
 
@@ -67,7 +67,7 @@ def client(db: Database, tool: str) -> Iterator[list[str]]:
         raise MySQLError(f"{tool} is not installed on this host", "install the MariaDB or MySQL client (mariadb-client)")
     with tempfile.TemporaryDirectory(prefix="uw-mysql-") as private:
         if not db.password:
-            yield as_runner([path, *connection_options(db)], "app", db.os_user, {})
+            yield as_db_client([path, *connection_options(db)], db.os_user, has_password=False)
             return
         options = Path(private) / "client.cnf"
         options.write_text(f"[client]\npassword={option_file_value(db.password)}\n")

@@ -9,7 +9,7 @@ import shutil
 import sh
 
 from .dbconf import Database
-from .privilege import as_runner
+from .privilege import as_db_client
 
 ACTIVITY = """
 SELECT coalesce(json_agg(row_to_json(a)), '[]') FROM (
@@ -39,13 +39,14 @@ def psql_env(db: Database) -> dict[str, str]:
 
 
 def run_sql(db: Database, statement: str) -> str:
-    """Run one statement as the app's Unix user (peer authentication), the password only in the environment."""
+    """Run one statement; as the app's Unix user when no password is set (peer login), else the password in the environment."""
     if db.kind != "postgresql":
         raise QueryError(f"{db.kind} cannot be asked about locks")
     psql = shutil.which("psql")
     if psql is None:
         raise QueryError("psql is not installed on this host")
-    argv = as_runner([psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement], "app", db.os_user, {})
+    psql_argv = [psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement]
+    argv = as_db_client(psql_argv, db.os_user, bool(db.password))
     try:
         out = sh.Command(argv[0])(*argv[1:], _env=psql_env(db), _tty_out=False, _timeout=10, _decode_errors="replace")
     except sh.ErrorReturnCode as exc:

@@ -32,3 +32,12 @@ def as_runner(argv: list[str], run_as: str, app_user: str | None, env: dict[str,
 
 def _env_prefix(env: dict[str, str]) -> list[str]:
     return ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
+
+
+def as_db_client(argv: list[str], os_user: str | None, has_password: bool) -> list[str]:
+    """A database client's argv: as the app's Unix user for a password-less (peer / unix_socket) login.
+
+    With a password the wizard's own user connects: sudo would drop the
+    password from the environment, and the login does not depend on who asks.
+    """
+    return argv if has_password else as_runner(argv, "app", os_user, {})

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .sizes import human_bytes
+
 SCHEMA_VERSION = 1
 
 
@@ -81,6 +83,15 @@ class Backup(BaseModel):
     checksum: str | None = None
     restore: list[str] = Field([], description="the commands that would restore it")
     contents: list[str] = Field([], description="what it holds")
+
+    def summary(self) -> str:
+        """One line for the operator: when, how big, its checksum, and who vouches for it."""
+        when = self.at.astimezone().strftime("%Y-%m-%d %H:%M")
+        if self.kind == "declared":
+            return f"declared by the operator at {when} (not read by the wizard)"
+        size = f", {human_bytes(self.size)}" if self.size is not None else ""
+        checksum = f", {self.checksum[:19]}…" if self.checksum else ""
+        return f"taken and read back at {when}{size}{checksum}"
 
 
 class SideJob(BaseModel):

@@ -11,7 +11,7 @@ import sh
 from ..dbconf import Database
 from ..errors import BackupError
 from ..pgquery import QueryError, psql_env, run_sql
-from ..privilege import as_runner
+from ..privilege import as_db_client
 from .common import Dump, Progress, last_line, stream_to_file
 
 
@@ -31,7 +31,7 @@ def dump(db: Database, folder: Path, expected: int, progress: Progress | None = 
     if pg_dump is None:
         raise BackupError("pg_dump is not installed on this host", "install the PostgreSQL client (postgresql-client)")
     target = folder / f"{db.name or 'database'}.dump"
-    argv = as_runner([pg_dump, "-Fc", "--no-password"], "app", db.os_user, {})
+    argv = as_db_client([pg_dump, "-Fc", "--no-password"], db.os_user, bool(db.password))
     stream_to_file(argv, psql_env(db), target, expected, progress, "pg_dump")
     entries = verify(target)
     restore = shlex.join(["pg_restore", "--clean", "--if-exists", "--no-owner", "--dbname", db.name, str(target)])
