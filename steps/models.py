@@ -78,6 +78,8 @@ class Condition(_Strict):
     target: Specifier | None = Field(None, description="version specifier the target version must match")
     service: str | None = Field(None, description="the instance has this service role")
     postgres: Specifier | None = Field(None, description="version specifier the PostgreSQL server must match")
+    mysql: Specifier | None = Field(None, description="the database server is MySQL (not MariaDB), its version matching")
+    mariadb: Specifier | None = Field(None, description="the database server is MariaDB, its version matching")
     database: list[str] | None = Field(None, description="the app's database is one of these (postgresql, sqlite, mysql)")
     config_set: list[str] | None = Field(None, description="one of these keys is set in the app's config")
     config_unset: list[str] | None = Field(None, description="none of these keys is set in the app's config")

@@ -122,3 +122,14 @@ def test_a_refused_mysql_login_keeps_the_gate_closed(site_root, mariadb):
     assert result.returncode == 2
     assert "cannot measure the database" in result.stderr and "Access denied" in result.stderr
     assert not (site_root / "ran").exists() and site.session()["backup"] is None
+
+
+def test_detection_asks_the_server_its_version(mariadb):
+    from wizard.hostfacts import server_facts
+
+    found, unknowns = server_facts(database(mariadb))
+    assert found["mysql_flavour"] == "mariadb" and found["mysql_version"].startswith("10.") and unknowns == []
+    refused = Database("mysql", mariadb.dbname, mariadb.host, mariadb.port, mariadb.user, "wrong-one")
+    found, unknowns = server_facts(refused)
+    assert found == {} and "the MySQL/MariaDB server's version could not be read" in unknowns[0]
+    assert "wrong-one" not in unknowns[0]

@@ -8,7 +8,7 @@ import pytest
 
 from steps import load_recipe
 from wizard.detect import Detection
-from wizard.hostfacts import HostFacts, version_from_num
+from wizard.hostfacts import HostFacts, mysql_server, version_from_num
 from wizard.instance import Instance
 from wizard.path import hops
 from wizard.plan import build_plan
@@ -155,6 +155,31 @@ def test_hops():
     assert hops("2024.1.0", "2025.1.0", "feature", [*PRETALX_RELEASES, "2024.2.2rc1"]) == ["2024.2.1", "2024.3.1", "2025.1.0"]
     assert hops("3.2.5", "3.3.14", "none", ["3.2.9", "3.3"]) == ["3.3.14"]
     assert hops("3.2.9", "3.2.9", "none", []) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "mysql_note", "mariadb_note"),
+    [
+        ({"database": "mysql", "mysql_flavour": "mysql", "mysql_version": "5.7.44"}, "blocker", None),
+        ({"database": "mysql", "mysql_flavour": "mysql", "mysql_version": "8.0.36"}, None, None),
+        ({"database": "mysql", "mysql_flavour": "mariadb", "mysql_version": "10.3.39"}, None, "blocker"),
+        ({"database": "mysql", "mysql_flavour": "mariadb", "mysql_version": "10.11.19"}, None, None),
+        ({"database": "mysql"}, "warning", "warning"),  # the server did not answer: both shown, unchecked
+        ({"database": "postgresql", "postgres_version": "15.18"}, None, None),
+    ],
+)
+def test_pretalx_2023_1_on_old_mysql_or_mariadb(host, mysql_note, mariadb_note):
+    plan = pretalx_plan("2.3.2", "2023.1.3", releases=["2.3.2", "2023.1.3"], host=host)
+    found = severities(plan.notes)
+    assert (found.get("mysql-8-2023.1"), found.get("mariadb-10.4-2023.1")) == (mysql_note, mariadb_note)
+
+
+def test_mysql_server_versions():
+    assert mysql_server("10.11.19-MariaDB-0+deb12u1") == ("mariadb", "10.11.19")
+    assert mysql_server("5.5.5-10.3.39-MariaDB") == ("mariadb", "10.3.39")
+    assert mysql_server("8.0.36-0ubuntu0.22.04.1") == ("mysql", "8.0.36")
+    with pytest.raises(ValueError):
+        mysql_server("unknown")
 
 
 def test_postgres_version_numbers():

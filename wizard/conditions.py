@@ -61,6 +61,15 @@ def check(when: Condition, recipe: Recipe, instance: Instance, found: Detection)
             unchecked.append("the PostgreSQL server's version is not known")
         elif not matches(when.postgres, host.postgres_version):
             return Outcome(False)
+    for flavour, spec in (("mysql", when.mysql), ("mariadb", when.mariadb)):
+        if spec is None:
+            continue
+        if host.database not in (None, "mysql"):
+            return Outcome(False)
+        if host.mysql_flavour is None:
+            unchecked.append("the MySQL/MariaDB server's version is not known")
+        elif host.mysql_flavour != flavour or not matches(spec, host.mysql_version):
+            return Outcome(False)
     if when.config_set is not None or when.config_unset is not None:
         if not host.config_keys:
             unchecked.append("the app's config could not be read")

@@ -58,8 +58,7 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
         facts.append(Fact(f"tool {tool}", where or "missing", "ok" if where else "blocker", "" if where else "see the notes"))
     host = found.host
     if host.database:
-        server = f" {host.postgres_version}" if host.postgres_version else ""
-        facts.append(Fact("database", f"{host.database}{server}"))
+        facts.append(Fact("database", host.database_text()))
     if found.schema is not None:
         hint = "see the notes" if found.schema.state == "blocker" else "the plan applies them" if found.schema.pending else ""
         facts.append(Fact("schema", found.schema.text, found.schema.state, hint))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from steps import Recipe
 
 from .dbconf import Database, database_in
 from .instance import Instance
+from .mysqlclient import MySQLError, run_query
 from .pgquery import QueryError, run_sql
 from .secrets import config_texts, ini_pairs, python_assignments
 from .services import installed_systemd_units
@@ -23,8 +25,18 @@ class HostFacts:
     database: str | None = None  # "postgresql", "sqlite", "mysql", ...
     db: Database | None = None  # where it is, for the later questions (its repr never shows the password)
     postgres_version: str | None = None  # the server's, e.g. "15.18"
+    mysql_flavour: str | None = None  # "mysql" or "mariadb", when the database is one of them
+    mysql_version: str | None = None  # the server's, e.g. "10.11.19"
     web_servers: tuple[str, ...] = ()  # "nginx", "apache"
     unknowns: tuple[str, ...] = field(default=())
+
+    def database_text(self) -> str:
+        """The database kind and its server's version, as the operator reads it: "mysql (MariaDB 10.11.19)"."""
+        if self.postgres_version:
+            return f"{self.database} {self.postgres_version}"
+        if self.mysql_version:
+            return f"{self.database} ({'MariaDB' if self.mysql_flavour == 'mariadb' else 'MySQL'} {self.mysql_version})"
+        return self.database or "unknown"
 
 
 def config_keys(texts: list[str], config_format: str) -> frozenset[str]:
@@ -42,6 +54,30 @@ def version_from_num(number: int) -> str:
     return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
 
 
+def mysql_server(version_text: str) -> tuple[str, str]:
+    """SELECT VERSION() as flavour and version: "10.11.19-MariaDB-0+deb12u1" -> ("mariadb", "10.11.19")."""
+    match = re.match(r"(?:5\.5\.5-)?(\d+(?:\.\d+)*)", version_text.strip())
+    if match is None:
+        raise ValueError(f"not a server version: {version_text[:40]!r}")
+    return ("mariadb" if "mariadb" in version_text.lower() else "mysql"), match.group(1)
+
+
+def server_facts(db: Database | None) -> tuple[dict[str, str], list[str]]:
+    """The database server's version, asked of it; what could not be asked goes into the unknowns."""
+    if db is None:
+        return {}, []
+    try:
+        if db.kind == "postgresql":
+            return {"postgres_version": version_from_num(int(run_sql(db, "SELECT current_setting('server_version_num')")))}, []
+        if db.kind == "mysql":
+            flavour, version = mysql_server(run_query(db, "SELECT VERSION()"))
+            return {"mysql_flavour": flavour, "mysql_version": version}, []
+    except (QueryError, MySQLError, ValueError) as exc:
+        name = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}[db.kind]
+        return {}, [f"the {name} server's version could not be read: {exc}"]
+    return {}, []
+
+
 def web_servers(instance: Instance) -> tuple[str, ...]:
     found = {kind for path, kind in WEB_SERVER_PATHS.items() if Path(path).exists()}
     if instance.service_manager[0].endswith("systemctl"):
@@ -52,18 +88,12 @@ def web_servers(instance: Instance) -> tuple[str, ...]:
 def host_facts(instance: Instance, recipe: Recipe) -> HostFacts:
     texts = config_texts(recipe, instance)  # read once: the keys and the database both come from them
     db = database_in(texts, recipe.config_format)
-    unknowns = []
-    postgres = None
-    if db is not None and db.kind == "postgresql":
-        try:
-            postgres = version_from_num(int(run_sql(db, "SELECT current_setting('server_version_num')")))
-        except (QueryError, ValueError) as exc:
-            unknowns.append(f"the PostgreSQL server's version could not be read: {exc}")
+    server, unknowns = server_facts(db)
     return HostFacts(
         config_keys=config_keys(texts, recipe.config_format),
         database=db.kind if db else None,
         db=db,
-        postgres_version=postgres,
+        **server,
         web_servers=web_servers(instance),
         unknowns=tuple(unknowns),
     )

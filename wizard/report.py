@@ -54,7 +54,7 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     facts.add_row("plugins", esc(", ".join(f"{n} {v}" for n, v in found.plugins.items()) or "none"))
     facts.add_row("os family", esc(found.os_family))
     if found.host.database:
-        facts.add_row("database", esc(found.host.database + (f" {found.host.postgres_version}" if found.host.postgres_version else "")))
+        facts.add_row("database", esc(found.host.database_text()))
     if found.schema is not None:
         style = {"ok": "", "warning": "yellow", "blocker": "bold red"}[found.schema.state]
         facts.add_row("schema", f"[{style}]{esc(found.schema.text)}[/]" if style else esc(found.schema.text))
