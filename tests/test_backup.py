@@ -96,6 +96,8 @@ def test_headless_takes_the_backup_itself_and_the_session_says_how_to_restore(si
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backed up: app.dump" in result.stdout and "restore with: pg_restore" in result.stdout
     assert re.search(r"  database: [\d.]+ \S+ of about [\d.]+ \S+\n", result.stdout)  # progress, for a log too
+    assert re.search(r"backup into \S+/backups: about [\d.]+ \S+ needed, [\d.]+ \S+ free\n", result.stdout)
+    assert "  database: postgresql database 'app' on 127.0.0.1:" in result.stdout  # measured first, before "taking"
     backup = site.session()["backup"]
     assert backup["kind"] == "taken" and Path(backup["path"]).parent == site.state / site.name / "backups"
     backups = Path(backup["path"])

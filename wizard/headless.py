@@ -119,6 +119,11 @@ def _pass_gate(engine: Engine, choices: Choices, out: PlainOutput) -> Backup:
     if choices.backup_done:
         return declared_backup(choices.backup_done)
     if engine.backup_possible():
+        plan = engine.backup_estimate()
+        out.line(f"backup into {plan.root}: about {human_bytes(plan.needed)} needed, {human_bytes(plan.free)} free")
+        for part in plan.parts:
+            left_out = "" if part.included else f" - left out: {part.why_not}"
+            out.line(f"  {part.label}: {part.where} ({human_bytes(part.size)}){left_out}")
         out.line("taking the backup (the gate stays closed until it has been read back)...")
         backup = engine.take_backup(ProgressLines(out))
         for what in backup.contents:
