@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from .appfiles import app_files
-from .dbconf import Database
 from .backup import Estimate, declared_backup, estimate, take_backup
+from .dbconf import Database
 from .dumps import ENGINES
 from .errors import WizardError
 from .instance import Instance

@@ -86,4 +86,6 @@ def run_query(db: Database, statement: str) -> str:
             raise MySQLError(lines[-1] if lines else f"mysql failed with exit code {exc.exit_code}") from None
         except sh.TimeoutException:
             raise MySQLError("the database did not answer within 30 s") from None
+        except (sh.ForkException, sh.CommandNotFound, OSError) as exc:
+            raise MySQLError(f"{argv[0]} could not be run: {exc}") from None
     return str(out).strip()

@@ -28,10 +28,16 @@ class QueryError(Exception):
     """The database could not be asked (not reachable, no psql, refused): say so and fall back."""
 
 
-def psql_env(db: Database) -> dict[str, str]:
+def psql_env(db: Database, purpose: str = "watch") -> dict[str, str]:
+    """A client's environment: the connection (password included) and a name that shows in pg_stat_activity.
+
+    The watch's quick questions get short timeouts, so a locked catalog never
+    stalls it; a backup (``purpose="backup"``) runs as long as it takes.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(PGDATABASE=db.name, PGCONNECT_TIMEOUT="3", PGAPPNAME="upgrade-wizard-watch",
-               PGOPTIONS="-c statement_timeout=3000 -c lock_timeout=1000")  # fmt: skip
+    env.update(PGDATABASE=db.name, PGCONNECT_TIMEOUT="3", PGAPPNAME=f"upgrade-wizard-{purpose}")
+    if purpose == "watch":
+        env["PGOPTIONS"] = "-c statement_timeout=3000 -c lock_timeout=1000"
     for key, value in (("PGHOST", db.host), ("PGPORT", db.port), ("PGUSER", db.user), ("PGPASSWORD", db.password)):
         if value:
             env[key] = str(value)

@@ -1,10 +1,11 @@
 """Database dumps, one module per engine.
 
-Each engine module answers the same two calls: ``size(db)``, the bytes the
-database takes (to check free space and to show progress against), and
-``dump(db, folder, expected, progress)``, which writes the dump into ``folder``,
-reads it back and returns a :class:`Dump` saying what was checked and how to
-restore it.
+Each engine module answers the same three calls: ``missing_tool()``, the
+client it needs that this host lacks (None: all there); ``size(db)``, the
+bytes the database takes (to check free space and to show progress against);
+and ``dump(db, folder, expected, progress)``, which writes the dump into
+``folder``, reads it back and returns a :class:`Dump` saying what was checked
+and how to restore it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from ..dbconf import Database
 from ..errors import BackupError
-from ..mysqlclient import MySQLError, client, client_env, client_path, connection_options, run_query
+from ..mysqlclient import (
+    MySQLError,
+    client,
+    client_env,
+    client_path,
+    connection_options,
+    run_query,
+)
 from .common import Dump, Progress, stream_to_file
 
 DUMP_OPTIONS = ["--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob",
@@ -29,6 +36,7 @@ def missing_tool() -> str | None:
 
 
 def size(db: Database) -> int:
+    """InnoDB's own statistics: close for a settled database, seconds behind right after a bulk change."""
     try:
         return int(run_query(db, "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
                                  "WHERE table_schema = DATABASE()") or 0)  # fmt: skip

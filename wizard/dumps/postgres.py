@@ -1,4 +1,4 @@
-"""PostgreSQL: ``pg_dump -Fc`` as the app's user, the password only in the client's environment."""
+"""PostgreSQL: ``pg_dump -Fc`` (as the app's Unix user for a password-less login), the password only in its environment."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def dump(db: Database, folder: Path, expected: int, progress: Progress | None = 
         raise BackupError("pg_dump is not installed on this host", "install the PostgreSQL client (postgresql-client)")
     target = folder / f"{db.name or 'database'}.dump"
     argv = as_db_client([pg_dump, "-Fc", "--no-password"], db.os_user, bool(db.password))
-    stream_to_file(argv, psql_env(db), target, expected, progress, "pg_dump")
+    stream_to_file(argv, psql_env(db, "backup"), target, expected, progress, "pg_dump")
     entries = verify(target)
     restore = shlex.join(["pg_restore", "--clean", "--if-exists", "--no-owner", "--dbname", db.name, str(target)])
     return Dump(target, f"{entries} entries, read back whole", restore)
