@@ -15,14 +15,7 @@ from pathlib import Path
 
 from ..dbconf import Database
 from ..errors import BackupError
-from ..mysqlclient import (
-    MySQLError,
-    client,
-    client_env,
-    client_path,
-    connection_options,
-    run_query,
-)
+from ..mysqlclient import MySQLError, client, client_env, client_path, connection_options, run_query
 from .common import Dump, Progress, stream_to_file
 
 DUMP_OPTIONS = ["--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob",
