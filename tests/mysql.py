@@ -78,8 +78,12 @@ def start_mariadb() -> MariaDB | None:
                 stop_mariadb(db)
                 raise RuntimeError(f"MariaDB did not start: {(root / 'server.log').read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
-    db.sql(f"CREATE USER '{db.user}'@'%' IDENTIFIED BY {quoted(db.password)}; CREATE DATABASE {db.dbname}; "
-           f"GRANT ALL ON {db.dbname}.* TO '{db.user}'@'%'")  # fmt: skip
+    try:
+        db.sql(f"CREATE USER '{db.user}'@'%' IDENTIFIED BY {quoted(db.password)}; CREATE DATABASE {db.dbname}; "
+               f"GRANT ALL ON {db.dbname}.* TO '{db.user}'@'%'")  # fmt: skip
+    except BaseException:
+        stop_mariadb(db)
+        raise
     return db
 
 

@@ -31,11 +31,13 @@ def postgres():
     pg = start_postgres()
     if pg is None:
         pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
-    pg.sql("CREATE TABLE events (id serial PRIMARY KEY, title text); "
-           "INSERT INTO events (title) SELECT 'event ' || n FROM generate_series(1, 5000) n; "
-           "CREATE TABLE labels (id serial PRIMARY KEY, title text); INSERT INTO labels (title) VALUES ('a'), ('b');")  # fmt: skip
-    yield pg
-    stop_postgres(pg)
+    try:
+        pg.sql("CREATE TABLE events (id serial PRIMARY KEY, title text); "
+               "INSERT INTO events (title) SELECT 'event ' || n FROM generate_series(1, 5000) n; "
+               "CREATE TABLE labels (id serial PRIMARY KEY, title text); INSERT INTO labels (title) VALUES ('a'), ('b');")  # fmt: skip
+        yield pg
+    finally:
+        stop_postgres(pg)
 
 
 def database(pg) -> Database:

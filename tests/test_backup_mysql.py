@@ -28,12 +28,14 @@ def mariadb():
     db = start_mariadb()
     if db is None:
         pytest.skip("MariaDB is not installed (.ci/run installs Debian's mariadb-server)")
-    db.sql("CREATE TABLE talk (id INT AUTO_INCREMENT PRIMARY KEY, title VARCHAR(200), data BLOB) CHARACTER SET utf8mb4; "
-           "INSERT INTO talk (title, data) SELECT CONCAT('Vortrag über Ünïcode 🎤 ', seq), UNHEX(REPEAT('00FF0A27', seq % 50)) "
-           "FROM seq_1_to_3000; CREATE TABLE `odd``name` (id INT PRIMARY KEY); INSERT INTO `odd``name` VALUES (1), (2);",
-           database="app")  # fmt: skip
-    yield db
-    stop_mariadb(db)
+    try:
+        db.sql("CREATE TABLE talk (id INT AUTO_INCREMENT PRIMARY KEY, title VARCHAR(200), data BLOB) CHARACTER SET utf8mb4; "
+               "INSERT INTO talk (title, data) SELECT CONCAT('Vortrag über Ünïcode 🎤 ', seq), UNHEX(REPEAT('00FF0A27', seq % 50)) "
+               "FROM seq_1_to_3000; CREATE TABLE `odd``name` (id INT PRIMARY KEY); INSERT INTO `odd``name` VALUES (1), (2);",
+               database="app")  # fmt: skip
+        yield db
+    finally:
+        stop_mariadb(db)
 
 
 def database(db) -> Database:

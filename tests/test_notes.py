@@ -180,6 +180,8 @@ def test_mysql_server_versions():
     assert mysql_server("8.0.36-0ubuntu0.22.04.1") == ("mysql", "8.0.36")
     with pytest.raises(ValueError):
         mysql_server("unknown")
+    assert HostFacts(database="mysql", mysql_flavour="mariadb", mysql_version="10.11.19").database_text() == "mysql (MariaDB 10.11.19)"
+    assert HostFacts(database="postgresql", postgres_version="15.18").database_text() == "postgresql 15.18"
 
 
 def test_postgres_version_numbers():
