@@ -19,6 +19,7 @@ from wizard.backup import BackupError, rotate, take_backup
 from wizard.dumps.postgres import verify as verify_postgres_dump
 from wizard.dbconf import Database, database_of
 from wizard.instance import Instance
+from wizard.plan import build_plan
 
 from .conftest import make_site, step_toml
 from .pg import PASSWORD, start_postgres, stop_postgres
@@ -231,3 +232,27 @@ def test_a_backup_that_fails_half_way_is_not_left_looking_like_one(tmp_path, pos
     with pytest.raises(BackupError):
         take_backup(Database("sqlite", str(db)), [], root, keep=3)
     assert not list(root.glob("wizard-*")) and len(list(root.glob("incomplete-wizard-*"))) == 1
+
+
+def test_preflight_warns_before_the_upgrade_when_the_backup_would_not_fit(tmp_path, monkeypatch):
+    from wizard import backup as backup_module
+    from wizard.preflight import disk_checks
+
+    from .test_notes import found
+
+    db = tmp_path / "db.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [("y" * 1000,) for _ in range(3000)])
+    data = tmp_path / "data"
+    (data / "media").mkdir(parents=True)
+    (data / "media" / "upload.bin").write_bytes(b"z" * 5_000_000)
+    cfg = tmp_path / "pretalx.cfg"
+    cfg.write_text(f"[filesystem]\ndata = {data}\n[database]\nname = {db}\n")
+    instance = Instance(name="talks", recipe="pretalx", venv=tmp_path, config=cfg)
+    plan = build_plan(load_recipe("pretalx"), instance, found("2024.3.1", "2024.3.1", host={"db": Database("sqlite", str(db))}), {})
+    root = tmp_path / "backups"
+    assert not [n for n in disk_checks(instance, plan, root) if n.id == "check-disk-backup"]  # this disk has room
+    monkeypatch.setattr(backup_module, "free_space", lambda _: 70 * 1024**2)  # room for the database, not for media too
+    [note] = [n for n in disk_checks(instance, plan, root) if n.id == "check-disk-backup"]
+    assert note.severity == "warning" and "70.0 MiB are free" in note.text and "database, config and the app's files" in note.text

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import sh
 
+from .appfiles import app_files
+from .backup import estimate
 from .dumps import ENGINES
 from .errors import BackupError
 from .sizes import free_space, human_bytes, tree_size
@@ -119,18 +122,17 @@ def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> lis
                            f"Free at least {human_bytes(venv_size + VENV_SPARE - free)} on that filesystem."))  # fmt: skip
     root = backup_root or instance.backup_dir
     db = plan.found.host.db
-    if root is None or db is None:
-        return notes
-    if db.kind not in ENGINES:
+    if root is None or db is None or db.kind not in ENGINES:
         return notes
     try:
-        size = ENGINES[db.kind].size(db)
+        files = app_files(plan.recipe, instance)
+        needs = estimate(replace(db, os_user=instance.user), config_files(plan.recipe, instance), root, files)
     except (BackupError, OSError):
         return notes  # the backup screen measures again, and says so if it cannot
-    backup_free = free_space(root)
-    if backup_free < size:
+    if not needs.fits:
         notes.append(check("disk-backup", "warning", "Not enough space for the wizard's backup",
-                           f"The database takes about {human_bytes(size)}; {human_bytes(backup_free)} are free in {root}.",
+                           f"It needs about {human_bytes(needs.needed)} (database, config and the app's files); "
+                           f"{human_bytes(needs.free)} are free in {root}.",
                            "Set backup_dir in the instance to a bigger filesystem, or declare a backup of your own."))  # fmt: skip
     return notes
 
