@@ -61,7 +61,12 @@ async def test_not_enough_space_closes_the_take_button_and_says_the_numbers(site
     monkeypatch.setattr(backup, "free_space", lambda _: 10 * 1024**2)
     app = site_app(indico_like_site(site_root))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_backup_screen(pilot, app)
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
+        await pilot.press("c")
+        await until(pilot, on_screen(app, "NotesScreen"), what="the pre-flight warning")  # said before the gate
+        assert [note.id for note in app.engine.session.notes] == ["check-disk-backup"]
+        await pilot.press("space", "c")
+        await until(pilot, lambda: screen_name(app) == "BackupScreen" and app.screen.plan, what="the backup's measure")
         space = str(app.screen.query_one("#space").render())
         assert "10.0 MiB free" in space and "Not enough: free" in space
         assert app.screen.query_one("#take", Button).disabled

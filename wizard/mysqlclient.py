@@ -16,8 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import sh
-
+from .clientcall import client_output
 from .dbconf import Database
 from .errors import WizardError
 from .privilege import as_db_client
@@ -78,14 +77,5 @@ def client(db: Database, tool: str) -> Iterator[list[str]]:
 def run_query(db: Database, statement: str) -> str:
     """One statement's rows, tab-separated, without column names."""
     with client(db, "mysql") as argv:
-        try:
-            out = sh.Command(argv[0])(*argv[1:], "--connect-timeout=5", "--batch", "--skip-column-names",
-                                      "-e", statement, db.name, _env=client_env(), _tty_out=False, _timeout=30)  # fmt: skip
-        except sh.ErrorReturnCode as exc:
-            lines = exc.stderr.decode(errors="replace").strip().splitlines()
-            raise MySQLError(lines[-1] if lines else f"mysql failed with exit code {exc.exit_code}") from None
-        except sh.TimeoutException:
-            raise MySQLError("the database did not answer within 30 s") from None
-        except (sh.ForkException, sh.CommandNotFound, OSError) as exc:
-            raise MySQLError(f"{argv[0]} could not be run: {exc}") from None
-    return str(out).strip()
+        query = [*argv, "--connect-timeout=5", "--batch", "--skip-column-names", "-e", statement, db.name]
+        return client_output(query, client_env(), 30, MySQLError)

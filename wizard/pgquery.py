@@ -6,8 +6,7 @@ import json
 import os
 import shutil
 
-import sh
-
+from .clientcall import client_output
 from .dbconf import Database
 from .privilege import as_db_client
 
@@ -53,16 +52,7 @@ def run_sql(db: Database, statement: str) -> str:
         raise QueryError("psql is not installed on this host")
     psql_argv = [psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement]
     argv = as_db_client(psql_argv, db.os_user, bool(db.password))
-    try:
-        out = sh.Command(argv[0])(*argv[1:], _env=psql_env(db), _tty_out=False, _timeout=10, _decode_errors="replace")
-    except sh.ErrorReturnCode as exc:
-        lines = exc.stderr.decode(errors="replace").strip().splitlines()
-        raise QueryError(lines[-1] if lines else f"psql failed with exit code {exc.exit_code}") from None
-    except sh.TimeoutException:
-        raise QueryError("the database did not answer within 10 s") from None
-    except (sh.ForkException, sh.CommandNotFound, OSError) as exc:
-        raise QueryError(f"psql could not be run: {exc}") from None
-    return str(out).strip()
+    return client_output(argv, psql_env(db), 10, QueryError)
 
 
 def activity(db: Database) -> list[dict]:

@@ -9,6 +9,7 @@ from typing import Callable
 
 import sh
 
+from ..clientcall import last_line
 from ..errors import BackupError
 
 Progress = Callable[[str, int, int], None]  # what is being written, bytes so far, bytes expected
@@ -44,7 +45,3 @@ def stream_to_file(argv: list[str], env: dict[str, str], target: Path, expected:
     if progress:
         progress("database", target.stat().st_size, expected)
 
-
-def last_line(exc: sh.ErrorReturnCode) -> str:
-    lines = exc.stderr.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else f"exit code {exc.exit_code}"

@@ -12,7 +12,8 @@ from ..dbconf import Database
 from ..errors import BackupError
 from ..pgquery import QueryError, psql_env, run_sql
 from ..privilege import as_db_client
-from .common import Dump, Progress, last_line, stream_to_file
+from ..clientcall import last_line
+from .common import Dump, Progress, stream_to_file
 
 
 def missing_tool() -> str | None:
