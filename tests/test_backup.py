@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -21,7 +22,7 @@ from wizard.dbconf import Database, database_of
 from wizard.instance import Instance
 from wizard.plan import build_plan
 
-from .conftest import make_site, step_toml
+from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
 from .pg import PASSWORD, start_postgres, stop_postgres
 
 pytestmark = pytest.mark.slow
@@ -132,11 +133,39 @@ def test_sqlite_backup_is_consistent_and_complete(tmp_path):
 
 def test_old_wizard_backups_are_rotated_and_nothing_else_is_touched(tmp_path):
     root = tmp_path / "backups"
-    for name in ("wizard-20261101-000000", "wizard-20261102-000000", "wizard-20261103-000000", "my-own-backup"):
+    for name in ("wizard-20261101-000000", "wizard-20261102-000000", "wizard-20261103-000000", "my-own-backup",
+                 "wizard-20261104-000000"):  # fmt: skip
         (root / name).mkdir(parents=True)
+    (root / "wizard-20261104-000000" / "UNFINISHED").touch()  # its wizard was killed while writing it
     gone = rotate(root, keep=2)
-    assert [p.name for p in gone] == ["wizard-20261101-000000"]
-    assert sorted(p.name for p in root.iterdir()) == ["my-own-backup", "wizard-20261102-000000", "wizard-20261103-000000"]
+    assert [p.name for p in gone] == ["wizard-20261101-000000"]  # the unfinished one does not push a good one out
+    assert sorted(p.name for p in root.iterdir()) == ["my-own-backup", "wizard-20261102-000000", "wizard-20261103-000000",
+                                                      "wizard-20261104-000000"]  # fmt: skip
+
+
+def test_a_wizard_killed_while_dumping_leaves_no_backup_that_looks_finished(site_root, postgres):
+    # A pg_dump that writes a little and then hangs, so the wizard can be killed in the middle of it.
+    bin_dir = site_root / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "pg_dump").write_text("#!/bin/sh\nprintf 'PGDMP-partial'\nexec sleep 60\n")
+    (bin_dir / "pg_dump").chmod(0o755)
+    site = make_site(site_root, step_toml("one", f"open({str(site_root / 'ran')!r}, 'w')"),
+                     app_config=f"SQLALCHEMY_DATABASE_URI = {postgres.url!r}\n")  # fmt: skip
+    backups = site.state / site.name / "backups"
+    wizard = site.spawn("run", "--yes", env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    try:
+        wait_for(lambda: list(backups.glob("wizard-*/app.dump")), timeout=30, what="the dump to begin")
+        os.killpg(wizard.pid, signal.SIGKILL)  # the SSH session and the wizard die together
+        wizard.wait(timeout=10)
+    finally:
+        kill_tree_leftovers(site_root)
+    [killed] = backups.glob("wizard-*")
+    assert (killed / "UNFINISHED").is_file() and site.session()["backup"] is None and not (site_root / "ran").exists()
+    result = site.cli("run", "--yes")  # again, with the real pg_dump
+    assert result.returncode == 0, result.stdout + result.stderr
+    taken = Path(site.session()["backup"]["path"])
+    assert taken != killed and not (taken / "UNFINISHED").exists() and (killed / "UNFINISHED").is_file()
+    assert rotate(backups, keep=1) == []  # the killed one is neither counted nor deleted
 
 
 def test_not_enough_space_fails_before_writing_anything(tmp_path, postgres):

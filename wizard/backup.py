@@ -26,6 +26,7 @@ from .state import Backup, now
 
 HEADROOM = 64 * 1024**2
 PREFIX = "wizard-"
+UNFINISHED = "UNFINISHED"  # in a backup folder while it is written: a wizard killed half-way leaves it behind
 
 __all__ = ["BackupError", "Estimate", "Part", "estimate", "take_backup", "declared_backup", "rotate"]
 
@@ -101,6 +102,7 @@ def take_backup(
     configs = [path for path in config_files if path.is_file()]
     folder = root / f"{PREFIX}{now().strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, mode=0o700)
+    (folder / UNFINISHED).write_text("The wizard was writing this backup and did not finish it: do not restore from it.\n")
     try:
         dump = engine_for(db).dump(db, folder, plan.size_of("database"), progress)
         contents = [f"{dump.path.name} ({dump.checked})"]
@@ -124,6 +126,7 @@ def take_backup(
         # Kept for a look, but never mistaken for a backup (nor counted when rotating).
         folder.rename(folder.with_name("incomplete-" + folder.name))
         raise
+    (folder / UNFINISHED).unlink()
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     rotate(root, keep)
     return Backup(kind="taken", path=str(folder), size=size, checksum="sha256:" + sha256_of(dump.path), restore=restore,
@@ -156,8 +159,12 @@ def save_files(item: AppFile, into: Path, expected: int = 0, progress: Progress 
 
 
 def rotate(root: Path, keep: int) -> list[Path]:
-    """Keep the newest ``keep`` wizard backups in ``root``; only folders the wizard made are touched."""
-    ours = sorted((p for p in root.glob(f"{PREFIX}*") if p.is_dir()), key=lambda p: p.name)
+    """Keep the newest ``keep`` wizard backups in ``root``; only finished folders the wizard made are touched.
+
+    An unfinished one (its wizard was killed) neither counts as a backup nor is deleted: it is left for a look.
+    """
+    finished = (p for p in root.glob(f"{PREFIX}*") if p.is_dir() and not (p / UNFINISHED).exists())
+    ours = sorted(finished, key=lambda p: p.name)
     gone = ours[: max(len(ours) - keep, 0)]
     for folder in gone:
         shutil.rmtree(folder)
