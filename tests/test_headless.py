@@ -302,3 +302,22 @@ def test_secrets_never_reach_logs_output_or_state(site_root):
         assert SECRET not in text and KEY not in text, where
     leftovers = [p for p in (site.state / site.name).rglob("*") if p.is_file() and SECRET in p.read_text(errors="ignore")]
     assert leftovers == []
+
+
+def test_secrets_in_the_instance_environment_reach_the_step_and_nothing_else(site_root):
+    """A password given to the app through the instance's env (pretalx's PRETALX_DB_PASS, an index URL with one)."""
+    code = "import os\nprint('db', os.environ['PRETALX_DB_PASS'])\nprint('index', os.environ['PIP_INDEX_URL'])\n"
+    site = make_site(site_root, step_toml("uses-env", code))
+    index = f"https://deploy:{SECRET}@pypi.example.org/simple"
+    with site.config.open("a") as config:
+        config.write(f"[instances.site.env]\nPRETALX_DB_PASS = {toml_str(KEY)}\nPIP_INDEX_URL = {toml_str(index)}\n"
+                     "PRETALX_DATA_DIR = '/var/pretalx'\n")  # fmt: skip
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    step = site.steps()["uses-env"]
+    log = Path(step["log"]).read_text()
+    assert "db ********" in log and "index https://deploy:********@pypi.example.org/simple" in log  # the step had them
+    assert step["env"]["PRETALX_DATA_DIR"] == "/var/pretalx" and "PRETALX_DB_PASS" not in step["env"]
+    texts = [result.stdout + result.stderr, log, site.cli("status", "--json").stdout]
+    texts += [p.read_text(errors="ignore") for p in (site.state / site.name).rglob("*") if p.is_file()]
+    assert not [text for text in texts if SECRET in text or KEY in text]

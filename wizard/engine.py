@@ -22,7 +22,7 @@ from .instance import Instance
 from .plan import Plan
 from .remedies import LockRemedies
 from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt
-from .secrets import config_files, secrets_for
+from .secrets import config_files, secret_env, secrets_for
 from .state import Backup, Note, Session, StepRecord, StepStatus, now
 from .store import InstanceLock, StateStore
 
@@ -272,7 +272,7 @@ class Engine(LockRemedies):
         prepare_attempt(step, self.store.run_dir(self.session), index)
         self.save()
         try:
-            child = launch(step, app_user=self.instance.user, redact=self._secrets)
+            child = launch(step, app_user=self.instance.user, secret_env=secret_env(self.instance.env), redact=self._secrets)
         except WizardError:
             step.status = StepStatus.FAILED
             step.ended = now()

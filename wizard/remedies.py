@@ -13,6 +13,7 @@ from .dbconf import Database, database_of
 from .errors import WizardError
 from .pgquery import QueryError, terminate
 from .runner import Finished, Gone, inspect, launch, prepare_attempt
+from .secrets import secret_env
 from .state import SideJob, StepRecord, StepStatus, now
 from .watchdog import LockWatch
 
@@ -55,7 +56,7 @@ class LockRemedies:
         prepare_attempt(run, self.store.run_dir(self.session), 90 + len(self.session.side_jobs))
         self.session.side_jobs.append(job)
         self.save()
-        child = launch(run, app_user=self.instance.user, redact=self._secrets)
+        child = launch(run, app_user=self.instance.user, secret_env=secret_env(self.instance.env), redact=self._secrets)
         if child is not None:
             self._children[f"side-{len(self.session.side_jobs)}"] = child
         self._save_note(f"{unit} restart started: {reason}")

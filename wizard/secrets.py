@@ -68,6 +68,11 @@ def ini_pairs(text: str) -> list[tuple[str, str]]:
     return [(f"{section}.{key}", value) for section in parser.sections() for key, value in parser[section].items()]
 
 
+def secret_env(env: dict[str, str]) -> dict[str, str]:
+    """The instance's environment entries that hold a secret (PRETALX_DB_PASS, an index URL with a password)."""
+    return {key: value for key, value in env.items() if _from_pairs([(key, value)])}
+
+
 def secrets_in_text(text: str, config_format: str) -> list[str]:
     pairs = python_assignments(text) if config_format == "python" else ini_pairs(text)
     return _from_pairs(pairs)
@@ -94,7 +99,7 @@ def config_texts(recipe: Recipe, instance: Instance) -> list[str]:
 
 
 def secrets_for(recipe: Recipe, instance: Instance) -> list[str]:
-    """Every secret in the instance's config files; an unreadable one stops us (we would mask nothing)."""
+    """Every secret in the instance's config files and its environment; an unreadable file stops us (we would mask nothing)."""
     found: list[str] = []
     for path in config_files(recipe, instance):
         try:
@@ -107,7 +112,7 @@ def secrets_for(recipe: Recipe, instance: Instance) -> list[str]:
                 "run the wizard as a user that can read the app's config (usually root)",
             ) from None
         found.extend(secrets_in_text(text, recipe.config_format))
-    return found
+    return found + _from_pairs(instance.env.items())
 
 
 def _home(user: str | None) -> str:
