@@ -181,6 +181,9 @@ class Recipe(_Strict):
     config_paths: list[str] = Field(
         [], description="where the app looks for its config when the instance names none ({home}: the app user's home)"
     )
+    config_env: dict[str, str] = Field(
+        {}, description="environment variables the app reads in place of config keys: NAME = 'section.key' (ini configs)"
+    )
     vars: dict[str, str] = Field({}, description="placeholders the recipe adds, with their defaults")
     required_vars: list[str] = Field([], description="placeholders every instance must set itself")
     lock_wait_seconds: float = Field(5.0, gt=0, description="silence (and idle CPU) before a lock wait is suspected")

@@ -21,6 +21,7 @@ from wizard.dumps.postgres import verify as verify_postgres_dump
 from wizard.dbconf import Database, database_of
 from wizard.instance import Instance
 from wizard.plan import build_plan
+from wizard.secrets import secrets_for
 
 from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
 from .pg import PASSWORD, start_postgres, stop_postgres
@@ -228,6 +229,20 @@ def test_pretalx_without_a_database_name_uses_sqlite_in_its_data_folder(tmp_path
         assert db == Database("sqlite", str(data / "db.sqlite3"))
     cfg.write_text("[site]\nurl = https://talks.example.org\n")  # neither: pretalx's default lies inside the venv
     assert database_of(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg)) is None
+
+
+def test_pretalx_settings_from_its_environment_win_over_its_config(tmp_path):
+    data = tmp_path / "data"
+    (data / "media").mkdir(parents=True)
+    cfg = tmp_path / "pretalx.cfg"
+    cfg.write_text("[filesystem]\ndata = /nowhere\n[database]\nbackend = sqlite3\nname = /nowhere/db.sqlite3\n")
+    env = {"PRETALX_DATA_DIR": str(data), "PRETALX_DB_TYPE": "mysql", "PRETALX_DB_NAME": "talks", "PRETALX_DB_USER": "pretalx",
+           "PRETALX_DB_PASS": "env-s3cret", "PRETALX_DB_HOST": "db.internal", "PRETALX_DB_PORT": "3307"}  # fmt: skip
+    instance = Instance(name="talks", recipe="pretalx", venv=tmp_path, config=cfg, env=env)
+    recipe = load_recipe("pretalx")
+    assert database_of(recipe, instance) == Database("mysql", "talks", "db.internal", 3307, "pretalx", "env-s3cret")
+    assert [(f.label, f.path) for f in app_files(recipe, instance)] == [("media", data / "media")]  # no .secret there yet
+    assert "env-s3cret" in secrets_for(recipe, instance)  # masked in every log
 
 
 def test_indico_archive_is_included_only_when_asked_and_its_size_is_said(tmp_path):

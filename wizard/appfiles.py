@@ -14,7 +14,7 @@ from pathlib import Path
 from steps import Recipe
 
 from .instance import Instance
-from .secrets import config_texts, ini_pairs, python_assignments
+from .secrets import config_overrides, config_texts, ini_values, python_assignments
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,12 @@ class AppFile:
 
 def app_files(recipe: Recipe, instance: Instance, chosen: set[str] | None = None) -> list[AppFile]:
     """The app's files to back up; ``chosen``: the optional ones the operator picked (None: as the instance says)."""
+    texts = config_texts(recipe, instance)
     found: list[AppFile] = []
-    for text in config_texts(recipe, instance):
-        if recipe.config_format == "ini":
-            found.extend(_pretalx_files(dict(ini_pairs(text))))
-        else:
+    if recipe.config_format == "ini":
+        found.extend(_pretalx_files(ini_values(texts, config_overrides(recipe, instance))))
+    else:
+        for text in texts:
             found.extend(_indico_files(dict(python_assignments(text)), instance.backup_archive))
     if chosen is not None:
         found = [replace(f, included=f.label in chosen, why_not="left out on the backup screen") if f.optional else f

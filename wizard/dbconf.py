@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from steps import Recipe
 
 from .instance import Instance
-from .secrets import config_texts, ini_pairs, python_assignments
+from .secrets import config_overrides, config_texts, ini_values, python_assignments
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,18 @@ def _from_url(url: str) -> Database | None:
 
 
 def database_of(recipe: Recipe, instance: Instance) -> Database | None:
-    """Indico: SQLALCHEMY_DATABASE_URI; pretalx: the [database] section.  None when not found."""
-    return database_in(config_texts(recipe, instance), recipe.config_format)
+    """Indico: SQLALCHEMY_DATABASE_URI; pretalx: the [database] section and its environment.  None when not found."""
+    return database_in(config_texts(recipe, instance), recipe.config_format, config_overrides(recipe, instance))
 
 
-def database_in(texts: list[str], config_format: str) -> Database | None:
-    """The database named in these config texts (the first that names one)."""
+def database_in(texts: list[str], config_format: str, overrides: dict[str, str] | None = None) -> Database | None:
+    """The database these config texts name (Python: the first that names one; INI: all merged, then ``overrides``)."""
+    if config_format == "ini":
+        return _pretalx_database(ini_values(texts, overrides))
     for text in texts:
-        if config_format == "python":
-            values = dict(python_assignments(text))
-            url = values.get("SQLALCHEMY_DATABASE_URI")
-            if isinstance(url, str):
-                return from_url(url)
-        elif found := _pretalx_database(dict(ini_pairs(text))):
-            return found
+        url = dict(python_assignments(text)).get("SQLALCHEMY_DATABASE_URI")
+        if isinstance(url, str):
+            return from_url(url)
     return None
 
 

@@ -12,7 +12,7 @@ from .dbconf import Database, database_in
 from .instance import Instance
 from .mysqlclient import MySQLError, run_query
 from .pgquery import QueryError, run_sql
-from .secrets import config_texts, ini_pairs, python_assignments
+from .secrets import config_overrides, config_texts, ini_pairs, python_assignments
 from .services import installed_systemd_units
 
 WEB_SERVER_UNITS = {"nginx.service": "nginx", "apache2.service": "apache", "httpd.service": "apache"}
@@ -87,10 +87,11 @@ def web_servers(instance: Instance) -> tuple[str, ...]:
 
 def host_facts(instance: Instance, recipe: Recipe) -> HostFacts:
     texts = config_texts(recipe, instance)  # read once: the keys and the database both come from them
-    db = database_in(texts, recipe.config_format)
+    overrides = config_overrides(recipe, instance)
+    db = database_in(texts, recipe.config_format, overrides)
     server, unknowns = server_facts(db)
     return HostFacts(
-        config_keys=config_keys(texts, recipe.config_format),
+        config_keys=config_keys(texts, recipe.config_format) | frozenset(overrides),
         database=db.kind if db else None,
         db=db,
         **server,

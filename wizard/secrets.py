@@ -68,6 +68,20 @@ def ini_pairs(text: str) -> list[tuple[str, str]]:
     return [(f"{section}.{key}", value) for section in parser.sections() for key, value in parser[section].items()]
 
 
+def ini_values(texts: list[str], overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """An INI-configured app's settings as it sees them: its files in order (later ones win), then its environment."""
+    values: dict[str, str] = {}
+    for text in texts:
+        values.update(ini_pairs(text))
+    values.update(overrides or {})
+    return values
+
+
+def config_overrides(recipe: Recipe, instance: Instance) -> dict[str, str]:
+    """The config keys the instance's environment sets (the recipe's config_env), as ``section.key: value``."""
+    return {recipe.config_env[name]: value for name, value in instance.env.items() if name in recipe.config_env and value}
+
+
 def secret_env(env: dict[str, str]) -> dict[str, str]:
     """The instance's environment entries that hold a secret (PRETALX_DB_PASS, an index URL with a password)."""
     return {key: value for key, value in env.items() if _from_pairs([(key, value)])}
