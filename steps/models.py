@@ -181,6 +181,9 @@ class Recipe(_Strict):
     config_paths: list[str] = Field(
         [], description="where the app looks for its config when the instance names none ({home}: the app user's home)"
     )
+    config_file_env: str | None = Field(
+        None, description="the environment variable that points the app at its config file (INDICO_CONFIG)"
+    )
     config_env: dict[str, str] = Field(
         {}, description="environment variables the app reads in place of config keys: NAME = 'section.key' (ini configs)"
     )

@@ -87,6 +87,17 @@ def test_instances_file_errors_are_clear(tmp_path):
         load_instances(config)
 
 
+def test_a_config_named_through_the_env_is_the_instances_config(tmp_path):
+    config = tmp_path / "instances.toml"
+    config.write_text('[instances.main]\nrecipe = "indico"\nvenv = "/opt/x"\n'
+                      '[instances.main.env]\nINDICO_CONFIG = "/srv/second/indico.conf"\n')  # fmt: skip
+    assert load_instances(config)["main"].config == Path("/srv/second/indico.conf")  # what the app reads, the wizard reads
+    config.write_text('[instances.talks]\nrecipe = "pretalx"\nvenv = "/opt/x"\nconfig = "/etc/pretalx/a.cfg"\n'
+                      '[instances.talks.env]\nPRETALX_CONFIG_FILE = "/etc/pretalx/b.cfg"\n')  # fmt: skip
+    with pytest.raises(ConfigError, match="config is /etc/pretalx/a.cfg, but its env sets PRETALX_CONFIG_FILE=/etc/pretalx/b.cfg"):
+        load_instances(config)
+
+
 def test_several_instances_need_a_name(tmp_path):
     config = tmp_path / "instances.toml"
     config.write_text(

@@ -136,10 +136,27 @@ def load_instances(path: Path) -> dict[str, Instance]:
             instances[name] = Instance.model_validate(body)
         except ValidationError as exc:
             raise ConfigError(f"instances file {path}, [instances.{name}]: {_problems(exc)}") from None
-    for instance in instances.values():
+    for name, instance in instances.items():
         # Recipe problems are reported here, with the instance that uses the recipe.
-        instance.load_recipe()
+        instances[name] = config_from_env(instance, instance.load_recipe())
     return instances
+
+
+def config_from_env(instance: Instance, recipe: Recipe) -> Instance:
+    """An instance that points its app at the config through its env (INDICO_CONFIG=...) has that file as its config.
+
+    The app reads the file the variable names; the wizard must back up and read the same one.
+    """
+    named = instance.env.get(recipe.config_file_env) if recipe.config_file_env else None
+    if not named:
+        return instance
+    path = Path(named).expanduser()
+    if instance.config is not None and instance.config != path:
+        raise ConfigError(
+            f"instance {instance.name!r}: config is {instance.config}, but its env sets {recipe.config_file_env}={named}",
+            "keep only one of them: the app reads the file the variable names",
+        )
+    return instance.model_copy(update={"config": path})
 
 
 def pick_instance(instances: dict[str, Instance], name: str | None) -> Instance:
