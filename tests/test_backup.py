@@ -59,7 +59,8 @@ def test_a_postgres_backup_reads_back_and_restores_with_the_same_rows(tmp_path, 
     assert oct(dump.stat().st_mode & 0o777) == "0o600" and oct(folder.stat().st_mode & 0o777) == "0o700"
     assert verify_postgres_dump(dump) > 2
     assert seen[-1] == ("database", dump.stat().st_size, seen[0][2]) and seen[0][2] > 0  # the dump's growth, against the size
-    assert backup.restore[0].startswith("pg_restore --clean --if-exists --no-owner --dbname app ")
+    assert backup.restore[0] == (f"pg_restore --clean --if-exists --no-owner --host=127.0.0.1 --port={postgres.port} "
+                                 f"--username=app --dbname app {dump}")  # fmt: skip
     assert PASSWORD not in json.dumps(backup.model_dump(mode="json"))
 
     postgres.sql("CREATE DATABASE scratch OWNER app", superuser=True)

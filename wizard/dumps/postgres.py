@@ -35,8 +35,15 @@ def dump(db: Database, folder: Path, expected: int, progress: Progress | None = 
     argv = as_db_client([pg_dump, "-Fc", "--no-password"], db.os_user, bool(db.password))
     stream_to_file(argv, psql_env(db, "backup"), target, expected, progress, "pg_dump")
     entries = verify(target)
-    restore = shlex.join(["pg_restore", "--clean", "--if-exists", "--no-owner", "--dbname", db.name, str(target)])
+    restore = shlex.join(["pg_restore", "--clean", "--if-exists", "--no-owner", *connection_options(db), "--dbname", db.name,
+                          str(target)])  # fmt: skip
     return Dump(target, f"{entries} entries, read back whole", restore)
+
+
+def connection_options(db: Database) -> list[str]:
+    """Where the database is, for the restore command the operator will type (the password is asked for)."""
+    given = (("--host", db.host), ("--port", db.port), ("--username", db.user))
+    return [f"{option}={value}" for option, value in given if value]
 
 
 def verify(path: Path) -> int:
