@@ -19,10 +19,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from wizard.backup import HEADROOM, Estimate
-from wizard.errors import WizardError
+from wizard.errors import BackupError, WizardError
 from wizard.sizes import human_bytes
 from wizard.state import Backup
 from .widgets import TitleBar
@@ -135,7 +135,11 @@ class BackupScreen(Screen):
 
     @work(thread=True, exclusive=True, group="take", exit_on_error=False)
     def take(self, chosen: set[str]) -> Backup:
+        worker = get_current_worker()
+
         def progress(part: str, done: int, expected: int) -> None:
+            if worker.is_cancelled:  # the wizard is quitting: stop the dump, leave nothing that looks finished
+                raise BackupError("the backup was stopped: the wizard quit while taking it")
             text = Text(f"Taking the backup… {part}: {human_bytes(done)} of about {human_bytes(expected)}", style="bold")
             self.app.call_from_thread(self.status, text)
 

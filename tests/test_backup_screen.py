@@ -83,3 +83,31 @@ async def test_a_backup_that_fails_keeps_the_gate_closed_and_can_be_tried_again(
         assert "not a database" in str(app.screen.query_one("#status").render())
         assert screen_name(app) == "BackupScreen" and app.engine.session.backup is None
         assert not app.screen.query_one("#take", Button).disabled and not (site_root / "ran").exists()
+
+
+async def test_quitting_while_the_backup_runs_stops_the_dump_and_leaves_nothing_that_looks_finished(site_root, monkeypatch):
+    import psutil
+
+    from wizard.dumps import sqlite as sqlite_dump
+    from wizard.dumps.common import stream_to_file
+
+    def slow_dump(db, folder, expected, progress=None):  # a dump client that keeps writing for a minute
+        stream_to_file(["sh", "-c", "while true; do printf x; sleep 0.1; done"], {"PATH": "/usr/bin:/bin"},
+                       folder / "slow.dump", expected, progress, "slow-dump")  # fmt: skip
+        raise AssertionError("the slow dump was meant to be stopped")
+
+    monkeypatch.setattr(sqlite_dump, "dump", slow_dump)
+    app = site_app(indico_like_site(site_root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        app.screen.query_one("#take", Button).press()
+        await until(pilot, lambda: list(site_root.rglob("slow.dump")), what="the dump to start")
+        await pilot.press("ctrl+q")
+    still_writing = [p for p in psutil.process_iter(["cmdline"]) if "while true; do printf x" in " ".join(p.info["cmdline"] or [])]
+    for proc in still_writing:
+        try:
+            proc.wait(timeout=5)
+        except psutil.TimeoutExpired:
+            raise AssertionError(f"the dump client {proc.pid} was left running") from None
+    assert not [p for p in (site_root / "state").rglob("wizard-*") if p.is_dir()] and app.engine.session.backup is None
+    assert list((site_root / "state").rglob("incomplete-wizard-*"))

@@ -32,16 +32,28 @@ def stream_to_file(argv: list[str], env: dict[str, str], target: Path, expected:
     """Run a dump client with its standard output going to ``target``; report the file's growth."""
     with private_file(target) as out:
         job = sh.Command(argv[0])(*argv[1:], _env=env, _out=out, _bg=True, _bg_exc=False, _tty_out=False)
-        while True:
-            try:
-                job.wait(timeout=0.25)
-                break
-            except sh.TimeoutException:
-                if progress:
-                    progress("database", target.stat().st_size, expected)
-            except sh.ErrorReturnCode as exc:
-                raise BackupError(f"{tool} failed: {last_line(exc)}",
-                                  "the gate stays closed; fix the cause and take the backup again") from None  # fmt: skip
+        try:
+            while True:
+                try:
+                    job.wait(timeout=0.25)
+                    break
+                except sh.TimeoutException:
+                    if progress:
+                        progress("database", target.stat().st_size, expected)  # may raise: the wizard is stopping
+        except sh.ErrorReturnCode as exc:
+            raise BackupError(f"{tool} failed: {last_line(exc)}",
+                              "the gate stays closed; fix the cause and take the backup again") from None  # fmt: skip
+        except BaseException:
+            stop(job)  # never leave a dump running on its own, writing into a backup nobody will finish
+            raise
     if progress:
         progress("database", target.stat().st_size, expected)
 
+
+
+def stop(job: sh.RunningCommand) -> None:
+    try:
+        job.terminate()
+        job.wait(timeout=10)
+    except (sh.ErrorReturnCode, sh.SignalException, sh.TimeoutException, ProcessLookupError, OSError):
+        pass
