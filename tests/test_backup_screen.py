@@ -10,7 +10,7 @@ from textual.widgets import Button, Checkbox
 
 from wizard import backup
 
-from .conftest import make_site, step_toml
+from .conftest import make_site, step_toml, wait_for
 from .test_tui import on_screen, screen_name, site_app, until
 
 pytestmark = pytest.mark.slow
@@ -109,5 +109,6 @@ async def test_quitting_while_the_backup_runs_stops_the_dump_and_leaves_nothing_
             proc.wait(timeout=5)
         except psutil.TimeoutExpired:
             raise AssertionError(f"the dump client {proc.pid} was left running") from None
+    # The worker thread renames the folder once its client is stopped; the app may have closed a moment before.
+    wait_for(lambda: list((site_root / "state").rglob("incomplete-wizard-*")), timeout=10, what="the folder marked incomplete")
     assert not [p for p in (site_root / "state").rglob("wizard-*") if p.is_dir()] and app.engine.session.backup is None
-    assert list((site_root / "state").rglob("incomplete-wizard-*"))
