@@ -9,7 +9,7 @@ sees it.
 from __future__ import annotations
 
 import string
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -36,25 +36,22 @@ def placeholders_in(template: str) -> set[str]:
     return names
 
 
-def _specifier(value: str) -> str:
-    try:
-        SpecifierSet(value)
-    except InvalidSpecifier as exc:
-        raise ValueError(f"not a version specifier: {value!r}") from exc
-    return value
+def _parsed_by(parse: Callable[[str], object], what: str) -> AfterValidator:
+    """Keep the text as written, once ``parse`` accepts it."""
 
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except (InvalidSpecifier, InvalidVersion) as exc:
+            raise ValueError(f"not a {what}: {value!r}") from exc
+        return value
 
-def _version(value: str) -> str:
-    try:
-        Version(value)
-    except InvalidVersion as exc:
-        raise ValueError(f"not a version: {value!r}") from exc
-    return value
+    return AfterValidator(check)
 
 
 #: A version specifier ("<3.12.2", ">=2025.1,<2026") or a version ("3.3"), checked when the recipe loads.
-Specifier = Annotated[str, AfterValidator(_specifier)]
-VersionText = Annotated[str, AfterValidator(_version)]
+Specifier = Annotated[str, _parsed_by(SpecifierSet, "version specifier")]
+VersionText = Annotated[str, _parsed_by(Version, "version")]
 
 
 class _Strict(BaseModel):
