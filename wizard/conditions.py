@@ -9,28 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from steps import Recipe
 from steps.models import Condition
 
 from .detect import Detection
 from .instance import Instance
+from .versions import matches
 
 
 @dataclass
 class Outcome:
     holds: bool
     unchecked: list[str] = field(default_factory=list)  # the parts that could not be checked (taken as true)
-
-
-def matches(spec: str, version: str | None) -> bool:
-    try:
-        return version is not None and Version(version) in SpecifierSet(spec, prereleases=True)
-    except InvalidVersion:
-        return False
 
 
 def check(when: Condition, recipe: Recipe, instance: Instance, found: Detection) -> Outcome:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import sh
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from steps import Recipe
 
@@ -20,6 +19,7 @@ from .dbconf import Database
 from .hostfacts import HostFacts, host_facts
 from .instance import Instance
 from .schema import SchemaState, alembic_state, django_state
+from .versions import newer
 
 # Runs inside the instance's own venv Python: its answers are the venv's, not ours.  It also
 # runs on an old Python (2.7, 3.7) far enough to say which Python and which releases are there.
@@ -64,14 +64,7 @@ class Detection:
     @property
     def out_of_reach(self) -> bool:
         """A newer release exists than pip will install here (usually: it needs another Python)."""
-        return _newer(self.newest_version, self.target_version)
-
-
-def _newer(version: str | None, than: str | None) -> bool:
-    try:
-        return version is not None and than is not None and Version(version) > Version(than)
-    except InvalidVersion:
-        return False
+        return newer(self.newest_version, self.target_version)
 
 
 def os_family() -> str:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import sh
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from .errors import ConfigError
 from .instance import Instance
+from .versions import sort_key
 
 PIP_HINT = "set 'target' in the instance to pin the version, or fix the venv's pip configuration"
 
@@ -87,7 +87,7 @@ def releases(instance: Instance, package: str, *, any_python: bool = False) -> l
     for line in out.splitlines():
         if line.startswith("Available versions:"):
             found = [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
-            return sorted(found, key=_sort_key)
+            return sorted(found, key=sort_key)
     raise PipQueryError(f"pip lists no releases of {package}")
 
 
@@ -106,10 +106,3 @@ def readable_specifier(spec: str) -> str:
         return spec
     parts.sort(key=lambda s: (not s.operator.startswith(">"), s.operator, s.version))
     return ",".join(str(part) for part in parts)
-
-
-def _sort_key(version: str) -> tuple[int, Version | str]:
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, version)

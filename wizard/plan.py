@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from steps import Recipe, ReleaseNote, StepSpec
 from steps.models import LIST_PLACEHOLDERS, NoteStep
 
-from .conditions import check, matches
+from .conditions import check
 from .detect import Detection
 from .errors import ConfigError
 from .instance import Instance
@@ -18,6 +18,7 @@ from .path import hops
 from .secrets import secret_env
 from .services import Unit, resolve_units
 from .state import Note, StepRecord
+from .versions import crosses, matches
 from .watchdog import application_tag
 
 
@@ -122,14 +123,6 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
 
 
 SEVERITY_ORDER = {"blocker": 0, "warning": 1, "info": 2}
-
-
-def crosses(version: str, installed: str | None, target: str | None) -> bool:
-    """Does going from installed to target pass the release ``version``?"""
-    try:
-        return installed is not None and target is not None and Version(installed) < Version(version) <= Version(target)
-    except InvalidVersion:
-        return False
 
 
 def _unwrap(text: str) -> str:
