@@ -19,6 +19,10 @@ from .instance import Instance
 from .versions import matches
 
 
+# Per server flavour: the database kind it serves, and its name for the operator.
+SERVERS = {"postgresql": ("postgresql", "PostgreSQL"), "mysql": ("mysql", "MySQL/MariaDB"), "mariadb": ("mysql", "MySQL/MariaDB")}
+
+
 @dataclass
 class Outcome:
     holds: bool
@@ -46,21 +50,16 @@ def check(when: Condition, recipe: Recipe, instance: Instance, found: Detection)
             unchecked.append("the database in use is not known")
         elif host.database not in when.database:
             return Outcome(False)
-    if when.postgres is not None:
-        if host.database not in (None, "postgresql"):
-            return Outcome(False)
-        if host.postgres_version is None:
-            unchecked.append("the PostgreSQL server's version is not known")
-        elif not matches(when.postgres, host.postgres_version):
-            return Outcome(False)
-    for flavour, spec in (("mysql", when.mysql), ("mariadb", when.mariadb)):
+    for flavour, spec in (("postgresql", when.postgres), ("mysql", when.mysql), ("mariadb", when.mariadb)):
         if spec is None:
             continue
-        if host.database not in (None, "mysql"):
+        kind, name = SERVERS[flavour]
+        if host.database not in (None, kind):
             return Outcome(False)
-        if host.mysql_flavour is None:
-            unchecked.append("the MySQL/MariaDB server's version is not known")
-        elif host.mysql_flavour != flavour or not matches(spec, host.mysql_version):
+        server = host.server()
+        if server is None:
+            unchecked.append(f"the {name} server's version is not known")
+        elif server[0] != flavour or not matches(spec, server[1]):
             return Outcome(False)
     if when.config_set is not None or when.config_unset is not None:
         if not host.config_keys:

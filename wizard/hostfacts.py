@@ -30,13 +30,23 @@ class HostFacts:
     web_servers: tuple[str, ...] = ()  # "nginx", "apache"
     unknowns: tuple[str, ...] = field(default=())
 
+    def server(self) -> tuple[str, str] | None:
+        """The database server as (flavour, version): ("postgresql", "15.18"), ("mariadb", "10.11.19"); None: not asked."""
+        if self.postgres_version:
+            return "postgresql", self.postgres_version
+        if self.mysql_flavour and self.mysql_version:
+            return self.mysql_flavour, self.mysql_version
+        return None
+
     def database_text(self) -> str:
         """The database kind and its server's version, as the operator reads it: "mysql (MariaDB 10.11.19)"."""
-        if self.postgres_version:
-            return f"{self.database} {self.postgres_version}"
-        if self.mysql_version:
-            return f"{self.database} ({'MariaDB' if self.mysql_flavour == 'mariadb' else 'MySQL'} {self.mysql_version})"
-        return self.database or "unknown"
+        server = self.server()
+        if server is None:
+            return self.database or "unknown"
+        flavour, version = server
+        if flavour == "postgresql":
+            return f"{self.database} {version}"
+        return f"{self.database} ({'MariaDB' if flavour == 'mariadb' else 'MySQL'} {version})"
 
 
 def config_keys(texts: list[str], config_format: str) -> frozenset[str]:
