@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,9 +52,15 @@ def _from_url(url: str) -> Database | None:
     return None
 
 
-def database_of(recipe: Recipe, instance: Instance) -> Database | None:
-    """Indico: SQLALCHEMY_DATABASE_URI; pretalx: the [database] section and its environment.  None when not found."""
-    return database_in(config_texts(recipe, instance), recipe.config_format, config_overrides(recipe, instance))
+def database_of(recipe: Recipe, instance: Instance, texts: list[str] | None = None) -> Database | None:
+    """Indico: SQLALCHEMY_DATABASE_URI; pretalx: the [database] section and its environment.  None when not found.
+
+    ``texts``: the config files' texts when the caller has read them already.  The database's clients run as
+    the app's Unix user when no password is set (peer login), so that user comes with it.
+    """
+    texts = config_texts(recipe, instance) if texts is None else texts
+    found = database_in(texts, recipe.config_format, config_overrides(recipe, instance))
+    return replace(found, os_user=instance.user) if found else None
 
 
 def database_in(texts: list[str], config_format: str, overrides: dict[str, str] | None = None) -> Database | None:

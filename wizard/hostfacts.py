@@ -8,7 +8,7 @@ from pathlib import Path
 
 from steps import Recipe
 
-from .dbconf import Database, database_in
+from .dbconf import Database, database_of
 from .instance import Instance
 from .mysqlclient import MySQLError, run_query
 from .pgquery import QueryError, run_sql
@@ -97,11 +97,10 @@ def web_servers(instance: Instance) -> tuple[str, ...]:
 
 def host_facts(instance: Instance, recipe: Recipe) -> HostFacts:
     texts = config_texts(recipe, instance)  # read once: the keys and the database both come from them
-    overrides = config_overrides(recipe, instance)
-    db = database_in(texts, recipe.config_format, overrides)
+    db = database_of(recipe, instance, texts)
     server, unknowns = server_facts(db)
     return HostFacts(
-        config_keys=config_keys(texts, recipe.config_format) | frozenset(overrides),
+        config_keys=config_keys(texts, recipe.config_format) | frozenset(config_overrides(recipe, instance)),
         database=db.kind if db else None,
         db=db,
         **server,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import sh
@@ -126,7 +125,7 @@ def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> lis
         return notes
     try:
         files = app_files(plan.recipe, instance)
-        needs = estimate(replace(db, os_user=instance.user), config_files(plan.recipe, instance), root, files)
+        needs = estimate(db, config_files(plan.recipe, instance), root, files)
     except (BackupError, OSError):
         return notes  # the backup screen measures again, and says so if it cannot
     if not needs.fits:

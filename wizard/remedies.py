@@ -7,8 +7,6 @@ Nothing here ever touches the running step.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .dbconf import Database, database_of
 from .errors import WizardError
 from .pgquery import QueryError, terminate
@@ -41,8 +39,7 @@ class LockRemedies:
 
     def database(self) -> Database | None:
         """The instance's database as its config says, asked as the app's own Unix user."""
-        found = database_of(self.recipe, self.instance)
-        return replace(found, os_user=self.instance.user) if found else None
+        return database_of(self.recipe, self.instance)
 
     def restart_service(self, role: str, reason: str) -> SideJob:
         """Restart a service beside the running step (never touching it), detached, with its own log."""
