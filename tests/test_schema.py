@@ -97,3 +97,17 @@ def test_revisions_read_from_a_real_postgres(site_packages):
         assert PASSWORD not in state.text
     finally:
         stop_postgres(pg)
+
+
+def test_django_migrations_are_counted_with_the_instance_environment():
+    import sys
+
+    from wizard.schema import django_state
+
+    # A stand-in for `pretalx showmigrations --plan` that needs both its plain and its secret settings.
+    code = ("import os\nassert os.environ['PRETALX_DATA_DIR'] == '/var/pretalx' and os.environ['PRETALX_DB_PASS'] == 's3cret'\n"
+            "print('[X] base.0001\\n[X] base.0002\\n[ ] base.0003')")  # fmt: skip
+    state = django_state([sys.executable, "-c", code], {"PRETALX_DATA_DIR": "/var/pretalx"}, {"PRETALX_DB_PASS": "s3cret"}, None)
+    assert (state.text, state.state, state.pending) == ("1 migration(s) to apply, 2 applied", "warning", True)
+    failed = django_state([sys.executable, "-c", "raise SystemExit('no database configured')"], {}, {}, None)
+    assert failed.state == "warning" and failed.text == "not read: no database configured"

@@ -11,14 +11,15 @@ def last_line(exc: sh.ErrorReturnCode) -> str:
     return lines[-1] if lines else f"exit code {exc.exit_code}"
 
 
-def client_output(argv: list[str], env: dict[str, str], timeout: float, error: type[Exception]) -> str:
+def client_output(argv: list[str], env: dict[str, str], timeout: float, error: type[Exception],
+                  what: str = "the database") -> str:  # fmt: skip
     """The client's standard output, stripped; any failure raised as ``error`` with a readable reason."""
     try:
         out = sh.Command(argv[0])(*argv[1:], _env=env, _tty_out=False, _timeout=timeout, _decode_errors="replace")
     except sh.ErrorReturnCode as exc:
         raise error(last_line(exc)) from None
     except sh.TimeoutException:
-        raise error(f"the database did not answer within {timeout:.0f} s") from None
+        raise error(f"{what} did not answer within {timeout:.0f} s") from None
     except (sh.ForkException, sh.CommandNotFound, OSError) as exc:
         raise error(f"{argv[0]} could not be run: {exc}") from None
     return str(out).strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from .dbconf import Database
 from .hostfacts import HostFacts, host_facts
 from .instance import Instance
 from .schema import SchemaState, alembic_state, django_state
+from .secrets import public_env, secret_env
 from .versions import newer
 
 # Runs inside the instance's own venv Python: its answers are the venv's, not ours.  It also
@@ -100,9 +100,10 @@ def schema_of(instance: Instance, recipe: Recipe, site_packages: Path, db: Datab
         return None
     if check.kind == "django":
         values = {"python": str(instance.python), "venv": str(instance.venv), "config": str(instance.config or "")}
-        env = {key: value.format_map(values) for key, value in check.env.items()}
-        env = {**os.environ, **instance.env, **{key: value for key, value in env.items() if value}}
-        return django_state([part.format_map(values) for part in check.argv or []], env, instance.user)
+        rendered = {key: value.format_map(values) for key, value in check.env.items()}
+        public = {**public_env(instance.env), **{key: value for key, value in rendered.items() if value}}
+        argv = [part.format_map(values) for part in check.argv or []]
+        return django_state(argv, public, secret_env(instance.env), instance.user)
     if db is None or db.kind not in ("postgresql", "sqlite"):
         return SchemaState("not read: the database is not known from the app's config", "warning")
     return alembic_state(check, db, site_packages)

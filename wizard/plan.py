@@ -15,7 +15,7 @@ from .detect import Detection
 from .errors import ConfigError
 from .instance import Instance
 from .path import hops
-from .secrets import secret_env
+from .secrets import public_env
 from .services import Unit, resolve_units
 from .state import Note, StepRecord
 from .versions import crosses, matches
@@ -86,7 +86,7 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
     records, needs = [], set()
     # Secrets in the instance's environment stay out of the saved session: the engine hands them to each step
     # through the wrapper's private env file when it launches it.
-    public_env = {key: value for key, value in instance.env.items() if key not in secret_env(instance.env)}
+    public = public_env(instance.env)
     for step in ordered_specs(recipe, added):
         if not applies(step, recipe, instance, found):
             continue
@@ -100,7 +100,7 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
             argv = instance.service_argv(step.service.action, unit)
         else:
             argv = render_argv(step.argv, values, lists)
-        env = {**public_env, **{key: render(value, values) for key, value in step.env.items()}}
+        env = {**public, **{key: render(value, values) for key, value in step.env.items()}}
         env = {key: value for key, value in env.items() if value}  # an unset config means the app's own lookup
         env["VIRTUAL_ENV"] = str(instance.venv)
         if step.can_hang_on_lock:

@@ -8,15 +8,15 @@ as files: nothing of the app is imported.  pretalx (Django): its own
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import sh
-
 from steps.models import SchemaCheck
 
+from .clientcall import client_output
 from .dbconf import Database
 from .pgquery import QueryError, run_sql
 from .privilege import as_runner
@@ -107,16 +107,18 @@ def alembic_state(check: SchemaCheck, db: Database, site_packages: Path) -> Sche
     return SchemaState("; ".join(parts), state, pending=pending > 0, unknown=tuple(unknown))
 
 
-def django_state(argv: list[str], env: dict[str, str], user: str | None) -> SchemaState:
-    command = as_runner(argv, "app", user, env)
+class NotRead(Exception):
+    pass
+
+
+def django_state(argv: list[str], public: dict[str, str], secret: dict[str, str], user: str | None) -> SchemaState:
+    """``showmigrations`` as the app's user; through sudo only the ``public`` variables go on its command line."""
+    command = as_runner(argv, "app", user, public)
     try:
-        out = sh.Command(command[0])(*command[1:], _env=env, _tty_out=False, _timeout=120, _decode_errors="replace")
-    except sh.ErrorReturnCode as exc:
-        lines = exc.stderr.decode(errors="replace").strip().splitlines()
-        return SchemaState(f"not read: {lines[-1] if lines else f'exit code {exc.exit_code}'}", "warning")
-    except (sh.TimeoutException, sh.CommandNotFound, sh.ForkException, OSError) as exc:
+        out = client_output(command, {**os.environ, **public, **secret}, 120, NotRead, what="showmigrations")
+    except NotRead as exc:
         return SchemaState(f"not read: {exc}", "warning")
-    lines = str(out).splitlines()
+    lines = out.splitlines()
     todo = sum(line.startswith("[ ]") for line in lines)
     done = sum(line.startswith("[X]") for line in lines)
     if todo:

@@ -87,6 +87,12 @@ def secret_env(env: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in env.items() if _from_pairs([(key, value)])}
 
 
+def public_env(env: dict[str, str]) -> dict[str, str]:
+    """The rest: what may be saved in the session, or put on a command line (``sudo -n -u … env NAME=value``)."""
+    secret = secret_env(env)
+    return {key: value for key, value in env.items() if key not in secret}
+
+
 def secrets_in_text(text: str, config_format: str) -> list[str]:
     pairs = python_assignments(text) if config_format == "python" else ini_pairs(text)
     return _from_pairs(pairs)
