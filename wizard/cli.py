@@ -107,7 +107,7 @@ def dispatch(args: argparse.Namespace) -> Exit:
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
-        return show_plan(instance, instance.backup_dir or store.dir / "backups")
+        return show_plan(instance, store.backup_root(instance.backup_dir))
     if args.command == "status":
         return show_status(store, args.json)
     if args.command == "run":

@@ -231,7 +231,7 @@ class Engine(LockRemedies):
 
     @property
     def backup_root(self) -> Path:
-        return self.instance.backup_dir or self.store.dir / "backups"
+        return self.store.backup_root(self.instance.backup_dir)
 
     def _backup_database(self) -> Database:
         database = self.database()

@@ -86,6 +86,10 @@ class StateStore:
         self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.dir.mkdir(exist_ok=True, mode=0o700)
 
+    def backup_root(self, chosen: Path | None) -> Path:
+        """Where the wizard's backups of this instance go: the instance's backup_dir, else beside its sessions."""
+        return chosen or self.dir / "backups"
+
     def run_dir(self, session: Session) -> Path:
         path = self.dir / "runs" / session.id
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
