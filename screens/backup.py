@@ -143,7 +143,7 @@ class BackupScreen(Screen):
             text = Text(f"Taking the backup… {part}: {human_bytes(done)} of about {human_bytes(expected)}", style="bold")
             self.app.call_from_thread(self.status, text)
 
-        return self.app.engine.take_backup(progress, chosen)
+        return self.app.engine.take_backup(progress, chosen, measured=self.plan)
 
     def status(self, text: Text) -> None:
         self.query_one("#status", Static).update(text)

@@ -13,7 +13,7 @@ import hashlib
 import shlex
 import shutil
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .appfiles import AppFile
@@ -95,9 +95,14 @@ def take_backup(
     keep: int,
     progress: Progress | None = None,
     files: list[AppFile] = (),
+    measured: Estimate | None = None,
 ) -> Backup:
-    """Back up the database, the config files and the app's files into a new folder under ``root``; verify; rotate."""
-    plan = estimate(db, config_files, root, files)
+    """Back up the database, the config files and the app's files into a new folder under ``root``; verify; rotate.
+
+    ``measured``: the estimate the operator was shown (measuring again walks the app's files a second time);
+    its free space is read afresh, as it may have shrunk since.
+    """
+    plan = replace(measured, free=free_space(root)) if measured else estimate(db, config_files, root, files)
     check_space(plan)
     configs = [path for path in config_files if path.is_file()]
     folder = root / f"{PREFIX}{now().strftime('%Y%m%d-%H%M%S')}"

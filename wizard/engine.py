@@ -245,13 +245,15 @@ class Engine(LockRemedies):
         files = app_files(self.recipe, self.instance, chosen)
         return estimate(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root, files)
 
-    def take_backup(self, progress=None, chosen: set[str] | None = None) -> Backup:
+    def take_backup(self, progress=None, chosen: set[str] | None = None, measured: Estimate | None = None) -> Backup:
         """Dump the database, copy the config and the app's files, verified (runs long: call it from a worker).
 
-        ``chosen``: the optional parts the operator picked (None: as the instance's settings say).
+        ``chosen``: the optional parts the operator picked (None: as the instance's settings say);
+        ``measured``: the estimate made for those same choices, when there is one.
         """
         return take_backup(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root,
-                           self.instance.backup_keep, progress, files=app_files(self.recipe, self.instance, chosen))  # fmt: skip
+                           self.instance.backup_keep, progress, files=app_files(self.recipe, self.instance, chosen),
+                           measured=measured)  # fmt: skip
 
     def pass_gate(self, backup: Backup) -> None:
         assert self.session is not None

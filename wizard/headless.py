@@ -125,7 +125,7 @@ def _pass_gate(engine: Engine, choices: Choices, out: PlainOutput) -> Backup:
             left_out = "" if part.included else f" - left out: {part.why_not}"
             out.line(f"  {part.label}: {part.where} ({human_bytes(part.size)}){left_out}")
         out.line("taking the backup (the gate stays closed until it has been read back)...")
-        backup = engine.take_backup(ProgressLines(out))
+        backup = engine.take_backup(ProgressLines(out), measured=plan)
         for what in backup.contents:
             out.line(f"  backed up: {what}")
         for command in backup.restore:

@@ -124,7 +124,7 @@ def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> lis
     if root is None or db is None or db.kind not in ENGINES:
         return notes
     try:
-        files = app_files(plan.recipe, instance)
+        files = [f for f in app_files(plan.recipe, instance) if f.included]  # an archive left out is not walked
         needs = estimate(db, config_files(plan.recipe, instance), root, files)
     except (BackupError, OSError):
         return notes  # the backup screen measures again, and says so if it cannot
