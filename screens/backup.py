@@ -58,10 +58,11 @@ class BackupScreen(Screen):
     AUTO_FOCUS = "#take"
 
     plan: Estimate | None = None
+    can_take = False
 
     def compose(self) -> ComposeResult:
         name = self.app.engine.instance.name
-        can_take = self.app.engine.backup_possible()
+        self.can_take = can_take = self.app.engine.backup_possible()  # reads the app's config: once
         yield TitleBar()
         with VerticalScroll(id="body"):
             yield Static("Nothing changes before a backup of this instance is recorded: its database, its config "
@@ -85,7 +86,7 @@ class BackupScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.app.engine.backup_possible():
+        if self.can_take:
             self.measure()
 
     # -- measuring ------------------------------------------------------------
