@@ -1,0 +1,21 @@
+"""What each end-to-end site installs, pinned: one place, so the wheelhouses and the tests agree."""
+
+from __future__ import annotations
+
+INDICO_OLD, INDICO_NEW, INDICO_PLUGINS = "3.2.6", "3.2.9", "3.2.2"
+UWSGI = "2.0.31"
+PRETALX_OLD, PRETALX_MID, PRETALX_NEW = "2024.3.1", "2025.1.0", "2025.2.2"
+
+WHEELHOUSES: dict[str, list[list[str]]] = {
+    "indico": [
+        [f"indico=={INDICO_OLD}", f"indico-plugins=={INDICO_PLUGINS}"],
+        [f"indico=={INDICO_NEW}", f"indico-plugins=={INDICO_PLUGINS}"],
+        [f"uwsgi=={UWSGI}"],
+    ],
+    "pretalx": [
+        [f"pretalx=={PRETALX_OLD}", "packaging"],
+        [f"pretalx=={PRETALX_MID}", "setuptools<82"],
+        [f"pretalx=={PRETALX_NEW}"],
+        ["gunicorn"],
+    ],
+}
