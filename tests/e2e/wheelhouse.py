@@ -40,9 +40,13 @@ def folder_for(name: str, requirement_sets: list[list[str]], python: str = APP_P
 def _builder(python: str) -> Path:
     """A venv of the app's interpreter with a current pip, to build the wheels with."""
     venv = CACHE_ROOT / f"builder-py{interpreter_tag(python)}"
-    if not (venv / "bin" / "pip").exists():
-        subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-U", "pip", "wheel"], check=True)
+    with open(CACHE_ROOT / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "READY").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([python, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-U", "pip", "wheel"], check=True)
+            (venv / "READY").touch()
     return venv
 
 
