@@ -70,7 +70,9 @@ def wheelhouse(name: str, requirement_sets: list[list[str]], python: str = APP_P
         pip = [str(_builder(python) / "bin" / "python"), "-m", "pip"]
         for requirements in requirement_sets:
             started = time.monotonic()
-            subprocess.run([*pip, "wheel", "-q", "-w", str(building), *requirements], check=True)
+            # The machine's own pip config (extra local indexes) only adds noise here: the real index decides.
+            env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+            subprocess.run([*pip, "wheel", "-q", "-w", str(building), *requirements], check=True, env=env)
             print(f"wheelhouse {name}: {' '.join(requirements)} in {time.monotonic() - started:.0f} s", file=sys.stderr)
         (building / "COMPLETE").write_text(json.dumps(requirement_sets) + "\n")
         building.rename(folder)
