@@ -12,10 +12,12 @@ WHEELHOUSES: dict[str, list[list[str]]] = {
         [f"indico=={INDICO_NEW}", f"indico-plugins=={INDICO_PLUGINS}"],
         [f"uwsgi=={UWSGI}"],
     ],
+    # [redis]: the cache (/healthcheck/ answers 503 without one) and the worker's broker are a real Redis;
+    # Faker and freezegun: `create_test_event` fills the old install with a real event.
     "pretalx": [
-        [f"pretalx=={PRETALX_OLD}", "packaging"],
-        [f"pretalx=={PRETALX_MID}", "setuptools<82"],
-        [f"pretalx=={PRETALX_NEW}"],
+        [f"pretalx[redis]=={PRETALX_OLD}", "packaging", "Faker", "freezegun"],
+        [f"pretalx[redis]=={PRETALX_MID}", "setuptools<82"],
+        [f"pretalx[redis]=={PRETALX_NEW}"],
         ["gunicorn"],
     ],
 }
