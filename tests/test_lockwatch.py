@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,7 +19,7 @@ from wizard.runner import launch, prepare_attempt
 from wizard.state import StepRecord
 from wizard.watchdog import LockWatch, application_tag
 
-from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str
+from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str, wait_for
 from .pg import PASSWORD, start_postgres, stop_postgres
 from .test_tui import straight_to_run, until
 
@@ -155,7 +157,7 @@ async def test_the_app_server_holding_the_table_is_named_and_the_button_releases
         assert verdict.blockers[0].app_server and verdict.blockers[0].state == "idle in transaction"
         assert "ALTER TABLE labels" in verdict.waiting_query
         text = str(screen.query_one("#lock-head").render())
-        assert f"session {holder} of the uWSGI service" in text
+        assert f"session {holder} (role app) of the uWSGI service" in text
         # A web request now queues behind the ALTER: it waits too, but it is not the cause.
         queued = subprocess.Popen(["psql", "-X", "-q", "-c", "SELECT count(*) FROM labels"],
                                   env={**table.env(), "PGAPPNAME": "queued-request"}, stdout=subprocess.DEVNULL)  # fmt: skip
@@ -285,19 +287,99 @@ def test_headless_reports_the_blocker_and_restarts_only_when_allowed(tmp_path, t
             assert PASSWORD not in path.read_text(errors="ignore"), path
 
 
-def test_a_blocker_on_the_local_socket_is_unknown_and_restart_stays_offered(tmp_path, table):
-    from wizard.lockadvice import explain
+def verdict_when(watch: LockWatch, wanted, what: str, timeout: float = THRESHOLD + 15):
+    """Observe until a verdict fits ``wanted``; fail saying what was waited for and what was seen last."""
+    seen = []
 
+    def fits():
+        seen.append(watch.observe())
+        return seen[-1] if wanted(seen[-1]) else None
+
+    try:
+        return wait_for(fits, timeout, interval=0.2, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last verdict: {seen[-1] if seen else None}") from None
+
+
+def hold_as_superuser(pg) -> subprocess.Popen:
+    """What `sudo -u postgres psql app` does: the cluster's superuser over the Unix socket, idle in transaction."""
+    env = {**os.environ, "PGHOST": str(pg.root / "sock"), "PGPORT": str(pg.port), "PGUSER": "postgres",
+           "PGDATABASE": pg.dbname, "PGAPPNAME": "psql"}  # fmt: skip
+    session = subprocess.Popen(["runuser", "-u", "postgres", "--", "psql", "-X", "-q"], stdin=subprocess.PIPE, text=True, env=env)
+    session.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
+    session.stdin.flush()
+    wait_for(lambda: "idle in transaction" in pg.sql("SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity"
+                                                     " WHERE usename = 'postgres' AND backend_type = 'client backend'",
+                                                     superuser=True),
+             20, interval=0.1, what="the superuser's session to sit idle in transaction")  # fmt: skip
+    return session
+
+
+def alter_step(tmp_path: Path, pg, column: str) -> LockWatch:
+    alter = f"import subprocess\nsubprocess.run(['psql', '-X', '-q', '-c', 'ALTER TABLE labels ADD COLUMN {column} int'])"
+    env = {"PGHOST": pg.host, "PGPORT": str(pg.port), "PGUSER": "app", "PGDATABASE": "app", "PGPASSWORD": PASSWORD}
+    return watch_step(tmp_path, alter, pg, env)[1]
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ss") is None,
+                                reason="seeing other users' processes and the cluster's superuser needs root and ss")  # fmt: skip
+
+
+@needs_root
+def test_a_blocker_on_the_local_socket_is_traced_to_its_process(tmp_path, table):
     blocker = hold_table(table, "socket-client", PGHOST=str(table.root / "sock"))
     try:
-        alter = "import subprocess\nsubprocess.run(['psql', '-X', '-q', '-c', 'ALTER TABLE labels ADD COLUMN via_socket int'])"
-        env = {"PGHOST": table.host, "PGPORT": str(table.port), "PGUSER": "app", "PGDATABASE": "app", "PGPASSWORD": PASSWORD}
-        _, watch = watch_step(tmp_path, alter, table, env)
-        verdicts = observe_for(watch, THRESHOLD + 1.5)
-        verdict = verdicts[-1]
-        assert verdict.kind == "lock_wait" and verdict.confirmed
-        assert verdict.blockers[0].app_server is None and "via the local socket" in verdict.blockers[0].who
-        assert verdict.restart_would_help
-        assert any("could not be told" in line for line in explain(verdict, "uwsgi"))
+        watch = alter_step(tmp_path, table, "via_socket")
+        verdict = verdict_when(watch, lambda v: v.kind == "lock_wait" and v.blockers, "a lock wait with its blocker")
+        found = verdict.blockers[0]
+        assert verdict.confirmed and found.who == f"psql (pid {blocker.pid}) via the local socket"
+        assert found.role == "app" and found.app_server is False and found.state == "idle in transaction"
+        assert not verdict.restart_would_help and not verdict.restart_proven
+    finally:
+        blocker.kill()
+
+
+@needs_root
+def test_the_superusers_session_is_seen_through_the_cluster_owner_and_never_restarted_for(tmp_path, table):
+    from wizard.lockadvice import explain
+
+    blocker = hold_as_superuser(table)
+    try:
+        watch = alter_step(tmp_path, table, "by_superuser")
+        verdict = verdict_when(watch, lambda v: v.kind == "lock_wait" and v.blockers, "a lock wait with its blocker")
+        found = verdict.blockers[0]
+        assert found.role == "postgres" and found.app_server is False
+        assert found.who.startswith("psql (pid ") and found.query == "SELECT count(*) FROM labels;"
+        assert not verdict.restart_would_help
+        text = " ".join(explain(verdict, "uwsgi"))
+        assert "(role postgres)" in text and "restarting it would not help" in text
+
+        # The app's own role alone sees only a hidden session: offered to the operator, never proven.
+        watch._superuser = None
+        hidden = watch.look_again()
+        assert hidden.kind == "lock_wait" and hidden.blockers[0].app_server is None
+        assert hidden.restart_would_help and not hidden.restart_proven
+        words = " ".join(explain(hidden, "uwsgi"))
+        assert "could not be told" in words and "will not restart it by itself" in words
+    finally:
+        blocker.kill()
+
+
+def test_headless_never_restarts_for_a_blocker_that_is_not_the_app_server_and_ends_it_when_allowed(tmp_path, table, supervisor):
+    site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN ended boolean")
+    subprocess.run([BIN / "supervisorctl", "-c", supervisor, "stop", "uwsgi"], check=True, capture_output=True)  # not it
+    blocker = hold_table(table, "forgotten-psql")
+    holder = backend_of(table, "forgotten-psql")
+    try:
+        result = site.cli("run", "--yes", "--backup-done", str(site.root), "--restart-after", "0",
+                          "--end-blocker-after", "1", "--end-blocker-role", "app", timeout=90)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = result.stdout
+        assert f"session {holder} (role app) of psql (pid {blocker.pid}) via 127.0.0.1: idle in transaction" in out
+        assert "not restarting uwsgi: it is not proven to hold the lock" in out
+        assert f"ending session {holder} (role app" in out and f"session {holder} ended" in out
+        jobs = json.loads(site.session_file.read_text())["side_jobs"]
+        assert [job["kind"] for job in jobs] == ["terminate"]
+        assert table.sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {holder}") == "0"
     finally:
         blocker.kill()

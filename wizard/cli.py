@@ -6,6 +6,7 @@ Exit codes are a promise to our users' scripts (see DESIGN.md and wizard.errors.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -65,7 +66,12 @@ def _add_watch_option(parser: argparse.ArgumentParser) -> None:
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     _add_watch_option(parser)
     parser.add_argument("--restart-after", type=float, metavar="N",
-                        help="headless: restart the app server by itself once a lock wait it causes was reported N s ago")  # fmt: skip
+                        help="headless: restart the app server by itself N s after reporting a lock wait it is proven to cause")  # fmt: skip
+    parser.add_argument("--end-blocker-after", type=float, metavar="N",
+                        help="headless: end (pg_terminate_backend) an idle-in-transaction session of a role named"
+                             " with --end-blocker-role N s after reporting that it blocks the upgrade")  # fmt: skip
+    parser.add_argument("--end-blocker-role", action="append", metavar="ROLE",
+                        help="a database role whose blocking sessions --end-blocker-after may end (repeatable)")  # fmt: skip
     parser.add_argument("--yes", action="store_true", help="go ahead without asking (required for headless runs)")
     decision = parser.add_mutually_exclusive_group()
     decision.add_argument("--retry", action="store_true", help="run the failed or interrupted step again")
@@ -75,6 +81,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    absolute_paths(args)
     if args.command is None:
         args.command, args.instance, args.lock_wait_seconds = "tui", None, None
     try:
@@ -85,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         # A path we were given or must use is wrong (a file where a folder should be, no permission, disk full).
         where = f" ({exc.filename})" if exc.filename else ""
         return report_error(f"{exc.strerror or exc}{where}", "check the paths given with --config, --state-dir or --dir")
+
+
+def absolute_paths(args: argparse.Namespace) -> None:
+    """Paths given relative to where the wizard was started, made absolute once: steps run elsewhere."""
+    for name in ("state_dir", "config", "dir"):
+        value = getattr(args, name, None)
+        if isinstance(value, Path):
+            setattr(args, name, Path(os.path.abspath(value)))
 
 
 def report_error(message: str, hint: str | None, code: int = Exit.USAGE) -> int:
@@ -155,8 +170,14 @@ def require_yes(args: argparse.Namespace) -> None:
 def choices_from(args: argparse.Namespace):
     from .headless import Choices
 
+    if args.end_blocker_after is not None and not args.end_blocker_role:
+        raise WizardError("--end-blocker-after needs --end-blocker-role ROLE: the database roles whose sessions it may end",
+                          "e.g. --end-blocker-after 60 --end-blocker-role reporting (never the app server's own role)")
+    if args.end_blocker_role and args.end_blocker_after is None:
+        raise WizardError("--end-blocker-role is used only with --end-blocker-after N")
     return Choices(retry=args.retry, skip_reason=args.skip, backup_done=args.backup_done,
-                   lock_threshold=args.lock_wait_seconds, restart_after=args.restart_after)  # fmt: skip
+                   lock_threshold=args.lock_wait_seconds, restart_after=args.restart_after,
+                   end_blocker_after=args.end_blocker_after, end_blocker_roles=tuple(args.end_blocker_role or ()))  # fmt: skip
 
 
 def show_plan(instance: Instance, backup_root: Path) -> Exit:

@@ -10,15 +10,17 @@ from typing import TextIO
 from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending, Run, Running
 from .errors import Exit, WizardError
 from .instance import Instance
-from .lockadvice import explain
+from .lockadvice import explain, summary
 from .logfollow import LogFollower
 from .plan import plan_for
 from .runner import Alive, Finished
 from .sizes import human_bytes
 from .state import Backup, StepRecord, StepStatus
 from .store import StateStore
+from .watchdog import Blocker, Verdict
 
 POLL_SECONDS = 0.2
+REPEAT_SECONDS = 30.0  # while a step waits on a lock, the verdict is said again this often
 REATTACH_TAIL = 10
 
 
@@ -31,6 +33,8 @@ class Choices:
     backup_done: str | None = None
     lock_threshold: float | None = None
     restart_after: float | None = None
+    end_blocker_after: float | None = None
+    end_blocker_roles: tuple[str, ...] = ()
 
 
 class PlainOutput:
@@ -171,36 +175,90 @@ def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFoll
 
 
 class HeadlessWatch:
-    """The lock watch as log lines: said once per change of verdict; restarts only when allowed to."""
+    """The lock watch as log lines: said at each change of verdict and every REPEAT_SECONDS while it waits.
+
+    It acts only when the command line allows it and the database has shown the
+    cause: a restart when every holder of the lock is the app server, ending a
+    session only for the roles named with --end-blocker-role.
+    """
 
     def __init__(self, engine: Engine, step: StepRecord, out: PlainOutput, choices: Choices):
         self.engine, self.step, self.out, self.choices = engine, step, out, choices
         self.watch = engine.lock_watch(step, choices.lock_threshold)
+        self.role = engine.recipe.app_server_role
         self.said: tuple | None = None
+        self.said_at = 0.0
         self.reported_at: float | None = None
         self.restarted = False
+        self.ended: set[int] = set()
+
+    def say(self, text: str) -> None:
+        self.out.line(f"lock watch: {text}", self.step.id)
 
     def check(self) -> None:
-        self.engine.poll_side_jobs()
+        for job in self.engine.poll_side_jobs():
+            if job.kind == "restart" and self.watch is not None:
+                self.say(f"{job.run.title}: {job.run.status.value}; looking again")
+                self.report(self.watch.look_again(), after_restart=True)
         if self.watch is None:
             return
         verdict = self.watch.observe()
-        role = self.engine.recipe.app_server_role
-        if verdict.key() != self.said:
-            self.said = verdict.key()
-            self.reported_at = time.monotonic() if verdict.kind == "lock_wait" else None
-            for line in explain(verdict, role):
-                self.out.line(f"lock watch: {line}", self.step.id)
-            if verdict.restart_would_help and self.choices.restart_after is None:
-                self.out.line(f"lock watch: waiting; pass --restart-after N to let the wizard restart {role} itself", self.step.id)
-        helps = verdict.restart_would_help
-        due = self.reported_at is not None and time.monotonic() - self.reported_at >= (self.choices.restart_after or 0)
-        running = self.engine.restart_running(role) is not None
-        if helps and due and self.choices.restart_after is not None and not self.restarted and not running:
-            self.restarted = True
-            self.out.line(f"lock watch: restarting {role}, as --restart-after allows", self.step.id)
-            job = self.engine.restart_service(role, f"{self.step.id} waited on a lock (--restart-after)")
-            self.out.line(f"lock watch: {job.run.title}: see {job.run.log}", self.step.id)
+        if verdict.key() != self.said or (verdict.kind == "lock_wait" and time.monotonic() - self.said_at >= REPEAT_SECONDS):
+            self.report(verdict)
+        if verdict.kind == "lock_wait" and self.reported_at is not None:
+            self.act(verdict, time.monotonic() - self.reported_at)
+
+    def report(self, verdict: Verdict, after_restart: bool = False) -> None:
+        moment = time.monotonic()
+        first = verdict.key() != self.said
+        if first:
+            self.reported_at = moment if verdict.kind == "lock_wait" else None
+        self.said, self.said_at = verdict.key(), moment
+        if after_restart:
+            if verdict.kind != "lock_wait":
+                self.say("after the restart the step no longer waits on a lock")
+                return
+            self.say("after the restart the step STILL waits on a lock:")
+        elif not first:
+            self.say(f"still waiting, {verdict.silent_for:.0f} s without output:")
+            for line in summary(verdict, self.role)[1:] or summary(verdict, self.role):
+                self.say(line)
+            return
+        for line in explain(verdict, self.role):
+            self.say(line)
+        if verdict.restart_would_help and self.choices.restart_after is None:
+            self.say(f"waiting; pass --restart-after N to let the wizard restart {self.role} itself when it is proven to hold the lock")
+
+    def act(self, verdict: Verdict, waited: float) -> None:
+        choices = self.choices
+        if choices.restart_after is not None and waited >= choices.restart_after and not self.restarted:
+            self.restarted = True  # once: after it, the watch looks again and says who holds the lock
+            if not verdict.restart_proven:
+                self.say(f"not restarting {self.role}: it is not proven to hold the lock (see above); the wizard waits")
+            elif self.engine.restart_running(self.role) is None:
+                self.say(f"restarting {self.role}, as --restart-after allows")
+                job = self.engine.restart_service(self.role, f"{self.step.id} waited on a lock held by {self.role} (--restart-after)")
+                self.say(f"{job.run.title}: see {job.run.log}")
+        if choices.end_blocker_after is not None and waited >= choices.end_blocker_after:
+            for blocker in verdict.blockers:
+                if self.may_end(blocker):
+                    self.end(blocker)
+
+    def may_end(self, blocker: Blocker) -> bool:
+        return (blocker.session and blocker.pid > 0 and blocker.pid not in self.ended and blocker.app_server is not True
+                and blocker.role in self.choices.end_blocker_roles and blocker.state.startswith("idle in transaction"))  # fmt: skip
+
+    def end(self, blocker: Blocker) -> None:
+        self.ended.add(blocker.pid)
+        reason = f"it held the lock {self.step.id} waited for (--end-blocker-role {blocker.role})"
+        self.say(f"ending session {blocker.pid} (role {blocker.role}, {blocker.who}), as --end-blocker-after allows")
+        try:
+            ended = self.engine.end_session(blocker.pid)
+        except WizardError as exc:
+            self.say(f"could not end session {blocker.pid}: {exc.message}")
+            return
+        self.engine.record_ended_session(blocker.pid, ended, reason)
+        self.say(f"session {blocker.pid} {'ended' if ended else 'was already gone'}")
 
 
 def report_done(engine: Engine, out: PlainOutput) -> None:

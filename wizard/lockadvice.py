@@ -9,7 +9,8 @@ def _blocker_line(blocker: Blocker, app_server: str) -> str:
     since = f" for {blocker.seconds} s" if blocker.seconds is not None else ""
     owner = f"the {server_title(app_server)} service, " if blocker.app_server else ""
     query = f"; last statement: {blocker.query}" if blocker.query else ""
-    session = f"session {blocker.pid} of " if blocker.session else ""
+    role = f" (role {blocker.role})" if blocker.role else ""
+    session = f"session {blocker.pid}{role} of " if blocker.session else ""
     return f"{session}{owner}{blocker.who}: {blocker.state}{since}{query}"
 
 
@@ -48,11 +49,14 @@ def explain(verdict: Verdict, app_server: str) -> list[str]:
     lines.append("Do not abort it: Ctrl-C does nothing while it waits, and a killed client leaves its"
                  " database session queued behind the lock.")  # fmt: skip
     if any(b.app_server is None for b in verdict.blockers) and not verdict.app_server_blocks:
-        lines.append(f"Which program holds that session could not be told (it connects through the local socket"
-                     f" or from elsewhere). A session idle in transaction is most often {app_server}'s.")  # fmt: skip
-    if verdict.restart_would_help:
+        lines.append("Which program holds that session could not be told (a remote client, or one this user"
+                     " may not look at).")  # fmt: skip
+    if verdict.restart_proven:
         lines.append(f"Restarting {app_server} drops the app's database sessions and releases the lock;"
                      " the upgrade then carries on by itself.")  # fmt: skip
+    elif verdict.restart_would_help:
+        lines.append(f"Restarting {app_server} releases the lock only if it holds it, which could not be proven:"
+                     " the wizard will not restart it by itself. Find who holds the lock, or restart it if you know.")  # fmt: skip
     else:
         lines.append(f"The blocker is not {app_server}: restarting it would not help. End that session"
                      " (or the program that holds it), and the upgrade carries on.")  # fmt: skip

@@ -12,7 +12,7 @@ from .privilege import as_db_client
 
 ACTIVITY = """
 SELECT coalesce(json_agg(row_to_json(a)), '[]') FROM (
-  SELECT pid, application_name, host(client_addr) AS client_addr, client_port, state,
+  SELECT pid, usename AS role, application_name, host(client_addr) AS client_addr, client_port, state,
          wait_event_type, wait_event, pg_blocking_pids(pid) AS blocked_by,
          extract(epoch FROM now() - state_change)::int AS state_seconds,
          left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query

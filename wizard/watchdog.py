@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
 
 import psutil
 
 from .dbconf import Database
+from .peers import client_process, tcp_client
 from .pgquery import QueryError, activity
+from .pgsuper import cluster_superuser
 from .state import StepRecord
 
+HIDDEN = "<insufficient privilege>"
 BUSY_CPU_SECONDS = 0.05  # more CPU than this between two looks means the step is working
 DIAGNOSE_EVERY = 2.0
 
@@ -30,7 +33,8 @@ class Blocker:
     state: str  # e.g. "idle in transaction"
     seconds: int | None
     query: str
-    app_server: bool | None  # None: its program could not be identified (a local-socket or remote client)
+    app_server: bool | None  # None: its program could not be identified (a remote client, or one hidden from us)
+    role: str = ""  # the database role the session logged in as
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,17 @@ class Verdict:
 
     @property
     def restart_would_help(self) -> bool:
-        """A lock wait the app server causes, may cause (a blocker not identified), or one not confirmed."""
+        """A lock wait the app server causes, may cause (a blocker not identified), or one not confirmed.
+
+        Enough to offer the operator a restart; never enough to restart without asking (see restart_proven).
+        """
         unknown = any(b.app_server is None for b in self.blockers)
         return self.kind == "lock_wait" and (self.app_server_blocks or unknown or not self.confirmed)
+
+    @property
+    def restart_proven(self) -> bool:
+        """The database named every holder of the lock, and each one is the app server's own process."""
+        return self.kind == "lock_wait" and self.confirmed and bool(self.blockers) and all(b.app_server for b in self.blockers)
 
     def key(self) -> tuple:
         """What changes the advice (not the seconds counting up)."""
@@ -121,19 +133,6 @@ def looks_like_app_server(pid: int, app_server_pids: set[int]) -> bool | None:
     return None
 
 
-def local_process_for(client_addr: str | None, client_port: int | None) -> int | None:
-    """The local process on the other end of a backend's TCP connection (None for remote or socket clients)."""
-    if not client_port or client_port < 0 or client_addr not in ("127.0.0.1", "::1"):
-        return None
-    try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.laddr and conn.laddr.port == client_port and conn.pid:
-                return conn.pid
-    except (psutil.Error, OSError):
-        return None
-    return None
-
-
 @dataclass
 class LockWatch:
     """Watches one running step that can hang on a lock; ``observe`` is called every fraction of a second."""
@@ -148,9 +147,18 @@ class LockWatch:
     _log_size: int = field(init=False, default=-1)
     _cpu: float = field(init=False, default=-1.0)
     _last_diagnosis: tuple[float, Verdict] | None = field(init=False, default=None)
+    _superuser: Database | None | bool = field(init=False, default=False)  # False: not looked for yet
 
     def __post_init__(self) -> None:
         self._last_output = self._last_busy = self.clock()
+
+    def look_again(self) -> Verdict:
+        """Ask the database now, whatever the silence (after a restart: does the step still wait, and on whom?)."""
+        now = self.clock()
+        tree = process_tree(self.step.pid)
+        verdict = self.diagnose(now - self._last_output, {p.pid for p in tree})
+        self._last_diagnosis = (now, verdict)
+        return verdict
 
     def observe(self) -> Verdict:
         now = self.clock()
@@ -181,11 +189,24 @@ class LockWatch:
             return Verdict("lock_wait", silent, db_note="the instance's database settings were not found")
         if db.kind == "sqlite":
             return self._diagnose_sqlite(silent, db, own_pids)
+        hidden = ""
+        if superuser := self.superuser():
+            try:
+                return self._diagnose_postgres(silent, activity(superuser), own_pids)
+            except QueryError as exc:
+                hidden = f" (asked as its role: the cluster's superuser {superuser.user} could not log in: {exc})"
         try:
             rows = activity(db)
         except QueryError as exc:
             return Verdict("lock_wait", silent, db_note=f"the database could not be asked: {exc}")
-        return self._diagnose_postgres(silent, rows, own_pids)
+        verdict = self._diagnose_postgres(silent, rows, own_pids)
+        return replace(verdict, db_note=verdict.db_note + hidden) if hidden and verdict.db_note else verdict
+
+    def superuser(self) -> Database | None:
+        """The cluster's superuser login, looked for once (only as root, only for a local cluster)."""
+        if self._superuser is False:
+            self._superuser = cluster_superuser(self.database) if self.database else None
+        return self._superuser or None
 
     def _diagnose_postgres(self, silent: float, rows: list[dict], own_pids: set[int]) -> Verdict:
         by_pid = {row["pid"]: row for row in rows}
@@ -193,7 +214,7 @@ class LockWatch:
         mine = [row for row in rows if row.get("application_name") == tag]
         if not mine:
             # Not tagged (the app names its own sessions): its sessions are those of its own processes.
-            mine = [row for row in rows if local_process_for(row.get("client_addr"), row.get("client_port")) in own_pids]
+            mine = [row for row in rows if tcp_client(row.get("client_addr"), row.get("client_port")) in own_pids]
         if not mine:
             return Verdict("lock_wait", silent, db_note="its database session could not be found (a local-socket"
                            " client that names its sessions itself?)")  # fmt: skip
@@ -212,17 +233,21 @@ class LockWatch:
     @staticmethod
     def _describe_blocker(pid: int, row: dict, app_server_pids: set[int]) -> Blocker:
         state, seconds, query = row.get("state") or "unknown", row.get("state_seconds"), row.get("query") or ""
+        role = row.get("role") or ""
         if pid == 0:
             return Blocker(0, "a prepared transaction (see pg_prepared_xacts)", False, "prepared", None, "", False)
         kind = row.get("backend_type") or "client backend"
         if kind != "client backend":
-            return Blocker(pid, kind, True, state, seconds, query, False)  # autovacuum and the like: not the app
-        local = local_process_for(row.get("client_addr"), row.get("client_port"))
+            return Blocker(pid, kind, True, state, seconds, query, False, role)  # autovacuum and the like: not the app
+        if query == HIDDEN:  # another role's session, seen without the right to see it
+            return Blocker(pid, "a session of another role (hidden from the app's role)", True, "unknown", None, "", None, role)
+        client = "the local socket" if row.get("client_port") == -1 else row.get("client_addr") or "the local socket"
+        local = client_process(row)
         if local:
-            return Blocker(pid, describe_process(local), True, state, seconds, query, looks_like_app_server(local, app_server_pids))
-        # A local-socket client (Indico's usual postgresql:///indico) or a remote one: unknown.
-        client = row.get("client_addr") or "the local socket"
-        return Blocker(pid, f"{row.get('application_name') or 'a client'} via {client}", True, state, seconds, query, None)
+            who = f"{describe_process(local)} via {client}"
+            return Blocker(pid, who, True, state, seconds, query, looks_like_app_server(local, app_server_pids), role)
+        # A remote client, or one whose process this user may not look at: unknown.
+        return Blocker(pid, f"{row.get('application_name') or 'a client'} via {client}", True, state, seconds, query, None, role)
 
     def _diagnose_sqlite(self, silent: float, db: Database, own_pids: set[int]) -> Verdict:
         path = os.path.realpath(db.name)
