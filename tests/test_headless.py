@@ -321,3 +321,17 @@ def test_secrets_in_the_instance_environment_reach_the_step_and_nothing_else(sit
     texts = [result.stdout + result.stderr, log, site.cli("status", "--json").stdout]
     texts += [p.read_text(errors="ignore") for p in (site.state / site.name).rglob("*") if p.is_file()]
     assert not [text for text in texts if SECRET in text or KEY in text]
+
+
+def test_a_relative_state_dir_is_taken_from_where_the_wizard_started(site_root):
+    from .conftest import run_cli
+
+    runs = site_root / "runs.txt"
+    site = make_site(site_root, counting_steps(runs, slow_seconds=0.1))
+    result = run_cli("--config", "instances.toml", "--state-dir", "state", "run", "--yes", "--backup-done", ".",
+                     cwd=site_root)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert runs.read_text().splitlines() == ["first", "slow", "last"]
+    assert all(step["status"] == "succeeded" for step in site.steps().values())
+    leftovers = [p.name for p in (site.state / site.name).rglob("*") if "env" in p.name and p.is_file()]
+    assert leftovers == [], leftovers  # the wrapper found its private env file and removed it
