@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -305,9 +307,32 @@ def run_upgrade(
             engine.begin(plan)
             out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(plan.steps)} steps")
         try:
-            return run_steps(engine, out, choices)
-        except KeyboardInterrupt:
+            with stopped_by_hangup_or_term():
+                return run_steps(engine, out, choices)
+        except (KeyboardInterrupt, StoppedBySignal) as stop:
             running = engine.session.running if engine.session else None
             if running:
-                out.line(f"stopped following; the step goes on (pid {running.pid}): run again to reattach", running.id)
-            return Exit.STOPPED
+                with contextlib.suppress(OSError):  # after a hang-up the terminal may be gone
+                    out.line(f"stopped following; the step goes on (pid {running.pid}): run again to reattach", running.id)
+            return stop.exit if isinstance(stop, StoppedBySignal) else Exit.STOPPED
+
+
+class StoppedBySignal(Exception):
+    """SIGHUP or SIGTERM while the wizard follows a step: stop following as Ctrl-C does; the step goes on."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit = Exit.HUNG_UP if signum == signal.SIGHUP else Exit.TERMINATED
+
+
+@contextlib.contextmanager
+def stopped_by_hangup_or_term():
+    def stop(signum, _frame):
+        raise StoppedBySignal(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
