@@ -224,13 +224,13 @@ class RunScreen(Screen):
         self.shown = step
         self.follower = None
         if step.log:
-            self.follower, tail = LogFollower.from_tail(step.log, TAIL_ON_SHOW)
+            self.follower, tail = LogFollower.from_tail(step.log, TAIL_ON_SHOW, step.log_offset)
             self.write(tail)
         log.scroll_end(animate=False)
 
     def pump_log(self, final: bool = False) -> None:
         if self.follower is None and self.shown is not None and self.shown.log:
-            self.follower = LogFollower(self.shown.log)
+            self.follower = LogFollower(self.shown.log, self.shown.log_offset)
         if self.follower is not None:
             lines = self.follower.read()
             if final:

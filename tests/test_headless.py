@@ -219,6 +219,7 @@ def test_a_failing_step_exits_1_and_a_retry_succeeds(site_root):
 
     retried = site.cli("run", "--yes", "--retry")
     assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert retried.stdout.count("[flaky] checking") == 1  # the new attempt's line, not the failed one's replayed
     steps = site.steps()
     assert steps["flaky"]["attempts"] == 2 and steps["flaky"]["exit_code"] == 0
     assert steps["after"]["status"] == "succeeded"

@@ -96,9 +96,9 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
         if isinstance(nxt, Run):
             out.line(f"starting: {nxt.step.title}", nxt.step.id)
             engine.start(nxt.step)
-            follow(engine, nxt.step, out, LogFollower(nxt.step.log), choices)
+            follow(engine, nxt.step, out, LogFollower(nxt.step.log, nxt.step.log_offset), choices)
         elif isinstance(nxt, Running):
-            follower, tail = LogFollower.from_tail(nxt.step.log, REATTACH_TAIL)
+            follower, tail = LogFollower.from_tail(nxt.step.log, REATTACH_TAIL, nxt.step.log_offset)
             out.line(f"reattached to the running step (pid {nxt.step.pid}); its last lines:", nxt.step.id)
             for line in tail:
                 out.line(line, nxt.step.id)

@@ -28,14 +28,14 @@ class LogFollower:
         self._pending = ""
 
     @classmethod
-    def from_tail(cls, path: Path | str, lines: int) -> tuple[LogFollower, list[str]]:
-        """A follower placed at the end of the file, and the last few lines before it."""
+    def from_tail(cls, path: Path | str, lines: int, since: int = 0) -> tuple[LogFollower, list[str]]:
+        """A follower placed at the end of the file, and the last few lines before it (none before ``since``)."""
         path = Path(path)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            return cls(path), []
-        start = max(size - 64 * 1024, 0)
+            return cls(path, since), []
+        start = max(size - 64 * 1024, since, 0)
         with open(path, "rb") as handle:
             handle.seek(start)
             data = handle.read(size - start)

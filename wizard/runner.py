@@ -67,6 +67,10 @@ def prepare_attempt(record: StepRecord, run_dir: Path, index: int) -> None:
     """
     base = f"{index:02d}-{record.id}"
     record.log = str(run_dir / f"{base}.log")
+    try:
+        record.log_offset = os.stat(record.log).st_size  # a retry appends: its own lines start here
+    except FileNotFoundError:
+        record.log_offset = 0
     record.status_file = str(run_dir / f"{base}.status.json")
     record.token = uuid.uuid4().hex
     record.pid = record.start_ticks = record.exit_code = record.ended = None

@@ -52,6 +52,7 @@ class StepRecord(BaseModel):
     ended: datetime | None = None
     exit_code: int | None = None
     log: str | None = None
+    log_offset: int = Field(0, description="where this attempt's output begins in the log (earlier attempts come before)")
     status_file: str | None = None
     skip_reason: str | None = None
 
