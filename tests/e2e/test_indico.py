@@ -1,0 +1,307 @@
+"""A real Indico 3.2.6 upgraded to 3.2.9 by the wizard, end to end.
+
+One installation per module (tests/e2e/indico_site.py: PostgreSQL, Redis, uWSGI
+and Celery under supervisord), reset between tests from a template database and
+a pip reinstall from the wheelhouse.  Each test's phases print their durations
+(run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from .indico_site import (
+    CORE_BEHIND,
+    IndicoSite,
+    indico_site,
+    log,
+    missing_requirements,
+    wait_for,
+)
+from .sites import INDICO_NEW
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+RUN_TIMEOUT = 900.0  # one whole wizard run on a loaded 2-core machine (pip, Indico starting five times, a backup)
+LOCK_TIMEOUT = 420.0  # from the wizard's start to the schema upgrade waiting on the lock
+
+
+@pytest.fixture(scope="module")
+def indico():
+    reason = missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    with indico_site() as site:
+        yield site
+
+
+@pytest.fixture
+def site(indico: IndicoSite, request):
+    started = time.monotonic()
+    indico.reset(request.node.name)
+    log(f"{request.node.name}: starts ({time.monotonic() - started:.0f} s of reset)")
+    started = time.monotonic()
+    try:
+        yield indico
+    finally:
+        for wizard in indico.wizards:
+            wizard.kill()
+        indico.end_blockers()
+        log(f"TEST {request.node.name} took {time.monotonic() - started:.0f} s")
+
+
+# -- what every finished upgrade must show ---------------------------------------------------------------
+
+
+def steps_of(session: dict) -> dict[str, dict]:
+    return {step["id"]: step for step in session["steps"]}
+
+
+def side_jobs(session: dict, kind: str) -> list[dict]:
+    return [job for job in session["side_jobs"] if job["kind"] == kind]
+
+
+def lock_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "lock watch:" in line]
+
+
+def assert_upgraded(site: IndicoSite, session: dict, *outputs: str) -> None:
+    """3.2.9 installed, every migration applied, both services running and serving, no secret anywhere."""
+    assert session["finished"], "the session is not finished"
+    steps = steps_of(session)
+    for step_id in ("pip-core", "pip-plugins", "db-upgrade", "db-upgrade-plugins", "start-celery"):
+        assert steps[step_id]["status"] == "succeeded", (step_id, steps[step_id])
+    for step in session["steps"]:
+        assert step["attempts"] <= 1, f"step {step['id']} ran {step['attempts']} times"
+    assert site.installed("indico") == INDICO_NEW
+    heads = site.code_heads()
+    revisions = site.revisions()
+    assert revisions == heads, f"the database holds {revisions}, the code's heads are {heads}"
+    assert revisions["core"] != CORE_BEHIND
+    wait_for(lambda: site.program_states() == {"celery": "RUNNING", "uwsgi": "RUNNING"}, 180,
+             "both supervisord programs RUNNING after the upgrade")  # fmt: skip
+    wait_for(site.serving, 240, "the upgraded uWSGI to answer GET / with 302 or 200", interval=1)
+    leaks = site.secret_leaks(*outputs)
+    assert not leaks, f"the database password shows in: {leaks}"
+
+
+def step_log(step: dict) -> str:
+    return open(step["log"], errors="replace").read() if step.get("log") else ""
+
+
+# -- 1. headless: the stuck uWSGI request is named and uWSGI restarted --------------------------------------
+
+
+def test_headless_upgrade_restarts_the_uwsgi_worker_that_holds_the_lock(site: IndicoSite):
+    phase = time.monotonic()
+    holder = site.hold_request()
+    uwsgi_before = site.uwsgi_pid()
+    log(f"held request: backend {holder} idle in transaction in a uWSGI worker of master {uwsgi_before}")
+
+    wizard = site.spawn_wizard("run", "--yes", "--restart-after", "3", "--lock-wait-seconds", "3")
+    code = wizard.wait(RUN_TIMEOUT)
+    out = wizard.text()
+    log(f"wizard run --yes: exit {code} in {time.monotonic() - phase:.0f} s")
+    assert code == 0, out[-8000:]
+
+    session = site.session()
+    steps = steps_of(session)
+    # The backup: taken by the wizard itself (pg_dump) and read back before the gate opened.
+    assert session["backup"]["kind"] == "taken" and session["backup"]["checksum"], session["backup"]
+    assert "backup gate passed: taken backup" in out
+    # The schema upgrade waited on the worker's session, and the watch said whose it was.
+    assert f"Running upgrade {CORE_BEHIND} -> " in step_log(steps["db-upgrade"])
+    named = [line for line in lock_lines(out) if f"session {holder}" in line]
+    assert named, "no lock watch line names the held request's backend:\n" + "\n".join(lock_lines(out))
+    assert any("uwsgi" in line.lower() for line in named), named
+    assert "restarting uwsgi, as --restart-after allows" in out
+    restarts = side_jobs(session, "restart")
+    assert len(restarts) == 1 and restarts[0]["role"] == "uwsgi", session["side_jobs"]
+    assert restarts[0]["run"]["exit_code"] == 0 and restarts[0]["run"]["status"] == "succeeded"
+    assert not side_jobs(session, "terminate")
+    assert site.uwsgi_pid() != uwsgi_before
+    # The plugin migration ran, the reload was skipped because of the restart, Celery came back.
+    assert "Running upgrade  -> " in step_log(steps["db-upgrade-plugins"])
+    assert steps["reload-uwsgi"]["status"] == "skipped" and "restart" in steps["reload-uwsgi"]["skip_reason"].lower()
+    assert_upgraded(site, session, out, wizard.output.read_text())
+    log(f"checks done, {time.monotonic() - phase:.0f} s in all")
+
+
+# -- 2. the TUI: the lock panel and its Restart key ---------------------------------------------------------
+
+
+async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite):
+    from wizard.app import make_app
+    from wizard.instance import load_instances
+
+    from ..test_tui import until
+
+    phase = time.monotonic()
+    holder = site.hold_request()
+    uwsgi_before = site.uwsgi_pid()
+    app = make_app(load_instances(site.instances), site.state, site.name, lock_threshold=3)
+    async with app.run_test(size=(100, 40)) as pilot:
+        name = lambda: type(app.screen).__name__  # noqa: E731
+        await until(pilot, lambda: name() == "DetectScreen" and app.screen.plan is not None, timeout=300,
+                    what="detection and the plan")  # fmt: skip
+        log(f"TUI: plan shown after {time.monotonic() - phase:.0f} s")
+        await pilot.press("c")
+        await until(pilot, lambda: name() in ("NotesScreen", "BackupScreen"), timeout=60, what="the notes or backup screen")
+        while name() == "NotesScreen":
+            await pilot.press("space" if app.engine.session.unacknowledged else "c")
+            await pilot.pause(0.2)
+        await until(pilot, lambda: name() == "BackupScreen", what="the backup screen")
+        backup_screen = app.screen
+        await until(pilot, lambda: not backup_screen.query_one("#take").disabled, timeout=120,
+                    what="the backup to be measured (Take a backup now enabled)")  # fmt: skip
+        await pilot.click("#take")
+        await until(pilot, lambda: name() == "RunScreen", timeout=300, what="the backup to be taken and the run screen")
+        log(f"TUI: backup taken, run screen after {time.monotonic() - phase:.0f} s")
+        assert app.engine.session.backup.kind == "taken"
+        screen = app.screen
+
+        def blocked_by_uwsgi():
+            verdict = screen.verdict
+            return verdict is not None and verdict.kind == "lock_wait" and verdict.app_server_blocks
+
+        await until(pilot, blocked_by_uwsgi, timeout=LOCK_TIMEOUT, what="the lock panel naming uWSGI")
+        log(f"TUI: lock panel after {time.monotonic() - phase:.0f} s")
+        assert app.engine.session.running.id == "db-upgrade"
+        assert [b.pid for b in screen.verdict.blockers] == [holder]
+        assert screen.query_one("#lock").has_class("-shown")
+        head = str(screen.query_one("#lock-head").render())
+        assert f"session {holder}" in head and "uWSGI" in head, head
+        assert screen.query_one("#restart").display
+        await pilot.press("u")
+        await until(pilot, lambda: app.engine.session.side_jobs, what="the restart side job")
+        await until(pilot, lambda: name() == "DoneScreen", timeout=RUN_TIMEOUT, what="the done screen")
+        log(f"TUI: done screen after {time.monotonic() - phase:.0f} s")
+    session = site.session()
+    restarts = side_jobs(session, "restart")
+    assert len(restarts) == 1 and restarts[0]["role"] == "uwsgi" and restarts[0]["run"]["exit_code"] == 0, session["side_jobs"]
+    assert site.uwsgi_pid() != uwsgi_before
+    assert steps_of(session)["reload-uwsgi"]["status"] == "skipped"
+    assert_upgraded(site, session)
+
+
+# -- 3. the wizard killed mid-step, and hung up while the schema upgrade waits -------------------------------
+
+
+def test_killed_and_hung_up_wizards_are_reattached_and_nothing_runs_twice(site: IndicoSite):
+    phase = time.monotonic()
+    first = site.spawn_wizard("run", "--yes", "--lock-wait-seconds", "3", label="killed")
+    wait_for(lambda: site.step_status("pip-core") == "running", 300, "the session to show step pip-core running")
+    pip_step = steps_of(site.session_file())["pip-core"]
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(timeout=30)
+    assert psutil.pid_exists(pip_step["pid"]), "pip-core's wrapper died with the wizard"
+    log(f"wizard killed with SIGKILL during pip-core after {time.monotonic() - phase:.0f} s")
+
+    holder = site.hold_request()
+    second = site.spawn_wizard("run", "--yes", "--lock-wait-seconds", "3", label="reattached")
+    second.wait_for_output("reattached to the running step", 120)
+    wait_for(lambda: site.step_status("db-upgrade") == "running", LOCK_TIMEOUT, "the session to show db-upgrade running")
+    second.wait_for_output(f"session {holder}", LOCK_TIMEOUT)
+    assert "pass --restart-after N" in second.text()
+    os.kill(second.proc.pid, signal.SIGHUP)
+    wait_for(lambda: second.proc.poll() is not None, 60, "the wizard to end after SIGHUP")
+    assert site.step_status("db-upgrade") == "running", "the schema upgrade did not outlive the wizard"
+    log(f"wizard hung up (exit {second.proc.returncode}) while db-upgrade waited, {time.monotonic() - phase:.0f} s")
+
+    third = site.spawn_wizard("run", "--yes", "--restart-after", "3", "--lock-wait-seconds", "3", label="after-hangup")
+    code = third.wait(RUN_TIMEOUT)
+    out = third.text()
+    log(f"third wizard: exit {code} after {time.monotonic() - phase:.0f} s")
+    assert code == 0, out[-8000:]
+    assert "reattached to the running step" in out
+    session = site.session()
+    steps = steps_of(session)
+    assert all(step["attempts"] == 1 for step in session["steps"] if step["status"] != "skipped"), [
+        (s["id"], s["attempts"]) for s in session["steps"]]  # fmt: skip
+    assert len(side_jobs(session, "restart")) == 1
+    assert steps["reload-uwsgi"]["status"] == "skipped"
+    assert_upgraded(site, session, first.text(), second.text(), out)
+
+
+# -- 4. blockers that are not uWSGI: named, never cured by restarting uWSGI ---------------------------------
+
+
+def wait_for_verdict(wizard, backend: int, role: str) -> list[str]:
+    """Wait until a `lock watch:` line names this backend; returns those lines."""
+
+    def named():
+        lines = [line for line in lock_lines(wizard.text()) if f"session {backend}" in line or f"({backend})" in line]
+        if wizard.proc.poll() is not None:
+            raise AssertionError(f"the wizard exited ({wizard.proc.returncode}):\n{wizard.text()[-6000:]}")
+        return lines
+
+    lines = wait_for(named, LOCK_TIMEOUT, f"a lock watch line naming backend {backend}", interval=0.5)
+    return lines
+
+
+def assert_no_restart(site: IndicoSite, uwsgi_before: int) -> None:
+    session = site.session_file() or {}
+    assert not side_jobs(session, "restart"), session.get("side_jobs")
+    assert site.uwsgi_pid() == uwsgi_before, "uWSGI was restarted"
+
+
+@pytest.mark.parametrize("blocker_kind", ["app-role-over-tcp", "superuser-over-socket"])
+def test_a_blocker_that_is_not_uwsgi_is_named_and_uwsgi_is_not_restarted(site: IndicoSite, blocker_kind: str):
+    phase = time.monotonic()
+    blocker = site.psql_over_tcp() if blocker_kind == "app-role-over-tcp" else site.psql_as_superuser()
+    role = "indico" if blocker_kind == "app-role-over-tcp" else "postgres"
+    uwsgi_before = site.uwsgi_pid()
+    wizard = site.spawn_wizard("run", "--yes", "--restart-after", "3", "--lock-wait-seconds", "3")
+    wait_for(lambda: site.step_status("db-upgrade") == "running", LOCK_TIMEOUT, "db-upgrade running")
+    lines = wait_for_verdict(wizard, blocker.backend_pid, role)
+    log(f"{blocker_kind}: blocker {blocker.backend_pid} named after {time.monotonic() - phase:.0f} s: {lines[0]}")
+    assert any(role in line for line in lines), f"the blocker's role {role!r} is not named:\n" + "\n".join(lines)
+    # Past --restart-after (3 s) several times over: still no restart, and the verdict says why.
+    said = len(wizard.text())
+    wizard.wait_for_output("lock watch:", 60, after=said)  # the verdict repeated (or refined) after the 3 s
+    watch_started = time.monotonic()
+    wait_for(lambda: time.monotonic() - watch_started > 10 and wizard.proc.poll() is None, 30,
+             "ten seconds of the wizard waiting")  # fmt: skip
+    assert_no_restart(site, uwsgi_before)
+    assert site.step_status("db-upgrade") == "running"
+    out = wizard.text()
+    assert "restarting uwsgi" not in out.lower(), out[-6000:]
+    assert "not uWSGI" in out or "restarting it would not help" in out, "\n".join(lock_lines(out))
+
+    blocker.end()
+    code = wizard.wait(RUN_TIMEOUT)
+    out = wizard.text()
+    log(f"{blocker_kind}: blocker ended by the test; wizard exit {code} after {time.monotonic() - phase:.0f} s")
+    assert code == 0, out[-8000:]
+    session = site.session()
+    assert not side_jobs(session, "restart") and not side_jobs(session, "terminate"), session["side_jobs"]
+    assert steps_of(session)["reload-uwsgi"]["status"] == "succeeded"  # the upgrade's own reload, by touch
+    assert site.uwsgi_pid() == uwsgi_before  # a touch-reload keeps the master
+    assert_upgraded(site, session, out)
+
+
+def test_end_blocker_after_ends_an_idle_session_of_a_named_role(site: IndicoSite):
+    phase = time.monotonic()
+    blocker = site.psql_over_tcp()
+    uwsgi_before = site.uwsgi_pid()
+    wizard = site.spawn_wizard("run", "--yes", "--restart-after", "3", "--lock-wait-seconds", "3",
+                               "--end-blocker-after", "2", "--end-blocker-role", "indico")  # fmt: skip
+    code = wizard.wait(RUN_TIMEOUT)
+    out = wizard.text()
+    log(f"--end-blocker-after: wizard exit {code} after {time.monotonic() - phase:.0f} s")
+    assert code == 0, out[-8000:]
+    assert any(str(blocker.backend_pid) in line for line in lock_lines(out)), "\n".join(lock_lines(out))
+    wait_for(lambda: blocker.proc.poll() is not None, 30, "the blocker's psql to notice its session ended")
+    session = site.session()
+    ended = side_jobs(session, "terminate")
+    assert len(ended) == 1 and str(blocker.backend_pid) in json.dumps(ended[0]), session["side_jobs"]
+    assert ended[0]["run"]["exit_code"] == 0
+    assert not side_jobs(session, "restart")
+    assert site.uwsgi_pid() == uwsgi_before
+    assert_upgraded(site, session, out)
