@@ -341,3 +341,36 @@ def test_a_relative_state_dir_is_taken_from_where_the_wizard_started(site_root):
     assert all(step["status"] == "succeeded" for step in site.steps().values())
     leftovers = [p.name for p in (site.state / site.name).rglob("*") if "env" in p.name and p.is_file()]
     assert leftovers == [], leftovers  # the wrapper found its private env file and removed it
+
+
+def test_a_relaunch_checks_again_for_the_tools_the_steps_to_come_need(site_root):
+    tools = site_root / "bin"
+    tools.mkdir(parents=True)
+    tool = tools / "uw-rebuild-tool"
+    flag = site_root / "fixed"
+    site = make_site(
+        site_root,
+        step_toml("build", f"import os, sys\nsys.exit(0 if os.path.exists({str(flag)!r}) else 1)", needs=["uw-rebuild-tool"])
+        + step_toml("after", "print('after')"),
+    )
+    with open(site.config, "a") as handle:
+        handle.write(f'[instances."site".env]\nPATH = {toml_str(str(tools) + ":" + os.environ["PATH"])}\n')
+
+    def put_tool_back():
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+
+    put_tool_back()
+    assert site.cli("run", "--yes", "--backup-done", str(site.root)).returncode == 1
+
+    tool.unlink()  # gone since the plan was made
+    blocked = site.cli("run", "--yes", "--retry")
+    assert blocked.returncode == 2, blocked.stdout + blocked.stderr
+    assert "uw-rebuild-tool is not installed, and the plan needs it" in blocked.stdout
+    assert site.steps()["build"]["attempts"] == 1  # nothing ran
+
+    put_tool_back()
+    flag.touch()
+    done = site.cli("run", "--yes", "--retry")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert site.steps()["after"]["status"] == "succeeded"

@@ -16,10 +16,12 @@ from typing import Callable
 from .appfiles import app_files
 from .backup import Estimate, declared_backup, estimate, take_backup
 from .dbconf import Database
+from .detect import os_family
 from .dumps import ENGINES
 from .errors import WizardError
 from .instance import Instance
 from .plan import Plan
+from .preflight import missing_tools
 from .remedies import LockRemedies
 from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt
 from .secrets import config_files, secret_env, secrets_for
@@ -88,6 +90,7 @@ class Engine(LockRemedies):
         self.store = store
         self.say = say
         self.session: Session | None = None
+        self.tools_missing: list[Note] = []  # found when a session is resumed; the next wizard looks again
         self._lock: InstanceLock | None = None
         self._children: dict[str, subprocess.Popen] = {}
         self.recipe = instance.load_recipe()  # once: the screens and the watch ask for it every tick
@@ -104,12 +107,21 @@ class Engine(LockRemedies):
             lock.release()
             raise
         self._lock = lock
+        self.tools_missing = self._tools_missing()
         if lock.taken_over_from:
             message = f"the lock left by an earlier wizard (pid {lock.taken_over_from}, no longer running) was taken over"
             self.say(message)
             if self.session:
                 self._save_note(message)
         return self
+
+    def _tools_missing(self) -> list[Note]:
+        """Resuming: the tools of the steps still to run may have gone since the plan was made (npm removed)."""
+        if self.session is None or self.session.done:
+            return []
+        to_run = (StepStatus.PENDING, StepStatus.FAILED, StepStatus.INTERRUPTED)
+        tools = {tool for step in self.session.steps if step.status in to_run for tool in step.needs}
+        return missing_tools(self.instance, tools, os_family()) if tools else []
 
     def close(self) -> None:
         for child in self._children.values():
@@ -183,6 +195,8 @@ class Engine(LockRemedies):
         self.poll_side_jobs()
         if session.blockers:
             return Blocked(session.blockers)
+        if self.tools_missing:
+            return Blocked(self.tools_missing)
         if session.unacknowledged:
             return NotesPending(session.unacknowledged)
         if session.backup is None:

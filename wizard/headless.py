@@ -57,7 +57,8 @@ def decision_help(step: StepRecord) -> str:
 
 def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
     """Drive the session until it is done, a step fails, or the operator must decide."""
-    apply_choices(engine, out, choices)
+    if not isinstance(engine.next(), Blocked):  # a --retry is kept for when the blocker is gone
+        apply_choices(engine, out, choices)
     while True:
         nxt = engine.next()
         if isinstance(nxt, Done):

@@ -117,6 +117,7 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
                 can_hang_on_lock=step.can_hang_on_lock,
                 unless_restarted=step.unless_restarted,
                 advice=_unwrap(step.advice),
+                needs=sorted(step.needs),
             )
         )
     return HopSteps(records, needs)

@@ -50,13 +50,16 @@ def tool_paths(instance: Instance, tools: set[str]) -> dict[str, str | None]:
     return {tool: shutil.which(tool, path=path) for tool in sorted(tools)}
 
 
+def missing_tools(instance: Instance, tools: set[str], os_family: str) -> list[Note]:
+    """A blocker for each tool the steps to come run that is not on their PATH."""
+    return [check(f"tool-{tool}", "blocker", f"{tool} is not installed, and the plan needs it",
+                  f"A step of this upgrade runs {tool}; without it that step fails half-way.",
+                  install_hint(tool, os_family))
+            for tool, where in tool_paths(instance, tools).items() if where is None]  # fmt: skip
+
+
 def tool_checks(instance: Instance, plan: Plan) -> list[Note]:
-    notes = []
-    for tool, where in tool_paths(instance, plan.needs).items():
-        if where is None:
-            notes.append(check(f"tool-{tool}", "blocker", f"{tool} is not installed, and the plan needs it",
-                               f"A step of this upgrade runs {tool}; without it that step fails half-way.",
-                               install_hint(tool, plan.found.os_family)))  # fmt: skip
+    notes = missing_tools(instance, plan.needs, plan.found.os_family)
     db = plan.found.host.db
     engine = ENGINES.get(db.kind) if db is not None else None
     missing = engine.missing_tool() if engine else None

@@ -41,6 +41,7 @@ class StepRecord(BaseModel):
     can_hang_on_lock: bool = False
     unless_restarted: str | None = None
     advice: str = ""
+    needs: list[str] = Field([], description="the tools the step runs, checked again when a wizard resumes the session")
 
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0
