@@ -374,3 +374,19 @@ def test_a_relaunch_checks_again_for_the_tools_the_steps_to_come_need(site_root)
     done = site.cli("run", "--yes", "--retry")
     assert done.returncode == 0, done.stdout + done.stderr
     assert site.steps()["after"]["status"] == "succeeded"
+
+
+def test_an_instance_without_a_worker_service_skips_its_steps_and_says_why(site_root):
+    steps = ('[[steps]]\nid = "stop-worker"\ntitle = "Stop the worker"\nservice = { action = "stop", role = "worker" }\n\n'
+             + step_toml("work", "print('working')"))  # fmt: skip
+    site = make_site(site_root, steps)
+    recipe = site.root / "recipe.toml"
+    recipe.write_text(recipe.read_text() + '\n[services]\nworker = "site-worker.service"\n')
+    with open(site.config, "a") as handle:
+        handle.write('[instances."site".services]\nworker = ""\n')
+    result = site.cli("run", "--yes", "--backup-done", str(site.root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = site.steps()
+    assert steps["stop-worker"]["status"] == "skipped" and steps["stop-worker"]["attempts"] == 0
+    assert steps["stop-worker"]["skip_reason"] == "the instance has no worker service"
+    assert "stop-worker: skipped: the instance has no worker service" in result.stdout

@@ -30,7 +30,8 @@ class Instance(BaseModel):
     user: str | None = Field(None, description="the app's Unix user; steps marked 'app' run as it")
     config: Path | None = Field(None, description="the app's own config file (indico.conf, pretalx.cfg)")
     target: str | None = Field(None, description="pin the version to upgrade to")
-    services: dict[str, str] = Field({}, description="unit name per service role, over the recipe's defaults")
+    services: dict[str, str] = Field({}, description="unit name per service role, over the recipe's defaults;"
+                                     " an empty name: this instance has no such service")
     service_manager: list[str] = Field(SYSTEMD, min_length=1)
     service_pid: list[str] | None = Field(
         None, description="a command printing a service's main pid ({service}); systemd's is known"
@@ -67,7 +68,11 @@ class Instance(BaseModel):
             raise ConfigError(f"instance {self.name!r}: {exc}") from None
 
     def service_unit(self, recipe: Recipe, role: str) -> str | None:
-        return self.services.get(role, recipe.services.get(role))
+        return self.services.get(role, recipe.services.get(role)) or None
+
+    def lacks_service(self, role: str) -> bool:
+        """The instance says it has no such service (an empty unit name), e.g. no Celery worker."""
+        return self.services.get(role) == ""
 
     def service_argv(self, action: str, unit: str) -> list[str]:
         """The service manager's command, each element filled on its own (never a shell string)."""

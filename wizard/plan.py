@@ -17,7 +17,7 @@ from .instance import Instance
 from .path import hops
 from .secrets import public_env
 from .services import Unit, resolve_units
-from .state import Note, StepRecord
+from .state import Note, StepRecord, StepStatus
 from .versions import crosses, matches
 from .watchdog import application_tag
 
@@ -89,6 +89,10 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
     public = public_env(instance.env)
     for step in ordered_specs(recipe, added):
         if not applies(step, recipe, instance, found):
+            continue
+        if step.service is not None and instance.lacks_service(step.service.role):
+            records.append(StepRecord(id=step.id, title=step.title, argv=[], status=StepStatus.SKIPPED,
+                                      skip_reason=f"the instance has no {step.service.role} service"))  # fmt: skip
             continue
         if step.service is not None:
             unit = units.get(step.service.role)

@@ -15,7 +15,7 @@ from .instance import Instance
 class Unit:
     role: str
     name: str | None
-    how: str  # "configured", "found" (looked up), "default" (the recipe's; not looked up), "assumed" (looked up, not found)
+    how: str  # "configured", "none here" (configured empty), "found" (looked up), "default" (the recipe's), "assumed" (not found)
 
 
 def installed_systemd_units(instance: Instance, candidates: list[str]) -> set[str]:
@@ -35,7 +35,7 @@ def resolve_units(instance: Instance, recipe: Recipe) -> list[Unit]:
     is_systemd = instance.service_manager[0].endswith("systemctl")
     for role in sorted(set(recipe.services) | set(instance.services) | set(recipe.service_candidates)):
         if role in instance.services:
-            units.append(Unit(role, instance.services[role], "configured"))
+            units.append(Unit(role, instance.services[role] or None, "configured" if instance.services[role] else "none here"))
             continue
         candidates = recipe.service_candidates.get(role, [])
         default = recipe.services.get(role)
