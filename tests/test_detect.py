@@ -73,6 +73,7 @@ def test_target_is_what_pip_resolves_and_the_newest_is_out_of_reach(site_root, w
     assert f"2.0 (needs Python {next_python_minor()}; this venv has {py})" in out
     assert "Beyond 1.1" in out and f"wizapp 2.0 needs Python {next_python_minor()}" in out
     assert "pip-core" in out and "wizapp==1.1" in out
+    assert "asking pip what it would install into" in result.stderr  # said before the silent resolution
 
 
 def test_nothing_pip_can_do_but_a_newer_python_would(site_root, wheels):

@@ -184,6 +184,9 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
     from .plan import plan_for
     from .report import print_plan
 
+    if instance.target is None:  # a full resolution against a real index: say what the silence is
+        Console(stderr=True, highlight=False).print(
+            f"asking pip what it would install into {instance.venv} (resolving against the index can take a minute)…")
     plan = plan_for(instance, backup_root)
     print_plan(Console(highlight=False), instance, plan)
     return Exit.USAGE if plan.blocked else Exit.DONE

@@ -71,6 +71,11 @@ def lock_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if "lock watch:" in line]
 
 
+def show_lock_lines(out: str) -> None:
+    for line in dict.fromkeys(line.split(" lock watch: ", 1)[-1] for line in lock_lines(out)):
+        log(f"  | {line}")
+
+
 def assert_upgraded(site: IndicoSite, session: dict, *outputs: str) -> None:
     """3.2.9 installed, every migration applied, both services running and serving, no secret anywhere."""
     assert session["finished"], "the session is not finished"
@@ -108,6 +113,7 @@ def test_headless_upgrade_restarts_the_uwsgi_worker_that_holds_the_lock(site: In
     code = wizard.wait(RUN_TIMEOUT)
     out = wizard.text()
     log(f"wizard run --yes: exit {code} in {time.monotonic() - phase:.0f} s")
+    show_lock_lines(out)
     assert code == 0, out[-8000:]
 
     session = site.session()
@@ -218,6 +224,7 @@ def test_killed_and_hung_up_wizards_are_reattached_and_nothing_runs_twice(site: 
     code = third.wait(RUN_TIMEOUT)
     out = third.text()
     log(f"third wizard: exit {code} after {time.monotonic() - phase:.0f} s")
+    show_lock_lines(second.text() + out)
     assert code == 0, out[-8000:]
     assert "reattached to the running step" in out
     session = site.session()
@@ -278,6 +285,7 @@ def test_a_blocker_that_is_not_uwsgi_is_named_and_uwsgi_is_not_restarted(site: I
     code = wizard.wait(RUN_TIMEOUT)
     out = wizard.text()
     log(f"{blocker_kind}: blocker ended by the test; wizard exit {code} after {time.monotonic() - phase:.0f} s")
+    show_lock_lines(out)
     assert code == 0, out[-8000:]
     session = site.session()
     assert not side_jobs(session, "restart") and not side_jobs(session, "terminate"), session["side_jobs"]
@@ -295,6 +303,7 @@ def test_end_blocker_after_ends_an_idle_session_of_a_named_role(site: IndicoSite
     code = wizard.wait(RUN_TIMEOUT)
     out = wizard.text()
     log(f"--end-blocker-after: wizard exit {code} after {time.monotonic() - phase:.0f} s")
+    show_lock_lines(out)
     assert code == 0, out[-8000:]
     assert any(str(blocker.backend_pid) in line for line in lock_lines(out)), "\n".join(lock_lines(out))
     wait_for(lambda: blocker.proc.poll() is not None, 30, "the blocker's psql to notice its session ended")
