@@ -101,6 +101,8 @@ class StepSpec(_Strict):
     can_hang_on_lock: bool = False
     advice: str = ""
     needs: list[str] = Field([], description="programs that must be on the PATH for this step (checked before the start)")
+    reloads: str | None = Field(None, description="this step reloads the service of this role by touching the file its"
+                                " argv names last (uWSGI's touch-reload); the plan checks that the service watches it")
 
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:

@@ -18,6 +18,7 @@ from .plan import Plan
 from .privilege import current_user
 from .secrets import config_files
 from .state import Note
+from .uwsgiconf import touch_reload_check
 
 MIB = 1024**2
 VENV_SPARE = 256 * MIB  # beyond the venv's own size: pip downloads and unpacks beside it
@@ -157,8 +158,31 @@ def lookup_checks(plan: Plan) -> list[Note]:
             for number, text in enumerate(unknowns, 1)]  # fmt: skip
 
 
+def settle_reload_steps(instance: Instance, plan: Plan) -> list[Note]:
+    """A step that reloads a service by touching a file: checked against the running service's settings.
+
+    Proven not to reload it (no touch-reload on that file), the step restarts
+    the service instead; when that cannot be told, a warning says so.
+    """
+    notes: dict[str, Note] = {}
+    units = {unit.role: unit.name for unit in plan.units}
+    for spec in plan.recipe.steps:
+        unit = units.get(spec.reloads) if spec.reloads else None
+        records = [r for r in plan.steps if r.id == spec.id or r.id.startswith(f"{spec.id}-")]
+        if unit is None or not records:
+            continue
+        watched, note = touch_reload_check(instance, spec.reloads, unit, records[0].argv[-1])
+        notes[note.id] = note
+        if watched is False:
+            for record in records:
+                record.argv, record.run_as = instance.service_argv("restart", unit), "root"
+                record.title = f"Restart {unit} on the new code"
+    return list(notes.values())
+
+
 def preflight(instance: Instance, plan: Plan, backup_root: Path | None = None) -> list[Note]:
     return [
+        *settle_reload_steps(instance, plan),
         *tool_checks(instance, plan),
         *rights_checks(instance, plan),
         *config_checks(instance, plan),
