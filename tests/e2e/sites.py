@@ -13,9 +13,10 @@ WHEELHOUSES: dict[str, list[list[str]]] = {
         [f"uwsgi=={UWSGI}"],
     ],
     # [redis]: the cache (/healthcheck/ answers 503 without one) and the worker's broker are a real Redis;
+    # kombu<5.6: 5.6+ refuses the redis-py 5.1 that 2024.3.1 pins (its worker would not start), as installed in 2024;
     # Faker and freezegun: `create_test_event` fills the old install with a real event.
     "pretalx": [
-        [f"pretalx[redis]=={PRETALX_OLD}", "packaging", "Faker", "freezegun"],
+        [f"pretalx[redis]=={PRETALX_OLD}", "kombu<5.6", "packaging", "Faker", "freezegun"],
         [f"pretalx[redis]=={PRETALX_MID}", "setuptools<82"],
         [f"pretalx[redis]=={PRETALX_NEW}"],
         ["gunicorn"],
