@@ -84,7 +84,9 @@ class RunScreen(Screen):
     # -- the loop ---------------------------------------------------------------
 
     def tick(self) -> None:
-        self.engine.poll_side_jobs()
+        ended = self.engine.poll_side_jobs()
+        if self.watch is not None and any(job.kind == "restart" for job in ended):
+            self.look_again(self.watch)  # does the step still wait, and on whom?
         nxt = self.engine.next()
         if isinstance(nxt, Done):
             self.timer.stop()
@@ -121,6 +123,10 @@ class RunScreen(Screen):
     @work(thread=True, group="watch", exit_on_error=False)
     def observe(self, watch: LockWatch) -> tuple[LockWatch, Verdict]:
         return watch, watch.observe()  # psutil and perhaps a psql query: off the event loop
+
+    @work(thread=True, group="watch", exit_on_error=False)
+    def look_again(self, watch: LockWatch) -> tuple[LockWatch, Verdict]:
+        return watch, watch.look_again()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if not event.worker.is_finished:

@@ -156,6 +156,8 @@ class LockWatch:
         """Ask the database now, whatever the silence (after a restart: does the step still wait, and on whom?)."""
         now = self.clock()
         tree = process_tree(self.step.pid)
+        if not tree:
+            return Verdict("running", 0.0)  # the step has ended: it waits on nothing
         verdict = self.diagnose(now - self._last_output, {p.pid for p in tree})
         self._last_diagnosis = (now, verdict)
         return verdict
