@@ -100,6 +100,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
     while True:
         try:
             value = predicate()
+        except AssertionError:  # the predicate knows it can never come true
+            raise
         except Exception as exc:  # a probe that fails is a "not yet"
             value, last = None, f"{type(exc).__name__}: {exc}"
         else:
@@ -260,6 +262,7 @@ class IndicoSite:
     wizards: list[WizardRun] = field(default_factory=list)
     heads: dict[str, str] | None = None
     template_revisions: dict[str, str | None] = field(default_factory=dict)  # what the template database holds
+    pristine: dict[str, str] = field(default_factory=dict)  # the venv's distributions after setup
 
     def __post_init__(self) -> None:
         self.state = self.root / "state" / "initial"
@@ -336,6 +339,29 @@ class IndicoSite:
         out = self.supervisorctl("pid", "uwsgi").stdout.strip()
         assert out.isdigit() and int(out) > 0, f"supervisorctl pid uwsgi said {out!r}"
         return int(out)
+
+    def distributions(self) -> dict[str, str]:
+        """Every distribution in the venv and its version, as the venv's Python sees them."""
+        code = ("import importlib.metadata as m, json, re; print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower():"
+                " d.version for d in m.distributions()}))")  # fmt: skip
+        return json.loads(run([self.venv / "bin" / "python", "-c", code]).stdout)
+
+    def restore_venv(self) -> str:
+        """Put back exactly the distributions the venv had after setup, from the wheelhouse (only those that changed)."""
+        now = self.distributions()
+        if now == self.pristine:
+            return ""
+        added = sorted(set(now) - set(self.pristine))
+        changed = sorted(f"{name}=={version}" for name, version in self.pristine.items() if now.get(name) != version)
+        if added:
+            self.pip("uninstall", "-q", "-y", *added)
+        if changed:
+            self.pip("install", "-q", "--no-deps", *changed)
+        if self.distributions() != self.pristine:  # something else moved: let pip resolve it all again
+            self.pip("install", "-q", f"indico=={INDICO_OLD}", f"indico-plugins=={INDICO_PLUGINS}", f"uwsgi=={UWSGI}")
+        now = self.distributions()
+        assert now == self.pristine, {k: (now.get(k), self.pristine.get(k)) for k in set(now) | set(self.pristine) if now.get(k) != self.pristine.get(k)}
+        return f"pip: {len(changed)} back, {len(added)} removed; "
 
     def installed(self, dist: str = "indico") -> str:
         code = f"import importlib.metadata as m; print(m.version({dist!r}))"
@@ -492,24 +518,21 @@ class IndicoSite:
         self.wizards.clear()
         self.end_blockers()
         self.state = self.root / "state" / label
-        versions = {dist: self.installed(dist) for dist in ("indico", "indico-plugins")}
+        code_changed = self.distributions() != self.pristine
         revisions = self.revisions()
-        pristine = (versions == {"indico": INDICO_OLD, "indico-plugins": INDICO_PLUGINS}
-                    and revisions == {"core": CORE_BEHIND, PENDING_PLUGIN: None, **{p: self.template_revisions[p] for p in PLUGINS if p != PENDING_PLUGIN}}
-                    and self.program_states() == {"celery": "RUNNING", "uwsgi": "RUNNING"} and not self.held)  # fmt: skip
+        pristine = (not code_changed and revisions == self.template_revisions and not self.held
+                    and self.program_states() == {"celery": "RUNNING", "uwsgi": "RUNNING"})  # fmt: skip
         if pristine and self.serving():
             log(f"reset: nothing to do ({time.monotonic() - started:.1f} s)")
             return
         self.supervisorctl("stop", "all", timeout=180)
         self.sql("DROP DATABASE IF EXISTS indico WITH (FORCE)", db="postgres")
         self.sql("CREATE DATABASE indico TEMPLATE indico_tpl OWNER indico", db="postgres")
-        if versions != {"indico": INDICO_OLD, "indico-plugins": INDICO_PLUGINS}:
-            self.pip("install", "-q", f"indico=={INDICO_OLD}", f"indico-plugins=={INDICO_PLUGINS}")
-            assert self.installed("indico") == INDICO_OLD
+        did = self.restore_venv()
         self.supervisorctl("start", "all", timeout=180)
         self.wait_until_serving()
         self.held.clear()
-        log(f"reset ({'pip, ' if versions['indico'] != INDICO_OLD else ''}database, services) in {time.monotonic() - started:.1f} s")
+        log(f"reset ({did}database, services) in {time.monotonic() - started:.1f} s")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -753,7 +776,8 @@ def indico_site():
         step = time.monotonic()
         run([APP_PYTHON, "-m", "venv", site.venv], user=APP_USER, env=site.app_env(), timeout=300)
         site.pip("install", "-q", f"indico=={INDICO_OLD}", f"indico-plugins=={INDICO_PLUGINS}", f"uwsgi=={UWSGI}")
-        log(f"venv with indico {site.installed()} (+ plugins, uWSGI) in {time.monotonic() - step:.0f} s")
+        site.pristine = site.distributions()
+        log(f"venv with indico {site.installed()} (+ plugins, uWSGI; {len(site.pristine)} distributions) in {time.monotonic() - step:.0f} s")
 
         step = time.monotonic()
         site.indico("db", "prepare")
