@@ -89,6 +89,7 @@ def wizard_run(site: PretalxSite, state: Path) -> tuple[float, dict[str, float],
         "steps (wrapper-timed)": sum(times.values()),
         "between steps": (last - first).total_seconds() - sum(times.values()),
         "after the last step": (finished - last).total_seconds(),
+        "overhead (total - steps)": total - sum(times.values()),
     }
     return total, times, parts
 
@@ -137,7 +138,7 @@ def main() -> None:
     finally:
         site.close()
 
-    console = Console()
+    console = Console(width=160)
     med = statistics.median
     runs = Table(title=f"pretalx {PRETALX_OLD} -> 2025.1.0 -> {PRETALX_NEW}: plain script against `run --yes` (interleaved)")
     part_names = list(wizard_parts)
@@ -147,7 +148,7 @@ def main() -> None:
         runs.add_row(str(number), kind, f"{total:.1f} s", *(f"{parts[n]:.1f} s" if n in parts else "" for n in part_names))
     runs.add_row("median", "script", f"{med(script_totals):.1f} s", *("" for _ in part_names))
     runs.add_row("median", "wizard", f"{med(wizard_totals):.1f} s", *(f"{med(wizard_parts[n]):.1f} s" for n in part_names))
-    runs.add_row("ratio", "wizard/script", f"{med(wizard_totals) / med(script_totals):.2f}x", *("" for _ in part_names))
+    runs.add_row("ratio", "wizard / script", f"{med(wizard_totals) / med(script_totals):.2f}x", *("" for _ in part_names))
     console.print(runs)
 
     per_step = Table(title="Each step, median seconds (the wizard's as its wrapper timed them)")

@@ -366,14 +366,15 @@ class PretalxSite:
         log = self.services / "worker.log"
         return log.read_text(errors="replace").count(" ready.") if log.exists() else 0
 
-    def wait_serving(self, timeout: float = 180) -> None:
-        """Every program RUNNING, the login page answering 200 and the worker ready."""
+    def wait_serving(self, timeout: float = 180, ready_before: int = 0) -> None:
+        """Every program RUNNING, the login page answering 200 and the worker ready (once more than ``ready_before``)."""
         wanted = {REDIS, WEB, WORKER}
         wait_until(lambda: all(self.states().get(p) == "RUNNING" for p in wanted) or None, timeout,
                    f"supervisord to report {sorted(wanted)} RUNNING (now {self.states()})")  # fmt: skip
         wait_until(lambda: self.get("/orga/login/")[0] == 200, timeout,
                    f"GET {self.site_url}/orga/login/ to answer 200 (web log: {self.services / 'web.log'})")  # fmt: skip
-        wait_until(self.worker_ready_count, timeout, f"the Celery worker's 'ready.' in {self.services / 'worker.log'}")
+        wait_until(lambda: self.worker_ready_count() > ready_before, timeout,
+                   f"the Celery worker's 'ready.' in {self.services / 'worker.log'}")  # fmt: skip
 
     def get(self, path: str, host: str | None = None) -> tuple[int, str]:
         """GET a page from gunicorn, with the Host header of the configured site URL."""
@@ -474,23 +475,26 @@ class PretalxSite:
                 shutil.rmtree(self.home / part)
                 subprocess.run(["cp", "-a", str(self.snapshot / part), str(self.home / part)], check=True)
             self.ctl("restart", REDIS)  # an empty cache: nothing of the new release's pages is kept
+            ready = self.worker_ready_count()
             self.ctl("start", WEB, WORKER)
-            self.wait_serving()
+            self.wait_serving(ready_before=ready)
 
     def close(self) -> None:
         """Stop everything this site started (supervisord and its programs), then remove its folder."""
-        if self.sup_conf.exists():
-            self.ctl("shutdown", timeout=60)
-        if self.supervisord_pid is not None:
-            try:
-                wait_until(lambda: not Path(f"/proc/{self.supervisord_pid}").exists(), 60, "supervisord to exit")
-            except AssertionError:
-                os.kill(self.supervisord_pid, 9)
-        self._kill_leftovers()
+        with phase("supervisord shut down"):
+            if self.sup_conf.exists():
+                self.ctl("shutdown", timeout=60)
+            if self.supervisord_pid is not None:
+                try:
+                    wait_until(lambda: not Path(f"/proc/{self.supervisord_pid}").exists(), 60, "supervisord to exit")
+                except AssertionError:
+                    os.kill(self.supervisord_pid, 9)
+            self._kill_leftovers()
         if os.environ.get("UW_KEEP_PRETALX_SITE"):
             say(f"[pretalx e2e] kept {self.root} (UW_KEEP_PRETALX_SITE)")
             return
-        shutil.rmtree(self.root, ignore_errors=True)
+        with phase(f"{self.root} removed"):
+            subprocess.run(["rm", "-rf", "--one-file-system", str(self.root)], check=False)
 
     def _kill_leftovers(self) -> None:
         """Any process still running from this site's folder (a step wrapper, a worker child), by its pid."""

@@ -86,6 +86,7 @@ def test_run_yes_upgrades_through_2025_1_to_2025_2(site: PretalxSite):
     counts = site.row_counts()
     web_pid, worker_pid = site.pid(WEB), site.pid(WORKER)
     assert web_pid and worker_pid, site.states()
+    worker_ready = site.worker_ready_count()
     assert site.installed_version() == PRETALX_OLD
 
     with phase("wizard plan"):
@@ -116,6 +117,8 @@ def test_run_yes_upgrades_through_2025_1_to_2025_2(site: PretalxSite):
         assert states.get(WEB) == "RUNNING" and states.get(WORKER) == "RUNNING", states
         assert site.pid(WEB) not in (None, web_pid), "the web server was not restarted"
         assert site.pid(WORKER) not in (None, worker_pid), "the worker was not restarted"
+        wait_until(lambda: site.worker_ready_count() >= worker_ready + 2, 120,
+                   "the Celery worker to say 'ready.' after each of its two restarts")  # fmt: skip
         status, body = site.get("/healthcheck/")
         assert status == 200, f"/healthcheck/ answered {status}: {body[:300]}"
         status, body = site.get(f"/{EVENT}/")
