@@ -193,6 +193,7 @@ class HeadlessWatch:
         self.said_at = 0.0
         self.reported_at: float | None = None
         self.restarted = False
+        self.declined: tuple | None = None  # the verdict a restart was refused for
         self.ended: set[int] = set()
 
     def say(self, text: str) -> None:
@@ -235,10 +236,12 @@ class HeadlessWatch:
     def act(self, verdict: Verdict, waited: float) -> None:
         choices = self.choices
         if choices.restart_after is not None and waited >= choices.restart_after and not self.restarted:
-            self.restarted = True  # once: after it, the watch looks again and says who holds the lock
             if not verdict.restart_proven:
-                self.say(f"not restarting {self.role}: it is not proven to hold the lock (see above); the wizard waits")
+                if self.declined != verdict.key():  # said once for each verdict
+                    self.declined = verdict.key()
+                    self.say(f"not restarting {self.role}: it is not proven to hold the lock (see above); the wizard waits")
             elif self.engine.restart_running(self.role) is None:
+                self.restarted = True  # once: afterwards the watch looks again and says who holds the lock
                 self.say(f"restarting {self.role}, as --restart-after allows")
                 job = self.engine.restart_service(self.role, f"{self.step.id} waited on a lock held by {self.role} (--restart-after)")
                 self.say(f"{job.run.title}: see {job.run.log}")

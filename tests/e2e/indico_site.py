@@ -470,8 +470,8 @@ class IndicoSite:
         log(f"wizard started (pid {proc.pid}): {' '.join(args)}")
         return wizard
 
-    def wizard(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return run(self.wizard_argv(*args), check=False, timeout=timeout)
+    def wizard(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+        return run(self.wizard_argv(*args), check=False, timeout=timeout, env={**os.environ, **env} if env else None)
 
     def session(self) -> dict:
         done = self.wizard("status", self.name, "--json")
