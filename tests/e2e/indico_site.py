@@ -427,6 +427,13 @@ class IndicoSite:
                         60, "the held request's session to be idle in transaction in pg_stat_activity")  # fmt: skip
         return rows[0]["pid"]
 
+    def client_process(self, backend: int) -> psutil.Process:
+        """The local process at the other end of a backend's TCP connection (the stuck uWSGI worker)."""
+        port = int(self.sql(f"SELECT client_port FROM pg_stat_activity WHERE pid = {int(backend)}"))
+        pids = [c.pid for c in psutil.net_connections(kind="tcp") if c.laddr and c.laddr.port == port and c.pid]
+        assert pids, f"no local process holds the client end (port {port}) of backend {backend}"
+        return psutil.Process(pids[0])
+
     def psql_over_tcp(self) -> PsqlBlocker:
         """(a) a forgotten psql as the app's role over TCP, the password in its environment."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

@@ -141,7 +141,9 @@ def test_headless_upgrade_restarts_the_uwsgi_worker_that_holds_the_lock(site: In
     phase = time.monotonic()
     holder = site.hold_request()
     uwsgi_before = site.uwsgi_pid()
-    log(f"held request: backend {holder} idle in transaction in a uWSGI worker of master {uwsgi_before}")
+    worker = site.client_process(holder)
+    assert worker.ppid() == uwsgi_before, "the held request is not in a worker of the supervised uWSGI master"
+    log(f"held request: backend {holder} idle in transaction in uWSGI worker {worker.pid} of master {uwsgi_before}")
 
     wizard = site.spawn_wizard("run", "--yes", "--restart-after", "3", "--lock-wait-seconds", "3")
     code = wizard.wait(RUN_TIMEOUT)
@@ -159,7 +161,7 @@ def test_headless_upgrade_restarts_the_uwsgi_worker_that_holds_the_lock(site: In
     assert f"Running upgrade {CORE_BEHIND} -> " in step_log(steps["db-upgrade"])
     named = [line for line in lock_lines(out) if f"session {holder}" in line]
     assert named, "no lock watch line names the held request's backend:\n" + "\n".join(lock_lines(out))
-    assert any("uwsgi" in line.lower() for line in named), named
+    assert any("uwsgi" in line.lower() and f"pid {worker.pid})" in line for line in named), named  # the worker, by pid
     assert "restarting uwsgi, as --restart-after allows" in out
     restarts = side_jobs(session, "restart")
     assert len(restarts) == 1 and restarts[0]["role"] == "uwsgi", session["side_jobs"]
