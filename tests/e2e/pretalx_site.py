@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .sites import PRETALX_OLD, WHEELHOUSES
-from .wheelhouse import APP_PYTHON, CACHE_ROOT, pip_env, wheelhouse
+from .wheelhouse import APP_PYTHON, pip_env, wheelhouse
 
 APP_USER = "uw-pretalx"
 APP_HOME = Path("/var/lib") / APP_USER  # the user's own home: npm keeps its cache there between runs
