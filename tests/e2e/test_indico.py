@@ -246,9 +246,9 @@ def test_killed_and_hung_up_wizards_are_reattached_and_nothing_runs_twice(site: 
     assert psutil.pid_exists(pip_step["pid"]), "pip-core's wrapper died with the wizard"
     log(f"wizard killed with SIGKILL during pip-core after {time.monotonic() - phase:.0f} s")
 
-    holder = site.hold_request()
     second = site.spawn_wizard("run", "--yes", "--lock-wait-seconds", "3", label="reattached")
-    second.wait_for_output("reattached to the running step", 120)
+    second.wait_for_output("[pip-core] reattached to the running step", 120)  # pip was still running: no second pip
+    holder = site.hold_request()  # before db-upgrade starts (pip-core and pip-plugins still take a while)
     wait_for(lambda: site.step_status("db-upgrade") == "running", LOCK_TIMEOUT, "the session to show db-upgrade running")
     second.wait_for_output(f"session {holder}", LOCK_TIMEOUT)
     assert "pass --restart-after N" in second.text()
@@ -264,7 +264,7 @@ def test_killed_and_hung_up_wizards_are_reattached_and_nothing_runs_twice(site: 
     log(f"third wizard: exit {code} after {time.monotonic() - phase:.0f} s")
     show_lock_lines(second.text() + out)
     assert code == 0, out[-8000:]
-    assert "reattached to the running step" in out
+    assert "[db-upgrade] reattached to the running step" in out
     session = site.session()
     steps = steps_of(session)
     assert all(step["attempts"] == 1 for step in session["steps"] if step["status"] != "skipped"), [
