@@ -85,7 +85,7 @@ class RunScreen(Screen):
 
     def tick(self) -> None:
         ended = self.engine.poll_side_jobs()
-        if self.watch is not None and any(job.kind == "restart" for job in ended):
+        if self.watch is not None and any(job.kind == "restart" and job.for_step == self.watch.step.id for job in ended):
             self.look_again(self.watch)  # does the step still wait, and on whom?
         nxt = self.engine.next()
         if isinstance(nxt, Done):
@@ -159,7 +159,7 @@ class RunScreen(Screen):
         holders = ", ".join(b.who for b in self.verdict.blockers) or "unknown (the database could not be asked)"
         step = self.watch.step
         try:
-            self.engine.restart_service(self.app_server, f"{step.id} waited on a lock held by {holders}")
+            self.engine.restart_service(self.app_server, f"{step.id} waited on a lock held by {holders}", for_step=step.id)
         except WizardError as exc:
             self.app.notify(exc.message, severity="error", timeout=15)
         # Start watching afresh: the old verdict is about the world before the restart.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,14 @@ def test_a_service_that_is_not_running_cannot_be_checked(tmp_path):
     instance = Instance(name="main", recipe="indico", venv=tmp_path / "venv", service_pid=["true", "{service}"])
     watched, note = touch_reload_check(instance, "uwsgi", "uwsgi", "/opt/indico/web/indico.wsgi")
     assert watched is None and note.severity == "warning" and "not running" in note.text
+
+
+def test_a_uwsgi_that_renamed_its_process_cannot_be_read(tmp_path):
+    # Indico's recommended uwsgi.ini sets auto-procname: the master's command line becomes a title.
+    conf = ini(tmp_path, f"[uwsgi]\ntouch-reload = {tmp_path / 'indico.wsgi'}\n")
+    titled = subprocess.Popen(["indico uWSGI master", "-f", "/dev/null", str(conf)], executable=shutil.which("tail"))
+    try:
+        watched = touch_reload_files(titled.pid)
+        assert watched.files is None and "renamed its process" in watched.why
+    finally:
+        titled.kill()

@@ -66,7 +66,7 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
             return Exit.DONE
         if isinstance(nxt, Blocked):
             for note in nxt.notes:
-                out.line(f"BLOCKER ({note.version}): {note.title}")
+                out.line(f"BLOCKER{f' ({note.version})' if note.version else ''}: {note.title}")
                 out.line(f"  {note.text}")
                 if note.way_out:
                     out.line(f"  way out: {note.way_out}")
@@ -92,6 +92,9 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
         if isinstance(nxt, Failed):
             step = nxt.step
             out.line(f"step {step.id!r} ({step.title}) failed with exit code {step.exit_code}; log: {step.log}")
+            waiting = [s.title for s in engine.session.steps if s.status == StepStatus.PENDING]
+            if waiting:  # e.g. the services still run the old code on what the steps before changed
+                out.line(f"not run yet: {'; '.join(waiting)}")
             out.line("fix the cause, then run again with --retry, or --skip 'REASON' to go on without it")
             return Exit.STEP_FAILED
         if isinstance(nxt, Run):
@@ -201,7 +204,7 @@ class HeadlessWatch:
 
     def check(self) -> None:
         for job in self.engine.poll_side_jobs():
-            if job.kind == "restart" and self.watch is not None:
+            if job.kind == "restart" and job.for_step == self.step.id and self.watch is not None:
                 self.say(f"{job.run.title}: {job.run.status.value}; looking again")
                 self.report(self.watch.look_again(), after_restart=True)
         if self.watch is None:
@@ -243,7 +246,8 @@ class HeadlessWatch:
             elif self.engine.restart_running(self.role) is None:
                 self.restarted = True  # once: afterwards the watch looks again and says who holds the lock
                 self.say(f"restarting {self.role}, as --restart-after allows")
-                job = self.engine.restart_service(self.role, f"{self.step.id} waited on a lock held by {self.role} (--restart-after)")
+                reason = f"{self.step.id} waited on a lock held by {self.role} (--restart-after)"
+                job = self.engine.restart_service(self.role, reason, for_step=self.step.id)
                 self.say(f"{job.run.title}: see {job.run.log}")
         if choices.end_blocker_after is not None and waited >= choices.end_blocker_after:
             for blocker in verdict.blockers:
@@ -309,7 +313,8 @@ def run_upgrade(
                     out.line(f"{note.severity}: {note.title}. {note.text} Way out: {note.way_out}")
                 return Exit.USAGE if plan.blocked else Exit.DONE
             engine.begin(plan)
-            out.line(f"planned {found.installed_version} -> {found.target_version} ({found.target_source}): {len(plan.steps)} steps")
+            route = " -> ".join([found.installed_version or "?", *plan.hops]) if plan.hops else found.target_version
+            out.line(f"planned {route} ({found.target_source}): {len(plan.steps)} steps")
         try:
             with stopped_by_hangup_or_term():
                 return run_steps(engine, out, choices)

@@ -41,7 +41,7 @@ class LockRemedies:
         """The instance's database as its config says, asked as the app's own Unix user."""
         return database_of(self.recipe, self.instance)
 
-    def restart_service(self, role: str, reason: str) -> SideJob:
+    def restart_service(self, role: str, reason: str, for_step: str | None = None) -> SideJob:
         """Restart a service beside the running step (never touching it), detached, with its own log."""
         assert self.session is not None
         unit = self.service_unit(role)
@@ -49,7 +49,7 @@ class LockRemedies:
             raise WizardError(f"instance {self.instance.name!r} names no {role!r} service to restart")
         run = StepRecord(id=f"restart-{role}", title=f"Restart {unit}", argv=self.instance.service_argv("restart", unit),
                          run_as="root", status=StepStatus.RUNNING, attempts=1)  # fmt: skip
-        job = SideJob(kind="restart", role=role, reason=reason, run=run)
+        job = SideJob(kind="restart", role=role, reason=reason, for_step=for_step, run=run)
         prepare_attempt(run, self.store.run_dir(self.session), 90 + len(self.session.side_jobs))
         self.session.side_jobs.append(job)
         self.save()

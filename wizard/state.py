@@ -102,6 +102,7 @@ class SideJob(BaseModel):
     kind: Literal["restart", "terminate"]
     role: str = Field(description="the service restarted, or 'database' for a terminated session")
     reason: str = ""
+    for_step: str | None = Field(None, description="the step it was done for (the one waiting on a lock)")
     at: datetime = Field(default_factory=now)
     run: StepRecord = Field(description="the job's own process, log and outcome")
 

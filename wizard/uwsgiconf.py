@@ -9,6 +9,7 @@ readable (not running, a YAML/XML/JSON config, placeholders, includes).
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 
 import psutil
@@ -29,9 +30,12 @@ class Watched:
 def touch_reload_files(pid: int) -> Watched:
     try:
         proc = psutil.Process(pid)
-        args, cwd = proc.cmdline(), proc.cwd()
+        args, cwd, exe = proc.cmdline(), proc.cwd(), proc.exe()
     except psutil.Error as exc:
         return Watched(None, f"its process {pid} could not be looked at ({exc.__class__.__name__})")
+    if _renamed(args, exe, cwd):
+        # auto-procname and the like write a title ("indico uWSGI master") over the command line
+        return Watched(None, f"it has renamed its process ({' '.join(args)!r}), so its command line no longer shows its settings")
     files: set[str] = set()
     configs: list[str] = []
     rest = iter(args[1:])
@@ -55,6 +59,13 @@ def touch_reload_files(pid: int) -> Watched:
         return Watched(None, "its touch-reload uses placeholders")
     source = ", ".join(configs) or "its command line"
     return Watched(frozenset(os.path.realpath(os.path.join(cwd, f)) for f in files), f"read from {source}")
+
+
+def _renamed(args: list[str], exe: str, cwd: str) -> bool:
+    """Is the command line no longer the one it was started with (its first word is not its program)?"""
+    first = args[0] if args else ""
+    path = os.path.join(cwd, first) if "/" in first else shutil.which(first)
+    return not path or os.path.realpath(path) != os.path.realpath(exe)
 
 
 def _ini_touch_reload(spec: str) -> set[str] | None:

@@ -153,14 +153,9 @@ class LockWatch:
         self._last_output = self._last_busy = self.clock()
 
     def look_again(self) -> Verdict:
-        """Ask the database now, whatever the silence (after a restart: does the step still wait, and on whom?)."""
-        now = self.clock()
-        tree = process_tree(self.step.pid)
-        if not tree:
-            return Verdict("running", 0.0)  # the step has ended: it waits on nothing
-        verdict = self.diagnose(now - self._last_output, {p.pid for p in tree})
-        self._last_diagnosis = (now, verdict)
-        return verdict
+        """After a restart: the verdict now, not one kept from before (the usual rules of silence and CPU hold)."""
+        self._last_diagnosis = None
+        return self.observe()
 
     def observe(self) -> Verdict:
         now = self.clock()
