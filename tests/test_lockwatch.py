@@ -21,6 +21,7 @@ from wizard.watchdog import LockWatch, application_tag
 
 from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str, wait_for
 from .pg import PASSWORD, start_postgres, stop_postgres
+from .supervisor import supervisord_header
 from .test_tui import straight_to_run, until
 
 pytestmark = pytest.mark.slow
@@ -68,17 +69,7 @@ def supervisor(tmp_path, table):
     (folder / "app_server.py").write_text(FAKE_APP_SERVER)
     env = f'PGHOST="127.0.0.1",PGPORT="{table.port}",PGUSER="app",PGDATABASE="app",PGPASSWORD="{PASSWORD}"'
     conf = folder / "supervisord.conf"
-    conf.write_text(textwrap.dedent(f"""
-        [unix_http_server]
-        file={folder}/supervisor.sock
-        [supervisord]
-        logfile={folder}/supervisord.log
-        pidfile={folder}/supervisord.pid
-        childlogdir={folder}
-        [rpcinterface:supervisor]
-        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-        [supervisorctl]
-        serverurl=unix://{folder}/supervisor.sock
+    conf.write_text(supervisord_header(folder) + textwrap.dedent(f"""
         [program:uwsgi]
         command={PYTHON} {folder}/app_server.py
         environment={env}

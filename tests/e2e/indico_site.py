@@ -48,6 +48,7 @@ from urllib.parse import quote
 import psutil
 
 from ..pg import Postgres, find_bindir, free_port, start_postgres, stop_postgres
+from ..supervisor import supervisord_header
 from .sites import INDICO_NEW, INDICO_OLD, INDICO_PLUGINS, UWSGI, WHEELHOUSES
 from .wheelhouse import APP_PYTHON, pip_env, wheelhouse
 
@@ -646,18 +647,7 @@ def uwsgi_ini(site: IndicoSite) -> str:
 def supervisord_conf(site: IndicoSite) -> str:
     folder = site.services
     env = f'HOME="{site.home}",INDICO_CONFIG="{site.conf}",USER="{APP_USER}"'
-    return textwrap.dedent(f"""\
-        [unix_http_server]
-        file={folder}/supervisor.sock
-        chmod=0700
-        [supervisord]
-        logfile={folder}/supervisord.log
-        pidfile={folder}/supervisord.pid
-        childlogdir={folder}
-        [rpcinterface:supervisor]
-        supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-        [supervisorctl]
-        serverurl=unix://{folder}/supervisor.sock
+    return supervisord_header(folder) + textwrap.dedent(f"""\
         [program:uwsgi]
         command={site.venv}/bin/uwsgi --ini {site.home}/etc/uwsgi.ini
         user={APP_USER}

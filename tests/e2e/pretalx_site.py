@@ -37,6 +37,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..supervisor import supervisord_header
 from .sites import PRETALX_OLD, WHEELHOUSES
 from .wheelhouse import APP_PYTHON, pip_env, wheelhouse
 
@@ -299,17 +300,7 @@ class PretalxSite:
         redis_dir.mkdir(exist_ok=True)
         os.chown(redis_dir, self.user.pw_uid, self.user.pw_gid)
         s = self.services
-        text = textwrap.dedent(f"""\
-            [unix_http_server]
-            file={s}/supervisor.sock
-            [supervisord]
-            logfile={s}/supervisord.log
-            pidfile={s}/supervisord.pid
-            childlogdir={s}
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-            [supervisorctl]
-            serverurl=unix://{s}/supervisor.sock
+        text = supervisord_header(s) + textwrap.dedent(f"""\
 
             [program:{REDIS}]
             command=/usr/bin/redis-server --port {self.redis_port} --bind 127.0.0.1 --save "" --appendonly no --dir {redis_dir} --daemonize no
