@@ -196,9 +196,12 @@ async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite
         log(f"TUI: plan shown after {time.monotonic() - phase:.0f} s")
         await pilot.press("c")
         await until(pilot, lambda: name() in ("NotesScreen", "BackupScreen"), timeout=60, what="the notes or backup screen")
-        while name() == "NotesScreen":
+        for _ in range(20):  # each warning acknowledged with Space, then Continue
+            if name() != "NotesScreen":
+                break
             await pilot.press("space" if app.engine.session.unacknowledged else "c")
             await pilot.pause(0.2)
+        assert name() != "NotesScreen", f"the notes screen did not let the upgrade go on: {app.engine.session.notes}"
         await until(pilot, lambda: name() == "BackupScreen", what="the backup screen")
         backup_screen = app.screen
         await until(pilot, lambda: not backup_screen.query_one("#take").disabled, timeout=120,
