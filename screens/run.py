@@ -237,11 +237,13 @@ class RunScreen(Screen):
     def pump_log(self, final: bool = False) -> None:
         if self.follower is None and self.shown is not None and self.shown.log:
             self.follower = LogFollower(self.shown.log, self.shown.log_offset)
-        if self.follower is not None:
-            lines = self.follower.read()
-            if final:
-                lines += self.follower.flush()
-            self.write(lines)
+        if self.follower is None:
+            return
+        if final:  # the step has ended: everything it wrote, however fast
+            for lines in self.follower.rest():
+                self.write(lines)
+        else:
+            self.write(self.follower.read())
 
     def write(self, lines: list[str]) -> None:
         if lines:

@@ -390,3 +390,16 @@ def test_an_instance_without_a_worker_service_skips_its_steps_and_says_why(site_
     assert steps["stop-worker"]["status"] == "skipped" and steps["stop-worker"]["attempts"] == 0
     assert steps["stop-worker"]["skip_reason"] == "the instance has no worker service"
     assert "stop-worker: skipped: the instance has no worker service" in result.stdout
+
+
+def test_a_fast_step_s_last_line_is_shown_whatever_came_before(site_root):
+    # 300,000 lines as fast as Python writes them, then the line that says what went wrong.
+    code = "import sys\nw = sys.stdout.write\nfor n in range(300000): w('line %d ' % n + 'x' * 40 + '\\n')\nprint('FATAL the end', flush=True)\nsys.exit(3)"
+    site = make_site(site_root, step_toml("flood", code))
+    result = site.cli("run", "--yes", "--backup-done", str(site.root), timeout=300)
+    assert result.returncode == 1, result.stderr
+    shown = [line.split("[flood] ", 1)[1] for line in result.stdout.splitlines() if "[flood] line " in line]
+    assert len(shown) == 300000 and shown[-1].startswith("line 299999 ")  # every line, in order, none cut
+    assert all(len(line) == len(f"line {n} ") + 40 for n, line in enumerate(shown[:10]))
+    assert "[flood] FATAL the end" in result.stdout
+    assert result.stdout.index("[flood] FATAL the end") < result.stdout.index("FAILED (exit code 3)")

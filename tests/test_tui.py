@@ -381,3 +381,19 @@ async def test_the_demo_lock_wait_shows_the_panel_and_restart_releases_it(tmp_pa
             assert reload.status == "skipped" and "uwsgi was restarted" in reload.skip_reason
     finally:
         kill_tree_leftovers(tmp_path)
+
+
+async def test_a_fast_failing_step_s_last_lines_reach_the_log_pane(site_root):
+    code = ("import sys\nw = sys.stdout.write\nfor n in range(300000): w('line %d ' % n + 'x' * 40 + '\\n')\n"
+            "print('FATAL the end', flush=True)\nsys.exit(3)")  # fmt: skip
+    site = make_site(site_root, step_toml("flood", code))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await straight_to_run(pilot, app, site_root)
+        await until(pilot, on_screen(app, "RunScreen"))
+        await until(pilot, lambda: app.engine.session.steps[0].status == "failed", timeout=60, what="the step to fail")
+        log = app.screen.query_one(Log)
+        await until(pilot, lambda: "the command exited with code 3" in (log.lines or [""])[-1], timeout=60,
+                    what="the wrapper's closing line in the pane")  # fmt: skip
+        assert log.lines[-2] == "FATAL the end"  # the step's own last line, where the error is
+        assert log.lines[-3].startswith("line 299999 ") and log.lines[-3].endswith("x" * 40)  # whole, in order

@@ -170,8 +170,9 @@ def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFoll
         watch.check()
         outcome = engine.poll(step)
         if not isinstance(outcome, Alive):
-            for line in follower.read() + follower.flush():
-                out.line(line, step.id)
+            for lines in follower.rest():  # all of it, however fast the step wrote: the error is often last
+                for line in lines:
+                    out.line(line, step.id)
             if isinstance(outcome, Finished):
                 verdict = "done" if outcome.exit_code == 0 else f"FAILED (exit code {outcome.exit_code})"
                 seconds = f" in {step.duration:.1f} s" if step.duration is not None else ""

@@ -6,6 +6,7 @@ import codecs
 import os
 import re
 from pathlib import Path
+from typing import Iterator
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -60,6 +61,18 @@ class LogFollower:
         lines = text.split("\n")
         self._pending = lines.pop()
         return [clean_line(line) for line in lines]
+
+    def rest(self) -> Iterator[list[str]]:
+        """Once the writer is done: every line still unread, chunk by chunk, then the unfinished last one."""
+        while True:
+            before = self.offset
+            lines = self.read()
+            if lines:
+                yield lines
+            elif self.offset == before:  # nothing more on disk (a chunk inside one long line yields no line)
+                break
+        if last := self.flush():
+            yield last
 
     def flush(self) -> list[str]:
         """The last unfinished line, once the writer is known to be done."""
