@@ -53,15 +53,20 @@ def _unix_socket_ends() -> dict[str, tuple[list[int], str]]:
                              timeout=10, stdin=subprocess.DEVNULL).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return {}
+    return parse_ss(out)
+
+
+# u_str [ESTAB] RECV-Q SEND-Q LOCAL LOCAL-INODE PEER PEER-INODE [users:(("name",pid=N,fd=M))]; a path may hold spaces
+_SS_LINE = re.compile(r"^u_\S+\s+(?:[A-Z-]+\s+)?\d+\s+\d+\s+.*?\s+(\d+)\s+.*?\s+(\d+)(?:\s+users:(.*))?$")
+
+
+def parse_ss(out: str) -> dict[str, tuple[list[int], str]]:
+    """``ss -xpn`` lines -> each socket's inode: (the processes holding it, its peer's inode)."""
     ends: dict[str, tuple[list[int], str]] = {}
     for line in out.splitlines():
-        fields = line.split()
-        # u_str [ESTAB] recv-q send-q LOCAL LOCAL-INODE PEER PEER-INODE users:(("name",pid=N,fd=M))
-        if len(fields) > 1 and not fields[1].isdigit():
-            del fields[1]  # the state column (left out by some versions when a state is asked for)
-        if len(fields) < 7 or not fields[0].startswith("u_"):
-            continue
-        ends[fields[4]] = ([int(pid) for pid in _PID.findall(" ".join(fields[7:]))], fields[6])
+        if match := _SS_LINE.match(line.strip()):
+            inode, peer, users = match.groups()
+            ends[inode] = ([int(pid) for pid in _PID.findall(users or "")], peer)
     return ends
 
 
