@@ -24,7 +24,7 @@ from .indico_site import (
     missing_requirements,
     wait_for,
 )
-from .sites import INDICO_NEW, INDICO_OLD
+from .sites import INDICO_NEW
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
