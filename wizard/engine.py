@@ -18,15 +18,15 @@ from .backup import Estimate, declared_backup, estimate, take_backup
 from .dbconf import Database
 from .detect import os_family
 from .dumps import ENGINES
-from .errors import WizardError
+from .errors import StateError, WizardError
 from .instance import Instance
-from .plan import Plan
+from .plan import Plan, belongs_to
 from .preflight import missing_tools
 from .remedies import LockRemedies
 from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt
 from .secrets import config_files, secret_env, secrets_for
 from .state import Backup, Note, Session, StepRecord, StepStatus, now
-from .store import InstanceLock, StateStore
+from .store import KEEP, InstanceLock, StateStore
 
 
 @dataclass(frozen=True)
@@ -102,18 +102,42 @@ class Engine(LockRemedies):
         """Take the instance's lock and load its session (LockHeld / StateError when that fails)."""
         lock = self.store.lock().acquire()
         try:
+            self.store.sweep()
             self.session = self.store.load()
+            if self.session is not None:
+                self._check_belongs(self.session)
         except WizardError:
+            self.session = None
             lock.release()
             raise
         self._lock = lock
         self.tools_missing = self._tools_missing()
+        for notice in self.store.notices:
+            self.say(notice)
         if lock.taken_over_from:
-            message = f"the lock left by an earlier wizard (pid {lock.taken_over_from}, no longer running) was taken over"
+            message = (f"the lock left by an earlier wizard (pid {lock.taken_over_from}) was taken over: "
+                       f"that pid is {lock.previous_state}")  # fmt: skip
             self.say(message)
             if self.session:
                 self._save_note(message)
         return self
+
+    def _check_belongs(self, session: Session) -> None:
+        """A session of another recipe, or with steps this recipe never plans, is not run: its commands are not ours."""
+        path = self.store.session_path
+        if session.recipe != self.recipe.name:
+            raise StateError(
+                f"the saved session {path} is an upgrade with the recipe {session.recipe!r}, "
+                f"but instance {self.instance.name!r} uses {self.recipe.name!r}",
+                "if the instances file changed, put it back as it was to finish that upgrade; " + KEEP,
+            )
+        foreign = [step.id for step in session.steps if not belongs_to(step.id, self.recipe, session.path)]
+        if foreign:
+            raise StateError(
+                f"the saved session {path} has steps the recipe {self.recipe.name!r} does not know: "
+                + ", ".join(repr(step_id) for step_id in foreign),
+                "it was written by another recipe or edited by hand; " + KEEP,
+            )
 
     def _tools_missing(self) -> list[Note]:
         """Resuming: the tools of the steps still to run may have gone since the plan was made (npm removed)."""

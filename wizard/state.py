@@ -115,7 +115,7 @@ class Event(BaseModel):
 class Session(BaseModel):
     """One upgrade of one instance, from plan to done."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(SCHEMA_VERSION, strict=True, ge=1, description="an integer: \"2\" is not 2")
     id: str
     instance: str
     recipe: str

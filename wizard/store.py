@@ -6,20 +6,35 @@ Layout under the state dir, one folder per instance::
     <instance>/lock                flock'd by the wizard working on it; holds its pid
     <instance>/runs/<session id>/  step logs and status files of that session
     <instance>/session-<id>.json   sessions put aside (abandoned, or finished and replaced)
+
+Root runs this on behalf of a whole host, so nothing in here may be another
+user's to change: the state dir and each instance folder must belong to the
+wizard's user and be writable by nobody else (checked every time, refused
+otherwise), and files are opened so that a symlink planted in their place is
+never followed.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import pwd
+import stat
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from .errors import LockHeld, StateError
+from .procs import alive, start_ticks
 from .state import SCHEMA_VERSION, Session, now
+
+# The state dir: others may look up an instance by name (so another user's wizard can tell
+# the instance is kept here) but neither list nor change it.  Instance folders are private.
+ROOT_MODE = 0o711
+INSTANCE_MODE = 0o700
+KEEP = "it was left exactly as it is; move it aside to start a new session, or restore it from a copy"
 
 
 def default_state_dir() -> Path:
@@ -53,23 +68,68 @@ def state_dir_conflict(instance: str) -> Path | None:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file so that a reader sees the old or the new content, never a mix."""
+    """Write a file so that a reader sees the old or the new content, never a mix.
+
+    The temporary file is created new (never through a symlink or over a file planted
+    in its place) and removed whatever goes wrong, so a full disk is not kept full by it.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        os.unlink(tmp)  # one of ours left by a killed process with this pid (unlink never follows a link)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_private_dir(path: Path, what: str, *, follow: bool) -> None:
+    """A folder the wizard keeps state in: its user's, and writable by nobody else; StateError otherwise."""
+    try:
+        info = os.stat(path) if follow else os.lstat(path)
+    except OSError as exc:
+        raise StateError(f"cannot look at the {what} {path}: {exc.strerror}") from None
+    fix = "or pass --state-dir with a folder of your own"
+    if stat.S_ISLNK(info.st_mode):
+        raise StateError(f"the {what} {path} is a symbolic link; the wizard does not follow links there",
+                         f"move the link aside (the wizard makes a real folder), {fix}")  # fmt: skip
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateError(f"the {what} {path} is not a folder", f"move it aside, {fix}")
+    if info.st_uid != os.geteuid():
+        raise StateError(
+            f"the {what} {path} belongs to {_user_name(info.st_uid)}, not to {_user_name(os.geteuid())} "
+            "who runs the wizard: the wizard will not keep its state where another user can change it",
+            f"run the wizard as {_user_name(info.st_uid)}, or check who made it and `chown` it, {fix}",
+        )
+    if info.st_mode & 0o022:
+        raise StateError(
+            f"the {what} {path} can be written by other users (mode {stat.S_IMODE(info.st_mode):04o}): "
+            "anyone could plant files the wizard would trust",
+            f"check nothing foreign is in it, then `chmod go-w {path}`, {fix}",
+        )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class StateStore:
@@ -79,12 +139,31 @@ class StateStore:
         self.dir = root / instance
         self.instance = instance
         self.session_path = self.dir / "session.json"
+        self.notices: list[str] = []  # what opening the folder found and put right, for the operator
 
     def ensure_dir(self) -> None:
-        # The top folder only lists instance names (so another user can see one is taken);
-        # each instance's folder, with its sessions and logs, is private.
-        self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        self.dir.mkdir(exist_ok=True, mode=0o700)
+        """Make the folders (private) or check the ones that are there; StateError when they cannot be trusted."""
+        root = self.dir.parent
+        if not root.exists():
+            root.mkdir(parents=True, mode=ROOT_MODE)
+            os.chmod(root, ROOT_MODE)  # mkdir's mode passes through the umask
+        check_private_dir(root, "state folder", follow=True)
+        try:
+            self.dir.mkdir(mode=INSTANCE_MODE)
+        except FileExistsError:
+            pass
+        check_private_dir(self.dir, "instance's state folder", follow=False)
+
+    def sweep(self) -> list[Path]:
+        """Remove the temporary files of saves that failed or were killed (call it holding the lock)."""
+        gone = []
+        for path in self.dir.glob(".session*.json.*.tmp"):
+            try:
+                path.unlink()
+                gone.append(path)
+            except FileNotFoundError:
+                continue
+        return gone
 
     def backup_root(self, chosen: Path | None) -> Path:
         """Where the wizard's backups of this instance go: the instance's backup_dir, else beside its sessions."""
@@ -92,37 +171,36 @@ class StateStore:
 
     def run_dir(self, session: Session) -> Path:
         path = self.dir / "runs" / session.id
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.mkdir(parents=True, exist_ok=True, mode=INSTANCE_MODE)
         return path
 
     def load(self) -> Session | None:
-        """The saved session, None when there is none; StateError (file untouched) when unreadable."""
+        """The saved session, None when there is none; StateError (file untouched) when unreadable or foreign."""
+        if self.dir.exists() or self.dir.is_symlink():
+            self.ensure_dir()
         try:
-            data = self.session_path.read_bytes()
+            fd = os.open(self.session_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateError(f"cannot read the saved session {self.session_path}: {exc}") from None
-        keep = "it was left exactly as it is; move it aside to start a new session, or restore it from a copy"
-        try:
-            raw = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StateError(f"the saved session {self.session_path} is not valid JSON ({exc})", keep) from None
-        version = raw.get("schema_version") if isinstance(raw, dict) else None
-        if isinstance(version, int) and version > SCHEMA_VERSION:
+            if exc.errno == errno.ELOOP:
+                raise StateError(f"the saved session {self.session_path} is a symbolic link; the wizard does not follow it",
+                                 KEEP) from None  # fmt: skip
+            raise StateError(f"cannot read the saved session {self.session_path}: {exc.strerror}") from None
+        with open(fd, "rb") as handle:
+            data = handle.read()
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        session = parse_session(data, self.session_path)
+        if session.instance != self.instance:
             raise StateError(
-                f"the saved session {self.session_path} was written by a newer upgrade-wizard "
-                f"(schema {version}; this one reads up to {SCHEMA_VERSION})",
-                "run the newer upgrade-wizard that wrote it; " + keep,
+                f"the saved session {self.session_path} belongs to instance {session.instance!r}, not to {self.instance!r}",
+                "it was probably copied or moved here by hand; " + KEEP,
             )
-        try:
-            return Session.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise StateError(
-                f"the saved session {self.session_path} is damaged ({where}: {first['msg']})", keep
-            ) from None
+        if mode & 0o077:
+            os.chmod(self.session_path, 0o600)
+            self.notices.append(f"the saved session {self.session_path} could be read by other users "
+                                f"(mode {mode:04o}); it is private again (0600)")  # fmt: skip
+        return session
 
     def load_done(self) -> bool:
         """Is the saved session a finished one? (False when there is none or it cannot be read.)"""
@@ -135,7 +213,15 @@ class StateStore:
     def save(self, session: Session) -> None:
         self.ensure_dir()
         session.updated = now()
-        write_atomic(self.session_path, session.model_dump_json(indent=2).encode())
+        data = session.model_dump_json(indent=2).encode()
+        try:
+            write_atomic(self.session_path, data)
+        except OSError as exc:
+            raise StateError(
+                f"could not save the session to {self.session_path}: {exc.strerror or exc}",
+                "the session on disk is intact as it was last saved (nothing half-written was left); "
+                "free space or fix that folder, then run the wizard again: it resumes from there",
+            ) from None
 
     def put_aside(self, session: Session) -> Path:
         """Keep a session under its own name so a new one can start; nothing is deleted."""
@@ -149,12 +235,42 @@ class StateStore:
         return InstanceLock(self.dir / "lock", self.instance)
 
 
+def parse_session(data: bytes, path: Path) -> Session:
+    """A session from the bytes of its file; StateError saying what is wrong with it otherwise."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:  # ValueError: JSONDecodeError, a number of 5,000 digits
+        raise StateError(f"the saved session {path} is not valid JSON ({_short(exc)})", KEEP) from None
+    except RecursionError:
+        raise StateError(f"the saved session {path} is not a session (nested too deeply to read)", KEEP) from None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if type(version) is int and version > SCHEMA_VERSION:
+        raise StateError(
+            f"the saved session {path} was written by a newer upgrade-wizard "
+            f"(schema {version}; this one reads up to {SCHEMA_VERSION})",
+            "run the newer upgrade-wizard that wrote it; " + KEEP,
+        )
+    try:
+        return Session.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise StateError(f"the saved session {path} is damaged ({where}: {first['msg']})", KEEP) from None
+    except (RecursionError, ValueError) as exc:
+        raise StateError(f"the saved session {path} is damaged ({_short(exc)})", KEEP) from None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 160 else text[:157] + "…"
+
+
 class InstanceLock:
     """An flock on the instance's lock file, released by the kernel when its holder dies.
 
-    The file records the holder's pid.  When the lock is free but the file still
-    names a pid, the previous wizard died without cleaning up: ``taken_over_from``
-    says which, so the caller can tell the operator.
+    The file records the holder's pid and start time.  When the lock is free but
+    the file still names a process, the previous wizard died without cleaning up:
+    ``taken_over_from`` says which, and ``previous_state`` what became of that pid.
     """
 
     def __init__(self, path: Path, instance: str):
@@ -162,20 +278,22 @@ class InstanceLock:
         self.instance = instance
         self.fd: int | None = None
         self.taken_over_from: int | None = None
+        self.previous_state = ""
 
     def acquire(self) -> InstanceLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_pid(fd)
+            holder, _ = _read_holder(fd)
             os.close(fd)
             raise LockHeld(self.instance, holder) from None
-        previous = _read_pid(fd)
+        previous, ticks = _read_holder(fd)
         if previous and previous != os.getpid():
             self.taken_over_from = previous
+            self.previous_state = describe_previous(previous, ticks)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {start_ticks(os.getpid()) or 0}\n".encode(), 0)
         os.fsync(fd)
         self.fd = fd
         return self
@@ -194,9 +312,39 @@ class InstanceLock:
         self.release()
 
 
-def _read_pid(fd: int) -> int | None:
+def open_private(path: Path, flags: int) -> int:
+    """Open a file of the wizard's own: never through a symlink, never another user's or a hard link to one."""
     try:
-        text = os.pread(fd, 64, 0).decode().strip()
-        return int(text) if text else None
-    except (ValueError, OSError):
-        return None
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateError(f"{path} is a symbolic link; the wizard does not follow links in its state folder",
+                             "someone put it there: look at where it points, then remove the link") from None  # fmt: skip
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_nlink != 1:
+        os.close(fd)
+        raise StateError(f"{path} is not a plain file of the wizard's own (a device, another user's file or a hard link)",
+                         "someone put it there: look at it, then remove it")  # fmt: skip
+    return fd
+
+
+def describe_previous(pid: int, ticks: int | None) -> str:
+    """What became of the process named in a lock file whose lock was free: said as it is, not assumed."""
+    if ticks and alive(pid, ticks):
+        return "still running, but it no longer holds the lock"
+    if start_ticks(pid) is not None:
+        return "ended; its pid now belongs to another process" if ticks else (
+            "no longer holding the lock; a process with that pid runs, most likely another program that reused it")
+    return "no longer running"
+
+
+def _read_holder(fd: int) -> tuple[int | None, int | None]:
+    """The pid (and start ticks, when recorded) in a lock file: "<pid> <ticks>", or just "<pid>" as older wizards wrote."""
+    try:
+        parts = os.pread(fd, 64, 0).decode().split()
+        pid = int(parts[0]) if parts else None
+        ticks = int(parts[1]) if len(parts) > 1 and int(parts[1]) > 0 else None
+        return pid, ticks
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None, None

@@ -1,0 +1,237 @@
+"""The state folder under hostile or broken conditions: planted links, open folders, foreign or odd session files."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from wizard.engine import Engine
+from wizard.errors import StateError
+from wizard.instance import load_instances
+from wizard.state import Session, StepRecord
+from wizard.store import StateStore, write_atomic
+
+from .conftest import make_site, step_toml
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a folder owned by another user")
+
+
+def site_with_state(site_root):
+    site = make_site(site_root, step_toml("one", "print('one ran')"))
+    site.session_file.parent.mkdir(parents=True)
+    return site
+
+
+def session_json(**changes) -> bytes:
+    session = Session(id="s1", instance="site", recipe="site", steps=[StepRecord(id="one", title="One", argv=["true"])])
+    return session.model_copy(update=changes).model_dump_json(indent=2).encode()
+
+
+def test_new_state_folders_are_made_private_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        store = StateStore(tmp_path / "state", "main")
+        store.ensure_dir()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(store.dir.parent.stat().st_mode) == 0o711  # names can be looked up, not listed
+    assert stat.S_IMODE(store.dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("where", ["state folder", "instance folder"])
+def test_a_folder_others_can_write_is_refused(site_root, where):
+    site = site_with_state(site_root)
+    folder = site.state if where == "state folder" else site.state / site.name
+    folder.chmod(0o777)
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 2, result.stderr
+    assert f"{folder} can be written by other users (mode 0777)" in result.stderr
+    assert "chmod go-w" in result.stderr and "Traceback" not in result.stderr
+    assert not (site.state / site.name / "runs").exists()
+
+
+@ROOT_ONLY
+def test_a_folder_owned_by_another_user_is_refused(site_root):
+    site = site_with_state(site_root)
+    os.chown(site.state / site.name, 65534, 65534)
+    result = site.cli("status")
+    assert result.returncode == 2
+    assert "belongs to" in result.stderr and "uid 65534" in result.stderr and "not to root" in result.stderr
+
+
+def test_a_symlinked_instance_folder_is_refused(site_root, tmp_path):
+    site = make_site(site_root, step_toml("one", "print('x')"))
+    site.state.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (site.state / site.name).symlink_to(elsewhere)
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 2 and "is a symbolic link" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_planted_lock_symlink_is_never_followed(site_root, tmp_path):
+    site = site_with_state(site_root)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (site.state / site.name / "lock").symlink_to(victim)
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 2, result.stderr
+    assert "lock is a symbolic link" in result.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_planted_hard_link_as_lock_is_refused(tmp_path):
+    store = StateStore(tmp_path / "state", "main")
+    store.ensure_dir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.link(victim, store.dir / "lock")
+    with pytest.raises(StateError, match="hard link"):
+        store.lock().acquire()
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_symlink_in_place_of_the_save_s_temporary_file_is_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    target = tmp_path / "session.json"
+    (tmp_path / f".session.json.{os.getpid()}.tmp").symlink_to(victim)
+    write_atomic(target, b"{}")
+    assert victim.read_text() == "precious\n" and target.read_bytes() == b"{}"
+    assert not stat.S_ISLNK(target.lstat().st_mode)
+
+
+FOREIGN = {
+    "another instance": (session_json(instance="other"), "belongs to instance 'other', not to 'site'"),
+    "another recipe": (session_json(recipe="indico"), "recipe 'indico', but instance 'site' uses 'site'"),
+    "an unknown step": (
+        session_json(steps=[StepRecord(id="one", title="One", argv=["true"]), StepRecord(id="evil", title="x", argv=["touch", "/tmp/x"])]),
+        "has steps the recipe 'site' does not know: 'evil'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", FOREIGN)
+def test_a_session_of_another_instance_or_recipe_is_refused_and_kept(site_root, kind):
+    site = site_with_state(site_root)
+    data, said = FOREIGN[kind]
+    site.session_file.write_bytes(data)
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert said in result.stderr and "left exactly as it is" in result.stderr
+    assert site.session_file.read_bytes() == data
+    assert not (site.state / site.name / "runs").exists()  # none of its commands ran
+
+
+def test_steps_of_every_hop_and_of_notes_are_known(tmp_path):
+    from steps import load_recipe
+    from wizard.plan import belongs_to
+
+    recipe = load_recipe("pretalx")
+    note_step = next(extra.id for note in recipe.notes for extra in note.steps)
+    assert belongs_to("migrate", recipe, [])
+    assert belongs_to("migrate-2025.1.0", recipe, ["2025.1.0", "2025.2.2"])
+    assert belongs_to(note_step, recipe, [])
+    assert not belongs_to("migrate-9.9", recipe, ["2025.1.0"])
+    assert not belongs_to("rm-rf", recipe, [])
+
+
+ODD = {
+    "deeply nested": b'{"schema_version": 1, "id": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+    "a 5,000-digit number": b'{"schema_version": 1, "id": "s1", "attempts": ' + b"9" * 5000 + b"}",
+    "schema_version as text": session_json().replace(b'"schema_version": 1', b'"schema_version": "2"'),
+    "schema_version true": session_json().replace(b'"schema_version": 1', b'"schema_version": true'),
+    "a list": b"[1, 2, 3]",
+}
+
+
+@pytest.mark.parametrize("kind", ODD)
+def test_odd_json_is_a_clear_error_with_exit_2(site_root, kind):
+    site = site_with_state(site_root)
+    site.session_file.write_bytes(ODD[kind])
+    for args in (["run", "--yes", "--backup-done", str(site_root)], ["status"]):
+        result = site.cli(*args)
+        assert result.returncode == 2, (kind, result.stderr[-2000:])
+        assert "saved session" in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr) < 2000  # says what is wrong, does not echo the file
+    assert site.session_file.read_bytes() == ODD[kind]
+
+
+def test_a_failed_save_leaves_no_temporary_file_and_says_the_session_is_intact(tmp_path, monkeypatch):
+    store = StateStore(tmp_path / "state", "main")
+    store.save(Session(id="s1", instance="main", recipe="site", steps=[]))
+    before = store.session_path.read_bytes()
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if len(data) > 100:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(StateError) as error:
+        store.save(Session(id="s1", instance="main", recipe="site", steps=[StepRecord(id="a", title="A", argv=["true"])]))
+    assert str(store.session_path) in error.value.message and "No space left" in error.value.message
+    assert "intact" in error.value.hint
+    assert store.session_path.read_bytes() == before
+    assert [p.name for p in store.dir.iterdir()] == ["session.json"]
+
+
+def test_stale_temporary_files_of_killed_saves_are_swept_when_the_instance_is_opened(site_root):
+    site = site_with_state(site_root)
+    stale = [site.state / site.name / ".session.json.99999.tmp", site.state / site.name / ".session-s0.json.4242.tmp"]
+    for path in stale:
+        path.write_bytes(b"x" * 10_000)
+    kept = site.state / site.name / "notes.txt"
+    kept.write_text("the operator's own file\n")
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 0, result.stderr
+    assert not any(path.exists() for path in stale) and kept.exists()
+
+
+def test_a_session_file_others_can_read_is_made_private_and_said(site_root):
+    site = site_with_state(site_root)
+    data = session_json()
+    site.session_file.write_bytes(data)
+    site.session_file.chmod(0o644)
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert "could be read by other users (mode 0644); it is private again (0600)" in result.stdout + result.stderr
+    assert stat.S_IMODE(site.session_file.stat().st_mode) == 0o600
+
+
+def _engine(site) -> Engine:
+    instance = load_instances(site.config)[site.name]
+    return Engine(instance, StateStore(site.state, site.name))
+
+
+def test_the_takeover_note_says_what_became_of_the_earlier_pid(site_root):
+    site = site_with_state(site_root)
+    lock = site.state / site.name / "lock"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        cases = {
+            f"{ended.pid} 12345": "no longer running",
+            f"{living.pid} 1": "ended; its pid now belongs to another process",  # recorded start time differs
+            f"{living.pid}": "a process with that pid runs, most likely another program that reused it",
+        }
+        for content, said in cases.items():
+            lock.write_text(content + "\n")
+            heard: list[str] = []
+            engine = _engine(site)
+            engine.say = heard.append
+            with engine:
+                pass
+            assert any(said in line for line in heard), (content, heard)
+            assert not any("no longer running" in line for line in heard) or said == "no longer running"
+    finally:
+        living.kill()
+        living.wait()
