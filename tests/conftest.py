@@ -114,7 +114,7 @@ def make_site(
     return Site(root=root, name=name, config=config, state=root / "state", venv=venv)
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -124,7 +124,7 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def wait_for_line(path: Path, text: str, timeout: float = 20.0) -> None:
+def wait_for_line(path: Path, text: str, timeout: float = 60.0) -> None:
     wait_for(lambda: path.exists() and text in path.read_text(), timeout, what=f"{text!r} in {path}")
 
 

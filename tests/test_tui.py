@@ -23,7 +23,7 @@ from .wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
 pytestmark = pytest.mark.slow
 
 
-async def until(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
+async def until(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
