@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import signal
 import time
@@ -397,3 +399,24 @@ async def test_a_fast_failing_step_s_last_lines_reach_the_log_pane(site_root):
                     what="the wrapper's closing line in the pane")  # fmt: skip
         assert log.lines[-2] == "FATAL the end"  # the step's own last line, where the error is
         assert log.lines[-3].startswith("line 299999 ") and log.lines[-3].endswith("x" * 40)  # whole, in order
+
+
+async def test_a_full_disk_while_saving_ends_the_wizard_saying_the_session_is_intact(site_root, monkeypatch):
+    site = make_site(site_root, step_toml("one", "print('one')"))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
+
+        def full_disk(path, data, mode=0o600):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        monkeypatch.setattr("wizard.store.write_atomic", full_disk)
+        app.simulate_key("c")  # begins the session: its first save fails, and the wizard stops (no pilot wait: it is gone)
+        deadline = time.monotonic() + 60
+        while app.return_code is None:
+            assert time.monotonic() < deadline, "waited 60 s for the wizard to stop after the failed save"
+            await asyncio.sleep(0.05)
+        said = " ".join(str(part) for part in app._exit_renderables)  # printed when the app is gone
+    assert app.return_code == 2
+    assert "could not save the session" in said and "No space left on device" in said and "intact" in said
+    assert not site.session_file.exists()

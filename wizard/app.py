@@ -61,7 +61,7 @@ class WizardApp(App[int]):
         try:
             engine.open()
         except WizardError as exc:
-            self.exit(int(exc.exit_code), return_code=int(exc.exit_code), message=f"error: {exc.message}")
+            self.stop_with(exc)
             return
         self.engine = engine
         engine.reconcile()
@@ -73,6 +73,19 @@ class WizardApp(App[int]):
             self.show(ResumeScreen())
             return
         self.route()
+
+    def stop_with(self, error: WizardError) -> None:
+        """Leave saying what went wrong and what to do, as the command line does, never with a traceback."""
+        hint = f"\nhint: {error.hint}" if error.hint else ""
+        self.exit(int(error.exit_code), return_code=int(error.exit_code), message=f"error: {error.message}{hint}")
+
+    def _handle_exception(self, error: Exception) -> None:
+        # An error the operator can act on (a full disk while saving the session, a state file
+        # that turned foreign) ends the wizard with its message; anything else is a bug: Textual's traceback.
+        if isinstance(error, WizardError):
+            self.stop_with(error)
+            return
+        super()._handle_exception(error)
 
     def say(self, message: str) -> None:
         self.notify(message, timeout=6)
