@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
 MASK = "********"
 MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words
+
+
+def printed_forms(secret: str) -> set[str]:
+    """The ways a program may print a secret: as it is, as ``repr()`` and ``ascii()`` in
+    either quote style, as the ``repr()`` of its UTF-8 bytes, and JSON-escaped; each both
+    with its quotes and without (a secret inside a longer string shows only the inner part).
+
+    A secret too short to mask has no other forms either: its quoted forms would be long
+    enough to mask, and would hide ordinary words in quotes.
+    """
+    forms = {secret}
+    if len(secret) < MIN_SECRET_LENGTH:
+        return forms
+    # Python quotes with ' unless the text has a ' and no ": a " added forces the ' style.
+    for quoted in (repr(secret + '"'), ascii(secret + '"'), repr(secret.encode() + b'"')[1:]):
+        single = quoted[1:-2]
+        double = single.replace("\\'", "'").replace('"', '\\"')
+        forms.update({single, f"'{single}'", double, f'"{double}"'})
+    for ensure_ascii in (True, False):
+        dumped = json.dumps(secret, ensure_ascii=ensure_ascii)
+        forms.update({dumped, dumped[1:-1]})
+    return forms
 
 
 class Redactor:

@@ -4,14 +4,21 @@ Indico's ``indico.conf`` is Python assignments; pretalx's ``pretalx.cfg`` is
 INI (the recipe says which).  Neither is executed: values are read with
 ``ast.literal_eval`` and configparser.  What counts as secret: the password inside any URL, and any
 value whose key names a password, secret or token.
+
+A secret is masked in every form it may be printed in, not only its value: as written
+in the config (a traceback quotes the source line: ``'ab\\'c'`` for ``ab'c``), its
+``repr()``, JSON and so on (see ``redact.printed_forms``).
 """
 
 from __future__ import annotations
 
 import ast
 import configparser
+import io
 import pwd
 import re
+import tokenize
+import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -19,6 +26,7 @@ from steps import Recipe
 
 from .errors import ConfigError
 from .instance import Instance
+from .redact import MIN_SECRET_LENGTH, printed_forms
 
 SECRET_KEY_NAME = re.compile(r"pass(word)?|secret|token|api_?key", re.IGNORECASE)
 
@@ -45,18 +53,156 @@ def _from_pairs(pairs) -> list[str]:
 
 def python_assignments(text: str) -> list[tuple[str, object]]:
     """``NAME = literal`` pairs of a Python config file, without running it."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return []
     pairs = []
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                pairs.append((node.targets[0].id, ast.literal_eval(node.value)))
-            except (ValueError, SyntaxError):
-                continue
+    for name, node, _source in _assignments(text):
+        try:
+            pairs.append((name, ast.literal_eval(node)))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
     return pairs
+
+
+def _assignments(text: str, line_by_line: bool = False) -> list[tuple[str, ast.expr, str]]:
+    """``NAME = expression`` statements: the name, the expression and the source text its positions refer to.
+
+    A file that does not parse gives nothing, or with ``line_by_line`` the
+    assignments on the lines that parse on their own (to mask what can be found).
+    """
+    try:
+        chunks = [(text, _parse(text))]
+    except (SyntaxError, ValueError):
+        if not line_by_line:
+            return []
+        chunks = []
+        for line in text.splitlines():
+            try:
+                chunks.append((line, _parse(line)))
+            except (SyntaxError, ValueError):
+                continue
+    found = []
+    for source, tree in chunks:
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                found.append((node.targets[0].id, node.value, source))
+    return found
+
+
+def _parse(text: str) -> ast.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an invalid escape (``'\d'``) warns, on the wizard's screen
+        return ast.parse(text)
+
+
+def _python_secrets(text: str) -> list[str]:
+    """The secrets of a Python config, each in its printed forms and as written in the file."""
+    found: list[str] = []
+    for name, node, source in _assignments(text, line_by_line=True):
+        try:
+            value = ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        secrets = _from_pairs([(name, value)])
+        if not secrets:
+            continue
+        for secret in secrets:
+            found.extend(printed_forms(secret))
+        found.extend(_written_forms(ast.get_source_segment(source, node), value, secrets))
+    return found
+
+
+def _written_forms(segment: str | None, value: str, secrets: list[str]) -> list[str]:
+    """How the secrets in a string literal's value are written in its source ``segment``.
+
+    The whole value's literal, with its quotes (and prefix) and without; for a
+    secret inside the value (a URL's password), the source text that writes it.
+    """
+    secrets = [secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH]
+    if not segment or not secrets:
+        return []
+    chars = _literal_chars(segment)
+    if chars is None or "".join(char for char, _, _ in chars) != value:
+        return [segment] if value in secrets else []
+    written = set()
+    if value in secrets:
+        written.add(segment)
+    for secret in secrets:
+        at = value.find(secret)
+        while at != -1:
+            written.add(segment[chars[at][1] : chars[at + len(secret) - 1][2]])
+            at = value.find(secret, at + 1)
+    # A traceback shows one source line at a time: a literal spanning lines is masked line by line too.
+    for form in list(written):
+        if "\n" in form:
+            written.update(line.strip() for line in form.splitlines())
+    return sorted(form for form in written if len(form) >= MIN_SECRET_LENGTH)
+
+
+def _literal_chars(segment: str) -> list[tuple[str, int, int]] | None:
+    """Each character of the string that the literal(s) in ``segment`` stand for, with the span of source writing it.
+
+    ``None`` when the segment is not plain string literals (bytes, f-strings).
+    An escape may stand for several characters (``\\d`` for itself): each gets the escape's span.
+    """
+    wrapped = f"({segment})"  # inside brackets, literals on several lines are one expression
+    line_starts = [0]
+    for line in wrapped.splitlines(keepends=True):
+        line_starts.append(line_starts[-1] + len(line))
+    chars: list[tuple[str, int, int]] = []
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(wrapped).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    for token in tokens:
+        if token.type in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.ENDMARKER):
+            continue
+        if token.type == tokenize.OP and token.string in ("(", ")"):
+            continue
+        if token.type != tokenize.STRING:
+            return None
+        start = line_starts[token.start[0] - 1] + token.start[1] - 1  # -1: the "(" added
+        prefix = re.match(r"[A-Za-z]*", token.string).group().lower()
+        if "b" in prefix or "f" in prefix:
+            return None
+        quote = token.string[len(prefix) : len(prefix) + 3]
+        quote = quote if quote in ('"""', "'''") else quote[0]
+        body_start = start + len(prefix) + len(quote)
+        body = token.string[len(prefix) + len(quote) : len(token.string) - len(quote)]
+        chars.extend(_body_chars(body, body_start, raw="r" in prefix))
+    return chars
+
+
+def _body_chars(body: str, offset: int, raw: bool) -> list[tuple[str, int, int]]:
+    if raw:
+        return [(char, offset + i, offset + i + 1) for i, char in enumerate(body)]
+    chars = []
+    i = 0
+    while i < len(body):
+        end = _escape_end(body, i) if body[i] == "\\" else i + 1
+        if end == i + 1:
+            decoded = body[i]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an unknown escape such as \d stays as written
+                decoded = ast.literal_eval(f'"{body[i:end]}"')
+        chars.extend((char, offset + i, offset + end) for char in decoded)
+        i = end
+    return chars
+
+
+def _escape_end(body: str, i: int) -> int:
+    """Where the backslash escape starting at ``body[i]`` ends."""
+    kind = body[i + 1 : i + 2]
+    if kind in ("x", "u", "U"):
+        return i + 2 + {"x": 2, "u": 4, "U": 8}[kind]
+    if kind == "N":
+        close = body.find("}", i)
+        return close + 1 if close != -1 else len(body)
+    if kind and kind in "01234567":
+        end = i + 2
+        while end < min(i + 4, len(body)) and body[end] in "01234567":
+            end += 1
+        return end
+    return min(i + 2, len(body))
 
 
 def ini_pairs(text: str) -> list[tuple[str, str]]:
@@ -66,6 +212,39 @@ def ini_pairs(text: str) -> list[tuple[str, str]]:
     except configparser.Error:
         return []
     return [(f"{section}.{key}", value) for section in parser.sections() for key, value in parser[section].items()]
+
+
+def _ini_secrets(text: str) -> list[str]:
+    """The secrets of an INI config in their printed forms.
+
+    configparser keeps a value as written (no unquoting, no escapes; ``%`` stays
+    as it is without interpolation), so the text as written is the value, line by
+    line for a value continued on indented lines.  Read leniently, so a repeated key
+    or a stray line does not hide the rest.
+    """
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text)
+    except configparser.MissingSectionHeaderError:
+        return []
+    except configparser.ParsingError:
+        pass  # raised once the whole file is read: what could be read is kept
+    except configparser.Error:
+        return []
+    pairs = [(f"{section}.{key}", value) for section in parser.sections() for key, value in parser[section].items()]
+    found: list[str] = []
+    for secret in _from_pairs(pairs):
+        found.extend(_with_forms(secret))
+        if "%%" in secret:  # the value an app interpolating ``%`` would use
+            found.extend(_with_forms(secret.replace("%%", "%")))
+    return found
+
+
+def _with_forms(secret: str) -> set[str]:
+    forms = printed_forms(secret)
+    if "\n" in secret and len(secret) >= MIN_SECRET_LENGTH:
+        forms.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= MIN_SECRET_LENGTH)
+    return forms
 
 
 def ini_values(texts: list[str], overrides: dict[str, str] | None = None) -> dict[str, str]:
@@ -94,8 +273,8 @@ def public_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def secrets_in_text(text: str, config_format: str) -> list[str]:
-    pairs = python_assignments(text) if config_format == "python" else ini_pairs(text)
-    return _from_pairs(pairs)
+    """Every form of every secret in a config file's text, to give to a ``Redactor``."""
+    return _python_secrets(text) if config_format == "python" else _ini_secrets(text)
 
 
 def config_files(recipe: Recipe, instance: Instance) -> list[Path]:
@@ -132,7 +311,9 @@ def secrets_for(recipe: Recipe, instance: Instance) -> list[str]:
                 "run the wizard as a user that can read the app's config (usually root)",
             ) from None
         found.extend(secrets_in_text(text, recipe.config_format))
-    return found + _from_pairs(instance.env.items())
+    for secret in _from_pairs(instance.env.items()):
+        found.extend(_with_forms(secret))
+    return found
 
 
 def _home(user: str | None) -> str:
