@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 import signal
 import stat
 import sys
 
 import psutil
+import pytest
 
 from wizard.logfollow import LogFollower, clean_line
 from wizard.redact import Redactor
 from wizard.procs import boot_id, start_ticks
-from wizard.runner import Alive, Finished, Gone, inspect, launch, prepare_attempt
+from wizard import runner
+from wizard.errors import WizardError
+from wizard.runner import Alive, Finished, Gone, boot_clock, inspect, launch, prepare_attempt, sweep_secret_files
 from wizard.state import StepRecord
 
 from .conftest import wait_for
@@ -144,3 +149,183 @@ def test_log_follower_gives_whole_clean_lines(tmp_path):
     assert clean_line("a\r") == "a"
     tail_follower, tail = LogFollower.from_tail(log, 2)
     assert tail == ["100%", "half done"] and tail_follower.read() == []
+
+
+# -- the secrets file ------------------------------------------------------------
+
+
+def test_a_launch_interrupted_before_the_wrapper_starts_leaves_no_secrets_file(tmp_path, monkeypatch):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+
+    def interrupted(*args, **kwargs):
+        assert list(tmp_path.glob(".*.env")), "the secrets file is written before the wrapper starts"
+        raise KeyboardInterrupt  # Ctrl-C (or a kill) between writing the file and starting the wrapper
+
+    monkeypatch.setattr(runner.subprocess, "Popen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        launch(record, app_user=None, secret_env={"PGPASSWORD": "hunter2-secret"}, redact=["hunter2-secret"])
+    assert not [p for p in tmp_path.iterdir() if ".env" in p.name]  # neither the file nor a tmp file of it
+
+
+def test_a_failed_launch_leaves_no_secrets_file(tmp_path, monkeypatch):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(OSError("no fork")))
+    with pytest.raises(WizardError, match="no fork"):
+        launch(record, app_user=None, secret_env={"PGPASSWORD": "hunter2-secret"})
+    assert not [p for p in tmp_path.iterdir() if ".env" in p.name]
+
+
+def test_the_sweep_removes_leftover_secrets_files_but_not_one_a_wrapper_may_still_read(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "s1").mkdir(parents=True)
+    (runs / "s2").mkdir()
+    old = time.time() - 10 * runner.START_GRACE
+
+    def planted(path, age=None):
+        path.write_text('{"env": {"PGPASSWORD": "hunter2-secret"}}')
+        if age is not None:
+            os.utime(path, (age, age))
+        return path
+
+    leftover = planted(runs / "s1" / ".01-migrate.0123abcd.env", old)  # a killed wizard's
+    older_tmp = planted(runs / "s1" / "..02-x.89abcdef.env.4242.tmp", old)  # written through a tmp file once
+    fresh = planted(runs / "s2" / ".01-migrate.fedcba98.env")  # a wrapper may be about to read it
+    named = planted(runs / "s2" / ".02-reindex.00112233.env", old)  # a live process (a slow wrapper) names it
+    not_ours = planted(runs / "s2" / "01-migrate.log", old)
+    slow_wrapper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--env-file", str(named)])
+    try:
+        wait_for(lambda: str(named) in psutil.Process(slow_wrapper.pid).cmdline(), what="the slow wrapper's command line")
+        removed = sweep_secret_files(runs)
+    finally:
+        slow_wrapper.kill()
+        slow_wrapper.wait()
+    assert sorted(removed) == sorted([leftover, older_tmp])
+    assert not leftover.exists() and not older_tmp.exists()
+    assert fresh.exists() and named.exists() and not_ours.exists()
+    assert sweep_secret_files(tmp_path / "no-such-folder") == []
+
+
+def test_a_secrets_file_planted_as_a_symlink_is_never_written_through(tmp_path):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    target = tmp_path / "target"
+    target.write_text("precious")
+    (tmp_path / f".01-x.{record.token[:8]}.env").symlink_to(target)
+    with pytest.raises(WizardError):
+        launch(record, app_user=None, secret_env={"PGPASSWORD": "hunter2-secret"})
+    assert target.read_text() == "precious"
+
+
+def test_a_symlink_planted_at_the_wrappers_error_file_is_refused(tmp_path):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    target = tmp_path / "target"
+    target.write_text("precious")
+    (tmp_path / "01-x.wrapper.err").symlink_to(target)
+    with pytest.raises(WizardError):
+        launch(record, app_user=None)
+    assert target.read_text() == "precious"
+    assert record.pid is None and not list(tmp_path.glob(".*.env"))
+
+
+# -- the log ------------------------------------------------------------------------
+
+
+def test_a_symlink_planted_at_the_log_is_not_followed_and_the_step_fails(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious\n")
+    record = StepRecord(id="x", title="x", argv=[sys.executable, "-c", "open('ran', 'w').write('yes')"])
+    prepare_attempt(record, tmp_path, 1)
+    os.symlink(target, record.log)
+    child = launch(record, app_user=None)
+    outcome = wait_for(lambda: isinstance(o := inspect(record), Finished) and o, what="the refused step to end")
+    child.wait(timeout=10)
+    assert outcome.exit_code == 127
+    assert target.read_text() == "precious\n" and os.path.islink(record.log)
+    status = json.load(open(record.status_file))
+    assert "could not open the log" in status["error"]
+    assert not (tmp_path / "ran").exists()  # nothing ran without a log
+
+
+def test_each_attempts_log_is_capped_keeping_its_head_and_tail_in_whole_lines(tmp_path, monkeypatch):
+    cap = 64 * 1024
+    monkeypatch.setattr(runner, "LOG_CAP", cap)
+    total = 20000  # about 1.2 MB of output, 19 times the cap
+    code = f"import sys; [sys.stdout.write(f'line {{i:05d}} ' + 'x' * (i % 97) + chr(10)) for i in range({total})]; print('the end')"
+    record = StepRecord(id="chatty", title="chatty", argv=[sys.executable, "-c", code])
+    assert run_to_end(record, tmp_path).exit_code == 0
+    data = open(record.log, "rb").read()
+    assert len(data) < cap + 1024  # the cap, the line that crossed it, and the wrapper's own lines
+    lines = data.decode().splitlines()
+    assert lines[0].startswith("[upgrade-wizard] ") and "started" in lines[0]
+    assert "exited with code 0" in lines[-1] and lines[-2] == "the end"
+    notice = [i for i, line in enumerate(lines) if "of output left out here" in line]
+    assert len(notice) == 1, lines[:3]
+    head, tail = lines[1 : notice[0]], lines[notice[0] + 1 : -2]
+    numbers = [int(line.split()[1]) for line in head + tail]
+    for i, line in zip(numbers, head + tail):
+        assert line == f"line {i:05d} " + "x" * (i % 97)  # every line whole
+    assert numbers[: len(head)] == list(range(len(head)))  # the head from the first line on
+    assert numbers[len(head) :] == list(range(numbers[len(head)], total))  # the tail up to the last line
+    left_out = numbers[len(head)] - len(head)
+    assert f"[upgrade-wizard] " in lines[notice[0]] and f" {left_out} lines (" in lines[notice[0]]
+    assert sum(len(line) + 1 for line in head) >= cap * 7 // 8 > sum(len(line) + 1 for line in head[:-1])
+    assert sum(len(line) + 1 for line in tail) <= cap // 8
+
+
+def test_a_retrys_output_is_capped_on_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "LOG_CAP", 8 * 1024)
+    code = "for i in range(3000): print('retry line', i)"
+    record = StepRecord(id="x", title="x", argv=[sys.executable, "-c", code])
+    run_to_end(record, tmp_path)
+    first = os.path.getsize(record.log)
+    record.status = "pending"
+    prepare_attempt(record, tmp_path, 1)
+    assert record.log_offset == first
+    launch(record, app_user=None).wait(timeout=20)
+    assert isinstance(inspect(record), Finished)
+    second = open(record.log, "rb").read()[first:].decode()
+    assert second.count("of output left out here") == 1 and "retry line 2999" in second
+
+
+# -- how an end is found ---------------------------------------------------------------
+
+
+def test_an_exit_line_of_an_earlier_attempt_is_not_this_attempts_end(tmp_path):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    log = tmp_path / "01-x.log"
+    log.write_text("[upgrade-wizard] 2024-05-01T10:00:00Z the command exited with code 0 after 1.0 s\n")
+    prepare_attempt(record, tmp_path, 1)  # the retry's output starts after that line
+    record.started -= timedelta(seconds=60)
+    if hasattr(record, "launched_boottime"):
+        record.launched_boottime -= 60
+    assert isinstance(inspect(record), Gone)
+    with open(log, "a") as handle:  # this attempt's wrapper ended it and could write no status
+        handle.write("[upgrade-wizard] 2024-05-01T10:05:00Z started: true\n")
+        handle.write("[upgrade-wizard] 2024-05-01T10:05:01Z the command was killed by signal 9 after 0.5 s\n")
+    assert inspect(record) == Finished(-9, datetime(2024, 5, 1, 10, 5, 1, tzinfo=timezone.utc))
+    with open(log, "a") as handle:  # not the last line: the wrapper did not write it last
+        handle.write("some output\n")
+    assert isinstance(inspect(record), Gone)
+
+
+class BootClockRecord(StepRecord):
+    """A StepRecord with the field the start grace is measured on (proposed for wizard/state.py)."""
+
+    launched_boottime: float | None = None
+
+
+def test_the_start_grace_is_measured_on_the_boot_clock_not_the_wall_clock(tmp_path):
+    record = BootClockRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    assert record.launched_boottime is not None and abs(record.launched_boottime - boot_clock()) < 5
+    record.started -= timedelta(hours=1)  # the wall clock was stepped forward an hour since the launch
+    assert inspect(record) == Alive(None)  # launched a moment ago all the same
+    record.started += timedelta(hours=2)  # or back: the launch looks an hour ahead
+    record.launched_boottime -= 60  # but a minute has passed
+    assert isinstance(inspect(record), Gone)
+    record.launched_boottime += 60
+    record.boot_id = "another-boot"  # launched before a reboot: no wrapper can still be starting
+    assert isinstance(inspect(record), Gone)

@@ -7,6 +7,7 @@ when NTP or an operator steps the clock, and a live step would look dead.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -37,3 +38,17 @@ def alive(pid: int | None, ticks: int | None) -> bool:
         return False
     fields = _stat_fields(pid)
     return bool(fields) and fields[0] not in ("Z", "X") and int(fields[19]) == ticks
+
+
+def command_lines():
+    """(pid, arguments as bytes) of every process we may look at (all of them as root, else at least our own)."""
+    try:
+        entries = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return
+    for name in entries:
+        try:
+            raw = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or hidden from us
+        yield int(name), raw.rstrip(b"\0").split(b"\0")

@@ -6,15 +6,31 @@ the step's command, appends its output to the step's log with secrets masked,
 and records the outcome in the status file, which the wizard reads to learn
 what happened, now or on its next start.
 
-Status file (written atomically, JSON)::
+Status file (JSON, written to a new file and renamed into place)::
 
     {"token": ..., "state": "running", "pid": ..., "start_ticks": ..., "boot_id": ..., "started": ...,
      "child_pid": ..., "child_start_ticks": ...}
     {"token": ..., "state": "exited", ..., "exit_code": 0, "ended": ...}
 
+The final status is written come what may: tried again, then (a full disk has
+no block for a new file) rewritten in place over the "running" one as a compact
+``{"token", "state", "exit_code", "ended"}`` padded with spaces.  Before it, the
+log's last line says how the command ended in a fixed form (``EXIT_LINE`` in
+runner.py reads it), so even a status that cannot be written at all does not
+lose the exit code.  A wrapper that could not open its log (a symlink planted
+there is refused) records ``"exit_code": 127`` and an ``"error"`` and runs nothing.
+
 The environment for the step (which may carry secrets such as PGPASSWORD) and
-the list of strings to mask arrive in a 0600 file that the wrapper reads and
-deletes at once, so they never show on a command line.
+the list of strings to mask arrive in a 0600 file that the wrapper removes
+first thing, before it even parses its arguments, so they never show on a
+command line and never stay on disk; a file it cannot read fails the step
+(exit code 127) without running the command.
+
+Each attempt's output is capped (``--log-cap``, ``LOG_CAP`` by default): the
+first bytes go to the log as they come; past them, only the last eighth of the
+cap is kept, in memory, and written at the end after a line saying how much
+was left out.  Lines stay whole.  While output is held back a short line says
+so every ``CAP_NOTICE_SECONDS``, so the log still grows while the step talks.
 """
 
 from __future__ import annotations
@@ -25,6 +41,7 @@ import os
 import selectors
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -36,29 +53,133 @@ from .redact import Redactor
 
 PARTIAL_FLUSH_SECONDS = 1.0
 DRAIN_AFTER_EXIT_SECONDS = 1.0
+LOG_CAP = 64 * 1024 * 1024  # bytes of one attempt's output in the log: 7/8 from its start, 1/8 from its end
+LINE_MAX = 1024 * 1024  # an unfinished line is passed on in pieces past this, and cut past the cap by as much
+CAP_NOTICE_SECONDS = 10.0
+STATUS_TRIES = 3
+STATUS_RETRY_PAUSE = 0.2
+NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a FIFO planted in our place never blocks us
 
 
 def stamp() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def write_status(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        json.dump(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def _write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset + len(data) - len(view))
+        view = view[written:]
 
 
-def read_env_file(path: Path | None) -> tuple[dict[str, str], list[str]]:
-    if path is None:
-        return {}, []
+def _open_regular(path: Path, flags: int, mode: int = 0o600) -> int:
+    """Open without following a symlink at ``path``, and only a regular file (not a FIFO or a device)."""
+    fd = os.open(path, flags | NO_FOLLOW, mode)
     try:
-        data = json.loads(path.read_text())
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_status(path: Path, payload: dict) -> None:
+    """Replace the status file whole: a new file renamed over it.  No link is followed, no tmp file stays."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        os.unlink(tmp)  # a stale one of ours (unlink removes a planted link itself, never its target)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW, 0o600)
+    try:
+        try:
+            _write_all(fd, json.dumps(payload).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def overwrite_status(path: Path, payload: dict) -> None:
+    """Rewrite the existing status file in place, compact and padded with spaces: it needs no new disk block."""
+    fd = _open_regular(path, os.O_WRONLY)
+    try:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        data += b" " * (os.fstat(fd).st_size - len(data))  # JSON allows trailing blanks; nothing old stays
+        _write_all(fd, data, offset=0)
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # written to the page cache: a reader sees it
     finally:
-        path.unlink(missing_ok=True)
-    return dict(data.get("env", {})), list(data.get("redact", []))
+        os.close(fd)
+
+
+def record_end(path: Path, payload: dict) -> bool:
+    """Write the final status come what may; False when it could not be written at all (the log still has it)."""
+    for attempt in range(STATUS_TRIES):
+        if attempt:
+            time.sleep(STATUS_RETRY_PAUSE * attempt)
+        try:
+            write_status(path, payload)
+            return True
+        except OSError as exc:
+            error = exc
+    compact = {key: payload[key] for key in ("token", "state", "exit_code", "ended") if key in payload}
+    try:
+        overwrite_status(path, compact)
+        print(f"the status could only be rewritten in place: {error}", file=sys.stderr)
+        return True
+    except OSError as exc:
+        print(f"the status could not be written ({error}; in place: {exc}): the log's last line has the exit code", file=sys.stderr)
+        return False
+
+
+def env_file_argument(argv: list[str]) -> str | None:
+    """The --env-file value, found before argparse runs (and can fail), so the file is never left behind."""
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--env-file" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--env-file="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def take_env_file(path: str | Path) -> bytes:
+    """Read the secrets file and remove it, whatever happens (read through no link; a link is removed itself)."""
+    try:
+        fd = _open_regular(Path(path), os.O_RDONLY)
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def parse_env(data: bytes | None) -> tuple[dict[str, str], list[str]]:
+    if data is None:
+        return {}, []
+    parsed = json.loads(data)
+    env, redact = parsed.get("env", {}), parsed.get("redact", [])
+    if not isinstance(env, dict) or not isinstance(redact, list):
+        raise ValueError("unexpected content")
+    return {str(k): str(v) for k, v in env.items()}, [str(s) for s in redact]
 
 
 def step_environment(inherited, extra: dict[str, str]) -> dict[str, str]:
@@ -74,7 +195,125 @@ def step_environment(inherited, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def pump(child: subprocess.Popen, log, redactor: Redactor) -> None:
+class LogFile:
+    """The log, appended to with plain writes (nothing buffered that could land after the exit line)."""
+
+    def __init__(self, path: Path):
+        # O_NOFOLLOW: a symlink planted at the log's path is refused, not written through.
+        self.fd = _open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        size = os.fstat(self.fd).st_size
+        self.at_line_start = size == 0 or os.pread(self.fd, 1, size - 1) == b"\n"
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            if written:
+                self.at_line_start = view[written - 1 : written] == b"\n"
+            view = view[written:]
+
+    def line(self, data: bytes) -> None:
+        """A line of its own, even after output that ended without a newline."""
+        self.write(data if self.at_line_start else b"\n" + data)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class CappedLog:
+    """One attempt's output into the log: its first bytes as they come, then only its last ones, at the end.
+
+    Output goes straight to the log until ``head`` bytes are written and the
+    line under way is complete.  From then on it is kept in memory, the oldest
+    whole lines dropped to stay within ``tail`` bytes; ``finish`` writes a line
+    saying what was left out, then what was kept.  A line longer than all of
+    the tail is left out whole.
+    """
+
+    def __init__(self, log: LogFile, cap: int, note, clock=time.monotonic):
+        self.log, self.cap, self.note, self.clock = log, cap, note, clock
+        self.tail = max(cap // 8, 1)
+        self.head_left = cap - self.tail
+        self.holding = False
+        self.ring = bytearray()
+        self.left_lines = self.left_bytes = 0
+        self.dropping_line = False  # the line under way is longer than the tail: it goes, up to its newline
+        self.held_since_notice = 0
+        self.last_notice = clock()
+
+    def write(self, data: bytes) -> None:
+        while data and not self.holding:
+            if self.head_left > 0:
+                # Up to the head; the line that crosses it is finished.
+                take = len(data) if len(data) <= self.head_left else (data.find(b"\n", self.head_left - 1) + 1 or len(data))
+            elif self.log.at_line_start:
+                self.holding = True
+                break
+            elif self.head_left <= -LINE_MAX:
+                self.log.write(b"\n")  # one endless line: cut, rather than no cap at all
+                self.holding = True
+                break
+            else:
+                take = data.find(b"\n") + 1 or len(data)
+            part, data = data[:take], data[take:]
+            self.log.write(part)
+            self.head_left -= len(part)
+            if self.head_left <= 0 and self.log.at_line_start:
+                self.holding = True
+        if data:
+            self._hold(data)
+
+    def _hold(self, data: bytes) -> None:
+        self.held_since_notice += len(data)
+        if self.dropping_line:
+            end = data.find(b"\n")
+            if end == -1:
+                self.left_bytes += len(data)
+                return
+            self.left_bytes += end + 1
+            self.left_lines += 1
+            self.dropping_line = False
+            data = data[end + 1 :]
+        self.ring += data
+        if len(self.ring) > 2 * self.tail:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest lines so that at most ``tail`` bytes stay, starting at a line's start."""
+        excess = len(self.ring) - self.tail
+        if excess <= 0:
+            return
+        end = self.ring.find(b"\n", excess - 1)
+        cut = end + 1 if end != -1 else len(self.ring)
+        self.left_lines += self.ring.count(b"\n", 0, cut)
+        self.left_bytes += cut
+        if end == -1:
+            self.dropping_line = True  # its rest is dropped as it comes
+        del self.ring[:cut]
+
+    def tick(self) -> None:
+        """While output is held back, say so now and then: the log keeps growing while the step talks."""
+        if self.holding and self.held_since_notice and self.clock() - self.last_notice >= CAP_NOTICE_SECONDS:
+            self.last_notice, self.held_since_notice = self.clock(), 0
+            self.note(f"output goes on, held back: the log is capped at {self.cap} bytes per attempt (its last {self.tail} come at the end)")
+
+    def finish(self) -> None:
+        if not self.holding:
+            return
+        self._trim()
+        if self.dropping_line:
+            self.left_lines, self.dropping_line = self.left_lines + 1, False
+        if self.left_bytes:
+            self.note(
+                f"{self.left_lines} lines ({self.left_bytes} bytes) of output left out here: the log is capped at"
+                f" {self.cap} bytes per attempt, the first {self.cap - self.tail} and the last {self.tail} kept"
+            )
+        if self.ring:
+            self.log.write(bytes(self.ring) if self.ring.endswith(b"\n") else bytes(self.ring) + b"\n")
+            self.ring.clear()
+
+
+def pump(child: subprocess.Popen, log: CappedLog, redactor: Redactor) -> None:
     """Copy the child's output to the log, masking secrets, until it closes or the child is gone.
 
     A command may exit and leave a background process holding its output open
@@ -98,25 +337,18 @@ def pump(child: subprocess.Popen, log, redactor: Redactor) -> None:
             head, sep, pending = pending.rpartition(b"\n")
             if sep:
                 log.write(redactor.mask_bytes(head + sep))
-                log.flush()
-        if pending and time.monotonic() - last_data >= PARTIAL_FLUSH_SECONDS:
-            # A prompt or progress text without a newline: show it, but hold back
-            # whatever could still grow into a secret.
+        if pending and (time.monotonic() - last_data >= PARTIAL_FLUSH_SECONDS or len(pending) >= LINE_MAX):
+            # A prompt or progress text without a newline (or an endless line): show it,
+            # but hold back whatever could still grow into a secret.
             shown, pending = redactor.split_safe(pending)
             if shown:
                 log.write(shown)
-                log.flush()
+        log.tick()
         if drain_until is None and child.poll() is not None:
             drain_until = time.monotonic() + DRAIN_AFTER_EXIT_SECONDS
     if pending:
         log.write(redactor.mask_bytes(pending) + b"\n")
-    log.flush()
     selector.close()
-
-
-def _log_line(log, redactor: Redactor, text: str) -> None:
-    log.write(redactor.mask_bytes(f"[upgrade-wizard] {text}\n".encode()))
-    log.flush()
 
 
 def _try(function, *args) -> None:
@@ -136,26 +368,55 @@ def drain(child: subprocess.Popen) -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wizard.stepwrap")
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wizard.stepwrap", allow_abbrev=False)
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--status", type=Path, required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--env-file", type=Path)
+    parser.add_argument("--log-cap", type=int, default=LOG_CAP, metavar="BYTES")
     parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # First thing, before anything that can fail: the secrets file must not outlive this start.
+    env_data: bytes | None = None
+    setup_error = None
+    if (env_path := env_file_argument(argv)) is not None:
+        try:
+            env_data = take_env_file(env_path)
+        except OSError as exc:
+            setup_error = f"could not read the step's environment file: {exc}"
+    args = parse_arguments(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
 
     # The terminal may go away under us; that must not stop the step.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    env_extra, secrets = read_env_file(args.env_file)
+    try:
+        env_extra, secrets = parse_env(env_data)
+    except (ValueError, AttributeError) as exc:
+        env_extra, secrets = {}, []
+        setup_error = setup_error or f"could not read the step's environment file: {exc.__class__.__name__}: {exc}"
     redactor = Redactor(secrets)
     env = step_environment(os.environ, env_extra)
 
     base = {"token": args.token, "pid": os.getpid(), "start_ticks": start_ticks(os.getpid()), "boot_id": boot_id()}
     started = stamp()
-    write_status(args.status, {**base, "state": "running", "started": started})
+    write_status(args.status, {**base, "state": "running", "started": started})  # no status, no step
+
+    try:
+        log = LogFile(args.log)
+    except OSError as exc:
+        error = f"could not open the log {args.log}: {exc}"
+        print(error, file=sys.stderr)
+        record_end(args.status, {**base, "state": "exited", "started": started, "exit_code": 127, "ended": stamp(), "error": error})
+        return 1
+
+    def note(text: str) -> None:
+        log.line(redactor.mask_bytes(f"[upgrade-wizard] {stamp()[:19]}Z {text}\n".encode()))
 
     t0 = time.monotonic()
     child: subprocess.Popen | None = None
@@ -169,31 +430,36 @@ def main(argv: list[str] | None = None) -> int:
             child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward_stop)
-    log = open(os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    output = CappedLog(log, max(args.log_cap, 2), note)
     try:
-        _log_line(log, redactor, f"{started[:19]}Z started: {shlex.join(command)}")
-        try:
-            child = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-            )
-        except OSError as exc:
-            _log_line(log, redactor, f"could not start the command: {exc}")
+        _try(note, f"started: {shlex.join(command)}")
+        if setup_error:
+            _try(note, setup_error)
         else:
-            if stop_asked:
-                child.send_signal(signal.SIGTERM)
-            # Should the wrapper itself die, the next wizard still sees the step alive.
-            base.update(child_pid=child.pid, child_start_ticks=start_ticks(child.pid))
-            _try(write_status, args.status, {**base, "state": "running", "started": started})
             try:
-                pump(child, log, redactor)
-            except OSError:
-                drain(child)  # the log cannot be written (disk full?): the step must still finish
+                child = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+                )
+            except OSError as exc:
+                _try(note, f"could not start the command: {exc}")
+            else:
+                if stop_asked:
+                    child.send_signal(signal.SIGTERM)
+                # Should the wrapper itself die, the next wizard still sees the step alive.
+                base.update(child_pid=child.pid, child_start_ticks=start_ticks(child.pid))
+                _try(write_status, args.status, {**base, "state": "running", "started": started})
+                try:
+                    pump(child, output, redactor)
+                except OSError:
+                    drain(child)  # the log cannot be written (disk full?): the step must still finish
     finally:
         exit_code = child.wait() if child is not None else 127
         how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
-        _try(_log_line, log, redactor, f"{stamp()[:19]}Z the command {how} after {time.monotonic() - t0:.1f} s")
+        _try(output.finish)
+        # The log's last line, in the form runner.EXIT_LINE reads should the status below not be written.
+        _try(note, f"the command {how} after {time.monotonic() - t0:.1f} s")
         _try(log.close)
-        write_status(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
+        record_end(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
     return 0
 
 
