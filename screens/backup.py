@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from wizard.backup import HEADROOM, Estimate
+from wizard.backup import HEADROOM, Estimate, Unfinished, unfinished_backups
 from wizard.errors import BackupError, WizardError
 from wizard.sizes import human_bytes
 from wizard.state import Backup
@@ -38,6 +38,13 @@ def parts_table(plan: Estimate) -> Table:
         if not part.optional:
             table.add_row(part.label, part.where, human_bytes(part.size))
     return table
+
+
+def unfinished_text(left: list[Unfinished]) -> Text:
+    """The folders a wizard did not finish, a line each (path and size): the operator's to remove, never the wizard's."""
+    head = ("Not a usable backup (unfinished); yours to remove, the wizard never will:" if len(left) == 1
+            else "Not usable backups (unfinished); yours to remove, the wizard never will:")  # fmt: skip
+    return Text("\n".join([head, *(f"  {folder.path} ({human_bytes(folder.size)})" for folder in left)]), style="yellow")
 
 
 def space_text(plan: Estimate) -> Text:
@@ -76,6 +83,9 @@ class BackupScreen(Screen):
                     yield Button("Take a backup now", id="take", variant="primary", disabled=True)
                     yield Static("The wizard takes it and reads it back before anything else happens.", id="status",
                                  classes="hint")  # fmt: skip
+            left = unfinished_backups(self.app.engine.backup_root, name)  # a few folders: quick to measure
+            if left:
+                yield Static(unfinished_text(left), id="unfinished")
             with Vertical(id="declare", classes="panel"):
                 yield Label("Or, if you made a backup yourself — where is it?" if can_take
                             else "The wizard cannot back up this database itself. Where is the backup you made?")  # fmt: skip

@@ -10,18 +10,20 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from steps import load_recipe
 from wizard.appfiles import app_files
-from wizard.backup import BackupError, rotate, take_backup
+from wizard.backup import BackupError, rotate, take_backup, unfinished_backups, unfinished_text
 from wizard.dumps.postgres import verify as verify_postgres_dump
 from wizard.dbconf import Database, database_of
 from wizard.instance import Instance
 from wizard.plan import build_plan
 from wizard.secrets import secrets_for
+from wizard.sizes import human_bytes, tree_size
 
 from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
 from .pg import PASSWORD, start_postgres, stop_postgres
@@ -133,16 +135,169 @@ def test_sqlite_backup_is_consistent_and_complete(tmp_path):
     assert backup.restore == [f"cp -- {copy} {db}"]
 
 
-def test_old_wizard_backups_are_rotated_and_nothing_else_is_touched(tmp_path):
+def small_sqlite(folder: Path) -> Database:
+    folder.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(folder / "app.sqlite3") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x TEXT)")
+    return Database("sqlite", str(folder / "app.sqlite3"))
+
+
+def a_record(where: Path, instance: str, taken_at: str, sequence: int = 1, **changes) -> Path:
+    """A folder as the wizard leaves a finished backup: its record, written here by hand."""
+    where.mkdir(parents=True)
+    (where / "app.sqlite3").write_bytes(b"a backup")
+    record = {"format": 1, "instance": instance, "folder": where.name, "taken_at": taken_at, "sequence": sequence, **changes}
+    (where / "wizard-backup.json").write_text(json.dumps(record))
+    return where
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def test_old_style_folders_and_the_operator_s_are_never_rotated_only_recorded_ones_are(tmp_path):
     root = tmp_path / "backups"
-    for name in ("wizard-20261101-000000", "wizard-20261102-000000", "wizard-20261103-000000", "my-own-backup",
-                 "wizard-20261104-000000"):  # fmt: skip
+    for name in ("wizard-20261101-000000", "wizard-20261102-000000", "my-own-backup"):  # before records: left alone
         (root / name).mkdir(parents=True)
-    (root / "wizard-20261104-000000" / "UNFINISHED").touch()  # its wizard was killed while writing it
-    gone = rotate(root, keep=2)
-    assert [p.name for p in gone] == ["wizard-20261101-000000"]  # the unfinished one does not push a good one out
-    assert sorted(p.name for p in root.iterdir()) == ["my-own-backup", "wizard-20261102-000000", "wizard-20261103-000000",
-                                                      "wizard-20261104-000000"]  # fmt: skip
+    for day in (1, 2, 3):
+        a_record(root / f"wizard-main-2026110{day}-000000-abcd", "main", f"2026-11-0{day}T00:00:00+00:00", day)
+    a_record(root / "wizard-main-20261104-000000-abcd", "main", "2026-11-04T00:00:00+00:00", 4)
+    (root / "wizard-main-20261104-000000-abcd" / "UNFINISHED").touch()  # its wizard was killed before the marker went
+    assert rotate(root, keep=2) == []  # no instance said: nothing is rotated
+    gone = rotate(root, keep=2, instance="main")
+    assert [p.name for p in gone] == ["wizard-main-20261101-000000-abcd"]  # the unfinished one does not push a good one out
+    assert sorted(p.name for p in root.iterdir()) == ["my-own-backup", "wizard-20261101-000000", "wizard-20261102-000000",
+                                                      "wizard-main-20261102-000000-abcd", "wizard-main-20261103-000000-abcd",
+                                                      "wizard-main-20261104-000000-abcd"]  # fmt: skip
+
+
+def test_two_instances_sharing_a_backup_dir_each_keep_their_own(tmp_path):
+    root = tmp_path / "shared"
+    taken = {"main": [], "conference": []}
+    for _ in range(3):
+        for name in taken:
+            backup = take_backup(small_sqlite(tmp_path / name), [], root, keep=1, instance=name)
+            taken[name].append(Path(backup.path))
+            assert Path(backup.path).is_dir() and Path(backup.path).name.startswith(f"wizard-{name}-")
+    assert sorted(root.iterdir()) == sorted([taken["main"][-1], taken["conference"][-1]])  # each its own last one
+    record = json.loads((taken["main"][-1] / "wizard-backup.json").read_text())
+    assert record["instance"] == "main" and record["folder"] == taken["main"][-1].name and record["sequence"] == 3
+    assert datetime.fromisoformat(record["taken_at"]).utcoffset().total_seconds() == 0
+
+
+def test_a_clock_set_back_keeps_the_new_backup_and_rotates_by_the_recorded_times(tmp_path, monkeypatch):
+    from wizard import backup as backup_module
+
+    clock = iter([])
+    monkeypatch.setattr(backup_module, "now", lambda: next(clock))
+    db, root = small_sqlite(tmp_path / "db"), tmp_path / "backups"
+
+    def take(moment: str, keep: int = 2) -> Path:
+        nonlocal clock
+        clock = iter([at(moment)] * 2)  # the folder's name and its record; then the record's finishing time
+        return Path(take_backup(db, [], root, keep=keep, instance="main").path)
+
+    nov10, nov11, nov12 = take("2026-11-10 12:00:00"), take("2026-11-11 12:00:00"), take("2026-11-12 12:00:00")
+    assert sorted(root.iterdir()) == [nov11, nov12] and not nov10.exists()
+    set_back = take("2026-11-01 08:00:00")  # named and recorded as the oldest of all, and yet just taken: kept
+    assert sorted(root.iterdir()) == [set_back, nov12]  # nov11 went: the older of the two recorded before
+    again = take("2026-11-01 08:00:05")
+    assert sorted(root.iterdir()) == [again, nov12]  # nov12 is still the newest recorded; the set-back one went
+    same_second = take("2026-11-01 08:00:05", keep=3)
+    fourth = take("2026-11-01 08:00:05", keep=3)  # three recorded at the same second: their sequence decides
+    assert sorted(root.iterdir()) == sorted([same_second, fourth, nov12]) and not again.exists()
+
+
+def test_a_folder_named_like_ours_without_our_record_survives(tmp_path):
+    root = tmp_path / "backups"
+    no_record = root / "wizard-main-20200101-000000-0000"
+    no_record.mkdir(parents=True)
+    (no_record / "app.sqlite3").write_bytes(b"someone's")
+    foreign = a_record(root / "wizard-main-20200102-000000-0000", "conference", "2020-01-02T00:00:00+00:00")
+    copied = a_record(root / "wizard-main-copy", "main", "2020-01-03T00:00:00+00:00", folder="wizard-main-20200103-000000-0000")
+    linked = root / "wizard-main-20200104-000000-0000"
+    linked.symlink_to(a_record(tmp_path / "elsewhere" / linked.name, "main", "2020-01-04T00:00:00+00:00"))
+    db = small_sqlite(tmp_path / "db")
+    first = Path(take_backup(db, [], root, keep=1, instance="main").path)
+    second = Path(take_backup(db, [], root, keep=1, instance="main").path)
+    assert sorted(root.iterdir()) == sorted([no_record, foreign, copied, linked, second]) and not first.exists()
+    assert (linked / "wizard-backup.json").is_file() and (no_record / "app.sqlite3").is_file()
+
+
+def test_a_record_that_cannot_be_read_is_left_alone(tmp_path):
+    root = tmp_path / "backups"
+    broken = {
+        "corrupt": "{\"format\": 1, \"instance\": \"main\", \"taken_at\": ",
+        "not-an-object": "[1, 2]",
+        "no-time-zone": json.dumps({"format": 1, "instance": "main", "folder": "wizard-main-no-time-zone",
+                                    "taken_at": "2020-01-01T00:00:00", "sequence": 1}),  # fmt: skip
+        "bad-time": json.dumps({"format": 1, "instance": "main", "folder": "wizard-main-bad-time", "taken_at": "yesterday",
+                                "sequence": 1}),  # fmt: skip
+        "not-utf8": b"\xff\xfe{}",
+    }
+    for name, text in broken.items():
+        folder = root / f"wizard-main-{name}"
+        folder.mkdir(parents=True)
+        (folder / "wizard-backup.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    db = small_sqlite(tmp_path / "db")
+    for _ in range(2):
+        taken = Path(take_backup(db, [], root, keep=1, instance="main").path)
+    assert sorted(p.name for p in root.iterdir()) == sorted([*(f"wizard-main-{name}" for name in broken), taken.name])
+
+
+def test_unfinished_and_incomplete_backups_are_listed_with_their_sizes_and_kept(tmp_path):
+    root = tmp_path / "backups"
+    killed = root / "wizard-main-20261101-000000-abcd"  # as a wizard killed while dumping leaves it
+    killed.mkdir(parents=True)
+    (killed / "UNFINISHED").write_text(unfinished_text("main"))
+    (killed / "app.dump").write_bytes(b"x" * 3000)
+    older = root / "wizard-20261001-000000"  # an older wizard's: its marker names no instance
+    older.mkdir()
+    (older / "UNFINISHED").write_text("The wizard was writing this backup and did not finish it\n")
+    theirs = root / "wizard-conference-20261101-000000-abcd"
+    theirs.mkdir()
+    (theirs / "UNFINISHED").write_text(unfinished_text("conference"))
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(BackupError):
+        take_backup(Database("sqlite", str(bad)), [], root, keep=1, instance="main")
+    [failed] = root.glob("incomplete-wizard-main-*")
+    finished = Path(take_backup(small_sqlite(tmp_path / "db"), [], root, keep=1, instance="main").path)
+    left = unfinished_backups(root, "main")
+    assert [(u.path, u.failed) for u in left] == [(failed, True), (older, False), (killed, False)]
+    assert left[2].size == 3000 + len(unfinished_text("main")) and finished not in [u.path for u in left]
+    assert left[2].says() == (f"not a usable backup (its wizard was stopped while writing it): {killed} (3.0 KiB); "
+                              "you may remove it, the wizard never deletes it")  # fmt: skip
+    assert [u.path for u in unfinished_backups(root, "conference")] == [older, theirs]
+    assert all(p.is_dir() for p in (killed, older, theirs, failed))
+    assert unfinished_backups(tmp_path / "nowhere", "main") == []
+
+
+def test_headless_names_the_unfinished_backups_it_finds_and_leaves_them(site_root):
+    database = small_sqlite(site_root / "data")
+    site = make_site(site_root, step_toml("one", "print('upgraded')"),
+                     app_config=f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database.name}'\n")  # fmt: skip
+    backups = site.state / site.name / "backups"
+    killed = backups / f"wizard-{site.name}-20261101-000000-abcd"
+    killed.mkdir(parents=True)
+    (killed / "UNFINISHED").write_text(unfinished_text(site.name))
+    (killed / "app.sqlite3").write_bytes(b"x" * 5000)
+    failed = backups / f"incomplete-wizard-{site.name}-20261102-000000-abcd"
+    failed.mkdir()
+    (failed / "UNFINISHED").write_text(unfinished_text(site.name))
+    theirs = backups / "wizard-other-20261101-000000-abcd"
+    theirs.mkdir()
+    (theirs / "UNFINISHED").write_text(unfinished_text("other"))
+    result = site.cli("run", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "not a usable backup" in line]
+    assert len(lines) == 2, result.stdout
+    assert lines[0].endswith(f" left in the backup folder: not a usable backup (it failed half-way): {failed} "
+                             f"({human_bytes(tree_size(failed))}); you may remove it, the wizard never deletes it")  # fmt: skip
+    assert lines[1].endswith(f" left in the backup folder: not a usable backup (its wizard was stopped while writing it): "
+                             f"{killed} ({human_bytes(tree_size(killed))}); you may remove it, the wizard never deletes it")  # fmt: skip
+    assert result.stdout.index(lines[1]) < result.stdout.index("backup gate passed")
+    assert killed.is_dir() and failed.is_dir() and theirs.is_dir() and site.session()["backup"]["kind"] == "taken"
 
 
 def test_a_wizard_killed_while_dumping_leaves_no_backup_that_looks_finished(site_root, postgres):
@@ -167,7 +322,8 @@ def test_a_wizard_killed_while_dumping_leaves_no_backup_that_looks_finished(site
     assert result.returncode == 0, result.stdout + result.stderr
     taken = Path(site.session()["backup"]["path"])
     assert taken != killed and not (taken / "UNFINISHED").exists() and (killed / "UNFINISHED").is_file()
-    assert rotate(backups, keep=1) == []  # the killed one is neither counted nor deleted
+    assert f"left in the backup folder: not a usable backup (its wizard was stopped while writing it): {killed} (" in result.stdout
+    assert rotate(backups, keep=1, instance=site.name) == []  # the killed one is neither counted nor deleted
 
 
 def test_not_enough_space_fails_before_writing_anything(tmp_path, postgres):

@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import Button, Checkbox
 
 from wizard import backup
+from wizard.sizes import human_bytes, tree_size
 
 from .conftest import make_site, step_toml, wait_for
 from .test_tui import on_screen, screen_name, site_app, until
@@ -30,6 +31,10 @@ def indico_like_site(site_root: Path, database_bytes: bytes | None = None):
     (archive / "upload.bin").write_bytes(b"x" * 2_000_000)
     config = f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\nSTORAGE_BACKENDS = {{'default': 'fs:{archive}'}}\n"
     return make_site(site_root, step_toml("one", f"open({str(site_root / 'ran')!r}, 'w')"), app_config=config)
+
+
+def size(path: Path) -> str:
+    return human_bytes(tree_size(path))
 
 
 async def to_backup_screen(pilot, app) -> None:
@@ -112,3 +117,38 @@ async def test_quitting_while_the_backup_runs_stops_the_dump_and_leaves_nothing_
     # The worker thread renames the folder once its client is stopped; the app may have closed a moment before.
     wait_for(lambda: list((site_root / "state").rglob("incomplete-wizard-*")), timeout=10, what="the folder marked incomplete")
     assert not [p for p in (site_root / "state").rglob("wizard-*") if p.is_dir()] and app.engine.session.backup is None
+
+
+async def test_unfinished_backups_are_named_with_their_size_and_left_for_the_operator(site_root):
+    site = indico_like_site(site_root)
+    backups = site.state / site.name / "backups"
+    killed = backups / f"wizard-{site.name}-20261101-000000-abcd"  # as a wizard killed while dumping leaves it
+    killed.mkdir(parents=True)
+    (killed / backup.UNFINISHED).write_text(backup.unfinished_text(site.name))
+    (killed / "indico.db").write_bytes(b"x" * 300_000)
+    failed = backups / f"incomplete-wizard-{site.name}-20261102-000000-abcd"
+    failed.mkdir()
+    (failed / backup.UNFINISHED).write_text(backup.unfinished_text(site.name))
+    theirs = backups / "wizard-other-20261101-000000-abcd"  # another instance's, in a shared backup_dir
+    theirs.mkdir()
+    (theirs / backup.UNFINISHED).write_text(backup.unfinished_text("other"))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        shown = str(app.screen.query_one("#unfinished").render())
+        assert shown.splitlines() == [
+            "Not usable backups (unfinished); yours to remove, the wizard never will:",
+            f"  {failed} ({size(failed)})",
+            f"  {killed} ({size(killed)})",
+        ]  # another instance's is not listed
+        assert app.screen.focused is app.screen.query_one("#take")
+        app.screen.query_one("#take", Button).press()
+        await until(pilot, on_screen(app, "DoneScreen"), what="the backup, then the one step")
+    assert killed.is_dir() and failed.is_dir() and theirs.is_dir() and app.engine.session.backup.kind == "taken"
+
+
+async def test_no_unfinished_backups_no_line(site_root):
+    app = site_app(indico_like_site(site_root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        assert not app.screen.query("#unfinished")

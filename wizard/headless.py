@@ -124,8 +124,10 @@ def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
 
 
 def _pass_gate(engine: Engine, choices: Choices, out: PlainOutput) -> Backup:
-    from .backup import declared_backup
+    from .backup import declared_backup, unfinished_backups
 
+    for left in unfinished_backups(engine.backup_root, engine.instance.name):  # said, never deleted
+        out.line(f"left in the backup folder: {left.says()}")
     if choices.backup_done:
         return declared_backup(choices.backup_done)
     if engine.backup_possible():
