@@ -298,6 +298,9 @@ def test_headless_names_the_unfinished_backups_it_finds_and_leaves_them(site_roo
                              f"{killed} ({human_bytes(tree_size(killed))}); you may remove it, the wizard never deletes it")  # fmt: skip
     assert result.stdout.index(lines[1]) < result.stdout.index("backup gate passed")
     assert killed.is_dir() and failed.is_dir() and theirs.is_dir() and site.session()["backup"]["kind"] == "taken"
+    taken = Path(site.session()["backup"]["path"])  # the engine names it by its instance and records it as its own
+    assert taken.name.startswith(f"wizard-{site.name}-")
+    assert json.loads((taken / "wizard-backup.json").read_text())["instance"] == site.name
 
 
 def test_a_wizard_killed_while_dumping_leaves_no_backup_that_looks_finished(site_root, postgres):

@@ -291,7 +291,7 @@ class Engine(LockRemedies):
         """
         return take_backup(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root,
                            self.instance.backup_keep, progress, files=app_files(self.recipe, self.instance, chosen),
-                           measured=measured)  # fmt: skip
+                           measured=measured, instance=self.instance.name)  # fmt: skip
 
     def pass_gate(self, backup: Backup) -> None:
         assert self.session is not None
