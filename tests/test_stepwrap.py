@@ -225,3 +225,14 @@ def test_a_log_ending_in_half_a_line_gets_the_wrappers_lines_on_lines_of_their_o
     log.line(b"[upgrade-wizard] started\n")
     assert open(tmp_path / "step.log", "rb").read() == b"an earlier attempt, cut off\n[upgrade-wizard] started\n"
     log.close()
+
+
+def test_the_exit_line_keeps_its_form_whatever_the_secrets(tmp_path):
+    # A 4-digit secret could mask part of the time or the exit code, and inspect could no longer read the line.
+    record = prepared(tmp_path, [sys.executable, "-c", "raise SystemExit(42)"])
+    env_file = tmp_path / f".01-x.{record.token[:8]}.env"
+    env_file.write_text(json.dumps({"env": {}, "redact": ["exited with code", "42 after"]}))
+    run_wrapper(wrapper_args(record, "--env-file", str(env_file)))
+    os.unlink(record.status_file)  # as if it could not be written
+    record.pid, record.start_ticks = 1, None  # seen, and gone
+    assert inspect(record).exit_code == 42

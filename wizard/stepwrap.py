@@ -415,8 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         record_end(args.status, {**base, "state": "exited", "started": started, "exit_code": 127, "ended": stamp(), "error": error})
         return 1
 
-    def note(text: str) -> None:
-        log.line(redactor.mask_bytes(f"[upgrade-wizard] {stamp()[:19]}Z {text}\n".encode()))
+    def note(text: str, masked: bool = True) -> None:
+        line = f"[upgrade-wizard] {stamp()[:19]}Z {text}\n".encode()
+        log.line(redactor.mask_bytes(line) if masked else line)
 
     t0 = time.monotonic()
     child: subprocess.Popen | None = None
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
         _try(output.finish)
         # The log's last line, in the form runner.EXIT_LINE reads should the status below not be written.
-        _try(note, f"the command {how} after {time.monotonic() - t0:.1f} s")
+        _try(note, f"the command {how} after {time.monotonic() - t0:.1f} s", False)  # no secret in it; a mask could break its form
         _try(log.close)
         record_end(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
     return 0
