@@ -213,15 +213,15 @@ def sweep_secret_files(run_root: Path) -> list[Path]:
     for path in candidates:
         try:
             age = time.time() - os.lstat(path).st_mtime
-        except FileNotFoundError:
+        except OSError:
             continue
         name = os.fsencode(path.name)
         if age < START_GRACE or any(arg == name or arg.endswith(b"/" + name) for arg in arguments):
             continue
         try:
             path.unlink()  # a symlink in its place is removed itself, never its target
-        except FileNotFoundError:
-            continue
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: never a reason to stop a wizard opening
         removed.append(path)
     return removed
 
