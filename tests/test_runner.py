@@ -104,6 +104,15 @@ def test_a_step_launched_a_moment_ago_is_starting_not_gone(tmp_path):
     record = StepRecord(id="x", title="x", argv=["true"])
     prepare_attempt(record, tmp_path, 1)  # saved, but the wizard died before launching
     assert inspect(record) == Alive(None)
+    record.launched_boottime -= 60  # a minute later, and still no wrapper
+    assert isinstance(inspect(record), Gone)
+
+
+def test_a_session_saved_without_the_boot_clock_falls_back_to_the_wall_clock(tmp_path):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    record.launched_boottime = None  # as an older wizard saved it
+    assert inspect(record) == Alive(None)
     record.started -= timedelta(seconds=60)
     assert isinstance(inspect(record), Gone)
 
@@ -299,8 +308,7 @@ def test_an_exit_line_of_an_earlier_attempt_is_not_this_attempts_end(tmp_path):
     log.write_text("[upgrade-wizard] 2024-05-01T10:00:00Z the command exited with code 0 after 1.0 s\n")
     prepare_attempt(record, tmp_path, 1)  # the retry's output starts after that line
     record.started -= timedelta(seconds=60)
-    if hasattr(record, "launched_boottime"):
-        record.launched_boottime -= 60
+    record.launched_boottime -= 60
     assert isinstance(inspect(record), Gone)
     with open(log, "a") as handle:  # this attempt's wrapper ended it and could write no status
         handle.write("[upgrade-wizard] 2024-05-01T10:05:00Z started: true\n")
@@ -311,14 +319,8 @@ def test_an_exit_line_of_an_earlier_attempt_is_not_this_attempts_end(tmp_path):
     assert isinstance(inspect(record), Gone)
 
 
-class BootClockRecord(StepRecord):
-    """A StepRecord with the field the start grace is measured on (proposed for wizard/state.py)."""
-
-    launched_boottime: float | None = None
-
-
 def test_the_start_grace_is_measured_on_the_boot_clock_not_the_wall_clock(tmp_path):
-    record = BootClockRecord(id="x", title="x", argv=["true"])
+    record = StepRecord(id="x", title="x", argv=["true"])
     prepare_attempt(record, tmp_path, 1)
     assert record.launched_boottime is not None and abs(record.launched_boottime - boot_clock()) < 5
     record.started -= timedelta(hours=1)  # the wall clock was stepped forward an hour since the launch

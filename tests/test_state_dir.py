@@ -235,3 +235,15 @@ def test_the_takeover_note_says_what_became_of_the_earlier_pid(site_root):
     finally:
         living.kill()
         living.wait()
+
+
+def test_a_secrets_file_left_by_a_killed_wizard_is_swept_when_the_instance_is_opened(site_root):
+    site = site_with_state(site_root)
+    runs = site.state / site.name / "runs" / "20261201-000000-abcd"
+    runs.mkdir(parents=True)
+    leftover = runs / ".01-one.0123abcd.env"
+    leftover.write_text('{"env": {"PGPASSWORD": "hunter22"}, "redact": ["hunter22"]}')
+    os.utime(leftover, (0, 0))  # long before: no wrapper is still about to read it
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 0, result.stderr
+    assert not leftover.exists()

@@ -23,7 +23,7 @@ from .instance import Instance
 from .plan import Plan, belongs_to
 from .preflight import missing_tools
 from .remedies import LockRemedies
-from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt
+from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt, sweep_secret_files
 from .secrets import config_files, secret_env, secrets_for
 from .state import Backup, Note, Session, StepRecord, StepStatus, now
 from .store import KEEP, InstanceLock, StateStore
@@ -111,6 +111,7 @@ class Engine(LockRemedies):
             lock.release()
             raise
         self._lock = lock
+        sweep_secret_files(self.store.dir / "runs")  # left by a killed wizard, or a wrapper that never ran
         self.tools_missing = self._tools_missing()
         for notice in self.store.notices:
             self.say(notice)

@@ -96,8 +96,7 @@ def prepare_attempt(record: StepRecord, run_dir: Path, index: int) -> None:
     record.pid = record.start_ticks = record.exit_code = record.ended = None
     record.boot_id = boot_id()
     record.started = now()
-    if "launched_boottime" in type(record).model_fields:  # the start grace, measured on a clock no one steps
-        record.launched_boottime = boot_clock()
+    record.launched_boottime = boot_clock()  # the start grace is measured on a clock no one steps
 
 
 def boot_clock() -> float:
@@ -250,12 +249,12 @@ def inspect(record: StepRecord) -> Outcome:
 def _starting(record: StepRecord) -> bool:
     """Was this attempt launched less than START_GRACE ago (and has not been seen since)?
 
-    Measured on the boot clock when the record has ``launched_boottime``;
-    otherwise on the wall clock, which is wrong by as much as the clock was stepped.
+    Measured on the boot clock; a session saved by an older wizard has only the wall
+    clock, which is wrong by as much as the clock was stepped.
     """
     if record.pid is not None or record.started is None:
         return False
-    launched = getattr(record, "launched_boottime", None)
+    launched = record.launched_boottime
     if launched is not None:
         return record.boot_id == boot_id() and 0 <= boot_clock() - launched < START_GRACE
     return (now() - record.started).total_seconds() < START_GRACE

@@ -50,6 +50,8 @@ class StepRecord(BaseModel):
     boot_id: str | None = None
     token: str | None = Field(None, description="names the current attempt in the status file")
     started: datetime | None = None
+    launched_boottime: float | None = Field(None, description="CLOCK_BOOTTIME when the attempt was prepared: "
+                                            "its start grace is measured on it, not on the wall clock")
     ended: datetime | None = None
     exit_code: int | None = None
     log: str | None = None
