@@ -6,6 +6,7 @@ then look at the new SVGs before committing them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -27,6 +28,8 @@ from wizard.plan import as_note, chosen_notes, sort_notes
 from wizard.state import Backup, Session, StepRecord, StepStatus
 from wizard.store import StateStore
 
+from .conftest import kill_tree_leftovers, wait_for
+from .supervisor import supervisord_header
 from .wheels import build_wheel, offline_pip_env, venv_with
 
 ROOT = Path("/tmp/upgrade-wizard-snapshots")  # fixed: paths show on screen
@@ -145,6 +148,56 @@ def test_detect(snap_compare, size, monkeypatch):
     install_metadata(folder / "venv", "indico", "3.2.6")
     install_metadata(folder / "venv", "indico-plugin-livesync", "3.2.1")
     instances_file(folder)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
+    assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))
+
+
+SERVICE_PROGRAMS = f"""
+[program:indico-uwsgi]
+command={sys.executable} -c "raise SystemExit(3)"
+startsecs=1
+startretries=0
+[program:indico-celery]
+command={sys.executable} -c "import time; time.sleep(3600)"
+startsecs=1
+"""
+
+
+@pytest.fixture
+def supervised_indico(monkeypatch):
+    """A real supervisord whose uWSGI exited at once (FATAL) and whose Celery runs; supervisorctl on the PATH."""
+    folder = fresh("detect-services")
+    conf = folder / "supervisord.conf"
+    conf.write_text(supervisord_header(folder) + SERVICE_PROGRAMS)
+    bin_dir = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run([bin_dir / "supervisord", "-c", conf], check=True, timeout=30)
+    ctl = [str(bin_dir / "supervisorctl"), "-c", str(conf), "status"]
+
+    def settled() -> bool:
+        out = subprocess.run(ctl, capture_output=True, text=True, timeout=30).stdout
+        states = {line.split()[0]: line.split()[1] for line in out.splitlines() if len(line.split()) > 1}
+        return states.get("indico-uwsgi") == "FATAL" and states.get("indico-celery") == "RUNNING"
+
+    try:
+        wait_for(settled, timeout=60, interval=0.2, what="supervisord's indico-uwsgi FATAL and indico-celery RUNNING")
+        yield folder
+    finally:
+        subprocess.run([*ctl[:-1], "shutdown"], capture_output=True, timeout=30)
+        kill_tree_leftovers(folder)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detect_app_server_down(snap_compare, size, monkeypatch, supervised_indico):
+    """Detection: under a real supervisord, uWSGI has failed (FATAL) and Celery runs; each service line says so."""
+    folder = supervised_indico
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+    install_metadata(folder / "venv", "indico", "3.2.6")
+    config = instances_file(folder)
+    config.write_text(config.read_text() + f'service_manager = ["supervisorctl", "-c", "{folder}/supervisord.conf", '
+                      '"{action}", "{service}"]\n\n[instances.main.services]\n'
+                      'uwsgi = "indico-uwsgi"\ncelery = "indico-celery"\n')  # fmt: skip
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))

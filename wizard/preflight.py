@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from .instance import Instance
 from .plan import Plan
 from .privilege import current_user
 from .secrets import config_files
-from .state import Note
+from .services import status_argv
+from .state import Note, StepStatus
 from .uwsgiconf import touch_reload_check
 
 MIB = 1024**2
@@ -180,9 +182,42 @@ def settle_reload_steps(instance: Instance, plan: Plan) -> list[Note]:
     return list(notes.values())
 
 
+def service_checks(instance: Instance, plan: Plan) -> list[Note]:
+    """A warning for each service the service manager says is stopped or failed, with its way out.
+
+    A state that could not be read is no warning: detection shows it as unknown, with why.
+    Run after settle_reload_steps: a reload turned into a restart counts as the upgrade restarting it.
+    """
+    notes = []
+    for unit in plan.units:
+        if unit.name is None or unit.how == "assumed" or not unit.down:
+            continue
+        app_server = unit.role == plan.recipe.app_server_role
+        what = "the app server" if app_server else f"the {unit.role} service"
+        effect = "The site is not being served now." if app_server else "Its background tasks are not being run now."
+        said = f"{Path(instance.service_manager[0]).name} reports {unit.said}."
+        start = shlex.join(instance.service_argv("start", unit.name))
+        status = shlex.join(status_argv(instance, unit.name))
+        restarts = [step.title for step in plan.steps if step.status == StepStatus.PENDING
+                    and step.argv in (instance.service_argv("start", unit.name), instance.service_argv("restart", unit.name))]  # fmt: skip
+        by_step = f' The upgrade\'s step "{restarts[0]}" starts it.' if restarts else " Nothing in this upgrade starts it."
+        if unit.state == "failed":
+            way_out = (f"The upgrade restarts it; check why it failed first: `{status}`" if restarts
+                       else f"Check why it failed: `{status}`; then start it: `{start}`")  # fmt: skip
+            notes.append(check(f"service-{unit.role}", "warning", f"{unit.name} ({what}) has failed",
+                               f"{said} {effect}{by_step}", way_out))  # fmt: skip
+        else:
+            way_out = (f"Start it: `{start}` (or leave it stopped, if that is on purpose: the upgrade starts it)"
+                       if restarts else f"Start it: `{start}`")  # fmt: skip
+            notes.append(check(f"service-{unit.role}", "warning", f"{unit.name} ({what}) is not running",
+                               f"{said} {effect}{by_step}", way_out))  # fmt: skip
+    return notes
+
+
 def preflight(instance: Instance, plan: Plan, backup_root: Path | None = None) -> list[Note]:
     return [
         *settle_reload_steps(instance, plan),
+        *service_checks(instance, plan),
         *tool_checks(instance, plan),
         *rights_checks(instance, plan),
         *config_checks(instance, plan),

@@ -14,6 +14,7 @@ from .plan import Plan
 from .preflight import tool_paths
 from .instance import Instance
 from .runner import Alive, Finished, inspect
+from .services import Unit
 from .state import Session, StepRecord, StepStatus
 
 def esc(value: object) -> str:
@@ -59,8 +60,7 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
         style = {"ok": "", "warning": "yellow", "blocker": "bold red"}[found.schema.state]
         facts.add_row("schema", f"[{style}]{esc(found.schema.text)}[/]" if style else esc(found.schema.text))
     for unit in plan.units:
-        how = "[yellow]assumed: not found on this host[/]" if unit.how == "assumed" else unit.how
-        facts.add_row(f"{esc(unit.role)} service", f"{esc(unit.name or 'unknown')}  [dim]({how})[/]")
+        facts.add_row(f"{esc(unit.role)} service", unit_text(unit))
     console.print(facts)
     if not plan.steps:
         console.print("\n" + esc(plan.nothing_to_do), soft_wrap=True)
@@ -82,6 +82,21 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
         marks = " [dim](re-runnable)[/]" if step.safe_to_rerun else ""
         table.add_row(str(number), f"{esc(step.title)}{marks}\n[dim]{step.id}[/]", esc(as_user), Text(command_text(step)))
     console.print(table)
+
+
+STATE_STYLE = {"running": "green", "starting": "cyan", "stopped": "yellow", "failed": "bold red"}
+
+
+def unit_text(unit: Unit) -> str:
+    """The unit, how it was named, and its state as the service manager gave it (unknown: why)."""
+    if unit.name is None:
+        return "none  [dim](the instance has no such service)[/]" if unit.how == "none here" else "[yellow]unknown[/]"
+    how = "[yellow]assumed: not found on this host[/]" if unit.how == "assumed" else unit.how
+    text = f"{esc(unit.name)}  [dim]({how})[/]  "
+    if unit.state == "unknown":
+        return text + f"state unknown [dim]({esc(unit.said)})[/]"
+    state = f"[{STATE_STYLE[unit.state]}]{unit.state}[/]"
+    return text + (state if unit.state == "running" else f"{state} [dim]({esc(unit.said)})[/]")
 
 
 def newest_text(found) -> str:
