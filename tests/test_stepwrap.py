@@ -10,7 +10,7 @@ import subprocess
 import sys
 import traceback
 
-from wizard import stepwrap
+from wizard import steplog, stepwrap
 from wizard.procs import start_ticks
 from wizard.runner import PACKAGE_ROOT, WRAPPER_BOOT, Finished, Gone, inspect, prepare_attempt
 from wizard.state import StepRecord
@@ -174,14 +174,14 @@ class Clock:
 
 
 def capped(tmp_path, cap: int, clock=None):
-    log = stepwrap.LogFile(tmp_path / "step.log")
+    log = steplog.LogFile(tmp_path / "step.log")
     notes = []
 
     def note(text):
         notes.append(text)
         log.line(f"[upgrade-wizard] {text}\n".encode())
 
-    return log, stepwrap.CappedLog(log, cap, note, clock or Clock()), notes
+    return log, steplog.CappedLog(log, cap, note, clock or Clock()), notes
 
 
 def test_held_back_output_is_announced_now_and_then_so_the_log_still_grows(tmp_path):
@@ -193,10 +193,10 @@ def test_held_back_output_is_announced_now_and_then_so_the_log_still_grows(tmp_p
     output.write(b"held back\n")
     output.tick()
     assert notes == []  # not yet
-    clock.now += stepwrap.CAP_NOTICE_SECONDS
+    clock.now += steplog.CAP_NOTICE_SECONDS
     output.tick()
     assert len(notes) == 1 and "held back" in notes[0] and os.path.getsize(tmp_path / "step.log") > size
-    clock.now += stepwrap.CAP_NOTICE_SECONDS
+    clock.now += steplog.CAP_NOTICE_SECONDS
     output.tick()
     assert len(notes) == 1  # nothing new held back since: nothing to say
     output.finish()

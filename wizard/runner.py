@@ -30,7 +30,7 @@ from .errors import WizardError
 from .privilege import as_runner
 from .procs import alive, boot_id, command_lines, start_ticks
 from .state import StepRecord, now
-from .stepwrap import LOG_CAP
+from .steplog import LOG_CAP
 
 START_GRACE = 10.0
 # The wrapper's last line in the log; the fallback for an exit status that could not be written.
