@@ -16,7 +16,6 @@ from textual.worker import Worker, WorkerState
 from wizard.errors import WizardError
 from wizard.facts import facts_for
 from wizard.plan import Plan, plan_for
-from wizard.services import unit_line
 from .widgets import TitleBar
 
 STATE_MARK = {"ok": ("ok", "green"), "warning": ("warning", "yellow"), "blocker": ("BLOCKER", "bold red"),
@@ -67,17 +66,11 @@ class DetectScreen(Screen):
         self.app.plan_blocked = plan.blocked
         table = self.query_one("#facts", DataTable)
         hints: dict[str, list[str]] = {}  # a hint said once, with every fact it is about
-        instance = self.app.engine.instance
-        # Each service's line says its state too (running / starting / stopped / failed / unknown).
-        services = {line.name: line for line in (unit_line(instance, unit) for unit in plan.units)}
-        for fact in facts_for(instance, plan):
-            name, value, state, hint = fact.name, fact.value, fact.state, fact.hint
-            if name in services:
-                value, state, hint = services[name].value, services[name].verdict, services[name].hint
-            label, style = STATE_MARK[state]
-            table.add_row(Text(label, style=style), name, value)
-            if hint and state != "ok":
-                hints.setdefault(hint, []).append(name)
+        for fact in facts_for(self.app.engine.instance, plan):
+            label, style = STATE_MARK[fact.state]
+            table.add_row(Text(label, style=style), fact.name, fact.value)
+            if fact.hint and fact.state != "ok":
+                hints.setdefault(fact.hint, []).append(fact.name)
         found = plan.found
         summary = self.query_one("#summary", Static)
         if not plan.steps:

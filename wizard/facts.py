@@ -10,12 +10,13 @@ from .instance import Instance
 from .sizes import human_bytes
 from .plan import Plan
 from .preflight import tool_paths
+from .services import unit_line
 
 GIB = 1024**3
 DISK_WARNING = 2 * GIB  # a venv rebuild plus a database dump can take that much
 DISK_BLOCKER = 256 * 1024**2
 
-State = Literal["ok", "warning", "blocker"]
+State = Literal["ok", "warning", "blocker", "unknown"]  # unknown: no one could tell (not a failure)
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,9 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
         facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))
     else:
         facts.append(Fact("plugins", "none installed"))
-    for unit in plan.units:
-        if unit.how in ("configured", "found", "default"):
-            how = {"default": "the recipe's name for it"}.get(unit.how, unit.how)
-            facts.append(Fact(f"{unit.role} service", f"{unit.name} ({how})"))
-        elif unit.name:
-            facts.append(Fact(f"{unit.role} service", f"{unit.name} (assumed)", "warning",
-                              "not found on this host; name it under services in the instances file"))  # fmt: skip
-        else:
-            facts.append(Fact(f"{unit.role} service", "unknown", "warning", "name it under services"))
+    for unit in plan.units:  # each with its state, as the service manager tells it (or unknown, and why)
+        line = unit_line(instance, unit)
+        facts.append(Fact(line.name, line.value, line.verdict, line.hint))
     facts.append(free_disk(instance))
     facts.append(Fact("os family", found.os_family))
     blockers = [n for n in plan.notes if n.severity == "blocker"]

@@ -208,7 +208,7 @@ class Plan:
 def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None] | None = None) -> Plan:
     """The steps of every hop from installed to target, and the notes that come with them."""
     if units is None:
-        units = {unit.role: unit.name for unit in resolve_units(instance, recipe)}
+        units = {unit.role: unit.name for unit in resolve_units(instance, recipe, states=False)}
     path = hops(found.installed_version or "", found.target_version or "", recipe.hops, found.releases)
     if not path and found.up_to_date and found.schema is not None and found.schema.pending:
         path = [found.target_version]  # the code is new but the database is not: finish the upgrade
