@@ -248,6 +248,25 @@ def test_backup(snap_compare, size, monkeypatch):
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_backup_with_an_unfinished_one_left(snap_compare, size, monkeypatch):
+    """The backup gate names a backup a killed wizard left half-written, with its size, for the operator to remove."""
+    folder = fresh("backup-unfinished")
+    config = instances_file(folder)
+    database = folder / "indico.db"
+    with sqlite3.connect(database) as conn:
+        conn.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, title TEXT);")
+    (folder / "indico.conf").write_text(f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\n")
+    config.write_text(config.read_text() + f'config = "{folder}/indico.conf"\nbackup_dir = "{folder}/b"\n')
+    killed = folder / "b" / "wizard-main-20261120-231500-9f3c"
+    killed.mkdir(parents=True)
+    (killed / "UNFINISHED").write_text(backup.unfinished_text("main"))
+    (killed / "indico.dump").write_bytes(b"x" * 1_200_000)
+    monkeypatch.setattr(backup, "free_space", lambda _: 52 * 1024**3)
+    saved_session(folder, ["pending"] * 5)
+    assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space"))
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_run_after_a_failure(snap_compare, size):
     """The run screen after the schema upgrade failed: its log, and the choices r / s / a in the panel and footer."""
     folder = fresh("run")
