@@ -228,41 +228,39 @@ def test_notes(snap_compare, size):
     assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("NotesScreen"))
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_backup(snap_compare, size, monkeypatch):
-    """The backup gate: what the backup would hold, measured (the archive offered with its size), the button focused."""
-    folder = fresh("backup")
+def backup_gate(name: str, monkeypatch, events: int, conf: str = "", backup_dir: str = "backups") -> Path:
+    """An Indico instance on SQLite at the backup gate, with 52 GiB free where its backups go."""
+    folder = fresh(name)
     config = instances_file(folder)
     database = folder / "indico.db"
     with sqlite3.connect(database) as conn:
         conn.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, title TEXT);")
-        conn.executemany("INSERT INTO events (title) VALUES (?)", [(f"event {n}",) for n in range(20000)])
-    (folder / "archive").mkdir()
-    (folder / "archive" / "upload.bin").write_bytes(b"x" * 3_500_000)
-    (folder / "indico.conf").write_text(f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\n"
-                                        f"STORAGE_BACKENDS = {{'default': 'fs:{folder / 'archive'}'}}\n")  # fmt: skip
-    config.write_text(config.read_text() + f'config = "{folder}/indico.conf"\nbackup_dir = "{folder}/backups"\n')
+        conn.executemany("INSERT INTO events (title) VALUES (?)", [(f"event {n}",) for n in range(events)])
+    (folder / "indico.conf").write_text(f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\n" + conf)
+    config.write_text(config.read_text() + f'config = "{folder}/indico.conf"\nbackup_dir = "{folder}/{backup_dir}"\n')
     monkeypatch.setattr(backup, "free_space", lambda _: 52 * 1024**3)
     saved_session(folder, ["pending"] * 5)
+    return folder
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_backup(snap_compare, size, monkeypatch):
+    """The backup gate: what the backup would hold, measured (the archive offered with its size), the button focused."""
+    archive = ROOT / "backup" / "archive"
+    folder = backup_gate("backup", monkeypatch, 20000, f"STORAGE_BACKENDS = {{'default': 'fs:{archive}'}}\n")
+    archive.mkdir()
+    (archive / "upload.bin").write_bytes(b"x" * 3_500_000)
     assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_backup_with_an_unfinished_one_left(snap_compare, size, monkeypatch):
     """The backup gate names a backup a killed wizard left half-written, with its size, for the operator to remove."""
-    folder = fresh("backup-unfinished")
-    config = instances_file(folder)
-    database = folder / "indico.db"
-    with sqlite3.connect(database) as conn:
-        conn.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY, title TEXT);")
-    (folder / "indico.conf").write_text(f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\n")
-    config.write_text(config.read_text() + f'config = "{folder}/indico.conf"\nbackup_dir = "{folder}/b"\n')
+    folder = backup_gate("backup-unfinished", monkeypatch, 0, backup_dir="b")
     killed = folder / "b" / "wizard-main-20261120-231500-9f3c"
     killed.mkdir(parents=True)
     (killed / "UNFINISHED").write_text(backup.unfinished_text("main"))
     (killed / "indico.dump").write_bytes(b"x" * 1_200_000)
-    monkeypatch.setattr(backup, "free_space", lambda _: 52 * 1024**3)
-    saved_session(folder, ["pending"] * 5)
     assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space"))
 
 
