@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, help="the sandbox folder (new or a sandbox to resume; default: a new temp dir)")
     demo.add_argument("--headless", action="store_true", help="run it as `run --yes` does, without a screen")
     demo.add_argument("--pace", type=float, default=1.0, help="scale the demo programs' delays when building (0.1 = 10x faster)")
+    demo.add_argument("--keep-services", action="store_true",
+                      help="leave the sandbox's demo services running when the demo ends (default: they are stopped)")  # fmt: skip
+    demo.add_argument("--stop", action="store_true",
+                      help="with --dir: stop that sandbox's demo services (kept with --keep-services) and exit")  # fmt: skip
     _add_run_options(demo)
     return parser
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .catalog import CORE, PLUGIN, SCHEMA, START_VERSION, TARGET_VERSION, install_metadata, site_packages
-from .svc import SERVICES
+from .svc import SERVICES, unpark
 
 INSTANCE = "demo"
 
@@ -82,7 +82,7 @@ def _service(folder: Path, action: str, service: str) -> None:
     # not a child of this (long-lived) process, and is reaped when it exits.
     subprocess.run(
         [sys.executable, "-m", "wizard.demo.svc", "--dir", str(folder), action, service],
-        check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=120,
     )  # fmt: skip
 
 
@@ -94,3 +94,11 @@ def start_services(folder: Path) -> None:
 def stop_services(folder: Path) -> None:
     for service in SERVICES:
         _service(folder, "stop", service)
+
+
+def resume_services(folder: Path) -> list[str]:
+    """Start again the services the last demo on this sandbox stopped when it ended; returns them."""
+    services = unpark(folder)
+    for service in services:
+        _service(folder, "start", service)
+    return services

@@ -2,41 +2,128 @@
 
 It plays the part systemctl or supervisorctl plays on a real host, with pid
 files under the sandbox, so the demo needs no root and no init system.
+
+A pid file records the service's pid, its start time (clock ticks since boot)
+and its exact command line: a process is taken for the demo's service only when
+all three still match, so a stale pid file never makes it signal anyone else.
+Every action takes the sandbox's service lock, so a stop never races a restart.
+
+When a demo ends it *parks* the sandbox: it stops the services and notes which
+ran.  While parked, ``start`` (a detached step or restart the wizard left
+behind) starts nothing and only adds the service to that note; the next demo on
+the sandbox unparks it and starts the noted services again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
+from ..procs import alive, boot_id, start_ticks
+
 SERVICES = ("uwsgi", "celery")
+LOCK_WAIT = 60.0  # a stop waits at most this long for another service action (each takes seconds at most)
 
 
 def _pidfile(sandbox: Path, service: str) -> Path:
     return sandbox / "run" / f"{service}.pid"
 
 
-def running_process(sandbox: Path, service: str) -> psutil.Process | None:
+def parked_file(sandbox: Path) -> Path:
+    return sandbox / "run" / "parked.json"
+
+
+@contextlib.contextmanager
+def service_lock(sandbox: Path):
+    """One service action at a time in a sandbox (across processes): held for the whole action."""
+    (sandbox / "run").mkdir(parents=True, exist_ok=True)
+    with open(sandbox / "run" / "svc.lock", "a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another action on the demo's services in {sandbox} took over {LOCK_WAIT:.0f} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_record(sandbox: Path, service: str) -> dict | None:
     try:
         record = json.loads(_pidfile(sandbox, service).read_text())
-        proc = psutil.Process(record["pid"])
-        if abs(proc.create_time() - record["create_time"]) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
-            return proc
-    except (OSError, ValueError, KeyError, psutil.Error):
-        pass
-    return None
+        return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
+    except (OSError, ValueError):
+        return None
+
+
+def proven(record: dict, sandbox: Path, service: str) -> psutil.Process | None:
+    """The recorded process, if it is still the very one the record names (else None, whoever has the pid)."""
+    pid = record["pid"]
+    try:
+        proc = psutil.Process(pid)
+        if "start_ticks" in record:
+            if record.get("boot_id") not in (None, boot_id()) or not alive(pid, record["start_ticks"]):
+                return None
+        elif abs(proc.create_time() - record.get("create_time", 0)) >= 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None  # a record written before start ticks were kept
+        cmdline = proc.cmdline()
+    except (psutil.Error, OSError, TypeError, ValueError):
+        return None
+    if "argv" in record:
+        return proc if cmdline == record["argv"] else None
+    # An older record without the command line: the demo's own program for this service and sandbox.
+    if "wizard.demo.apps" not in cmdline or service not in cmdline:
+        return None
+    if "--sandbox" in cmdline and cmdline[cmdline.index("--sandbox") + 1 :][:1] != [str(sandbox)]:
+        return None
+    return proc
+
+
+def running_process(sandbox: Path, service: str) -> psutil.Process | None:
+    record = read_record(sandbox, service)
+    return proven(record, sandbox, service) if record else None
+
+
+def is_parked(sandbox: Path) -> bool:
+    return parked_file(sandbox).is_file()
+
+
+def _parked_services(sandbox: Path) -> list[str]:
+    try:
+        services = json.loads(parked_file(sandbox).read_text()).get("services", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [s for s in SERVICES if s in services]
+
+
+def _write_parked(sandbox: Path, services: list[str]) -> None:
+    tmp = parked_file(sandbox).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"services": [s for s in SERVICES if s in services]}))
+    tmp.replace(parked_file(sandbox))
 
 
 def start(sandbox: Path, service: str, settings: dict) -> None:
     if proc := running_process(sandbox, service):
         print(f"{service} is already running (pid {proc.pid})", flush=True)
+        return
+    if is_parked(sandbox):
+        _write_parked(sandbox, [*_parked_services(sandbox), service])
+        print(f"no demo runs on this sandbox: {service} starts when the demo resumes it", flush=True)
         return
     (sandbox / "run").mkdir(exist_ok=True)
     (sandbox / "logs").mkdir(exist_ok=True)
@@ -48,24 +135,41 @@ def start(sandbox: Path, service: str, settings: dict) -> None:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, close_fds=True
         )
-    record = {"pid": child.pid, "create_time": psutil.Process(child.pid).create_time()}
-    _pidfile(sandbox, service).write_text(json.dumps(record))
+    proc = psutil.Process(child.pid)
+    record = {"pid": child.pid, "start_ticks": start_ticks(child.pid), "boot_id": boot_id(),
+              "create_time": proc.create_time(), "argv": argv}  # fmt: skip
+    tmp = _pidfile(sandbox, service).with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(_pidfile(sandbox, service))
     print(f"Started {service} (pid {child.pid})", flush=True)
 
 
-def stop(sandbox: Path, service: str) -> None:
-    proc = running_process(sandbox, service)
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def stop(sandbox: Path, service: str, say=_print) -> int | None:
+    """Stop the service if its pid file names a process proven to be it; returns the pid stopped."""
+    record = read_record(sandbox, service)
+    proc = proven(record, sandbox, service) if record else None
     if proc is None:
-        print(f"{service} is not running", flush=True)
-        return
-    print(f"Stopping {service} (pid {proc.pid})...", flush=True)
-    proc.send_signal(signal.SIGTERM)
-    if not _wait_gone(proc, 10):
-        print(f"{service} ignored SIGTERM for 10 s: killing it", flush=True)
-        proc.kill()
+        if record and psutil.pid_exists(record["pid"]):
+            say(f"{service} is not running (its pid file names pid {record['pid']}, which is not this service: left alone)")
+        else:
+            say(f"{service} is not running")
+        _pidfile(sandbox, service).unlink(missing_ok=True)
+        return None
+    say(f"Stopping {service} (pid {proc.pid})...")
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.send_signal(signal.SIGTERM)
+    if not _wait_gone(proc, 10) and proven(record, sandbox, service) is not None:
+        say(f"{service} ignored SIGTERM for 10 s: killing it")
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
         _wait_gone(proc, 5)
     _pidfile(sandbox, service).unlink(missing_ok=True)
-    print(f"Stopped {service}", flush=True)
+    say(f"Stopped {service}")
+    return proc.pid
 
 
 def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
@@ -81,6 +185,37 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
     return False
 
 
+@dataclass
+class Parked:
+    stopped: dict[str, int]  # service -> the pid stopped
+    not_ours: dict[str, int]  # service -> a pid its pid file named, which is not the service (left alone)
+
+
+def park(sandbox: Path) -> Parked:
+    """Stop the sandbox's services proven to be its own, and note them for the next demo (see the module)."""
+    stopped: dict[str, int] = {}
+    not_ours: dict[str, int] = {}
+    with service_lock(sandbox):
+        running = [s for s in SERVICES if running_process(sandbox, s)]
+        _write_parked(sandbox, [*_parked_services(sandbox), *running])  # first: a start from now on is only noted
+        for service in SERVICES:
+            record = read_record(sandbox, service)
+            pid = stop(sandbox, service, say=lambda _text: None)
+            if pid is not None:
+                stopped[service] = pid
+            elif record and psutil.pid_exists(record["pid"]):
+                not_ours[service] = record["pid"]
+    return Parked(stopped, not_ours)
+
+
+def unpark(sandbox: Path) -> list[str]:
+    """Let the sandbox's services start again; returns those the last demo stopped (the caller starts them)."""
+    with service_lock(sandbox):
+        services = _parked_services(sandbox)
+        parked_file(sandbox).unlink(missing_ok=True)
+    return services
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wizard.demo.svc")
     parser.add_argument("--dir", type=Path, required=True)
@@ -88,24 +223,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
     settings = json.loads((args.dir / "services.json").read_text())
-    if args.action in ("stop", "restart"):
-        stop(args.dir, args.service)
-    if args.action in ("start", "restart"):
-        start(args.dir, args.service, settings)
-    if args.action == "reload":
-        if proc := running_process(args.dir, args.service):
+    with service_lock(args.dir):
+        return _act(args.dir, args.action, args.service, settings)
+
+
+def _act(sandbox: Path, action: str, service: str, settings: dict) -> int:
+    if action in ("stop", "restart"):
+        stop(sandbox, service)
+    if action in ("start", "restart"):
+        start(sandbox, service, settings)
+    if action == "reload":
+        if proc := running_process(sandbox, service):
             proc.send_signal(signal.SIGHUP)
-            print(f"Reloaded {args.service}", flush=True)
+            print(f"Reloaded {service}", flush=True)
         else:
-            print(f"{args.service} is not running: cannot reload", flush=True)
+            print(f"{service} is not running: cannot reload", flush=True)
             return 7
-    if args.action == "pid":
-        proc = running_process(args.dir, args.service)
+    if action == "pid":
+        proc = running_process(sandbox, service)
         print(proc.pid if proc else 0, flush=True)
         return 0 if proc else 3
-    if args.action == "status":
-        proc = running_process(args.dir, args.service)
-        print(f"{args.service}: {'running, pid ' + str(proc.pid) if proc else 'stopped'}", flush=True)
+    if action == "status":
+        proc = running_process(sandbox, service)
+        print(f"{service}: {'running, pid ' + str(proc.pid) if proc else 'stopped'}", flush=True)
         return 0 if proc else 3
     return 0
 
