@@ -178,6 +178,7 @@ async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table, super
         app = make_app(load_instances(site.config), site.state, site.name)
         async with app.run_test(size=(80, 24)) as pilot:
             await straight_to_run(pilot, app, site.root)
+            assert any("uwsgi" in note.title for note in app.engine.session.notes if note.severity == "warning")  # it is down
             screen = app.screen
             await until(pilot, lambda: screen.verdict is not None and screen.verdict.kind == "lock_wait", timeout=15)
             verdict = screen.verdict

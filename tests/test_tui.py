@@ -280,6 +280,8 @@ async def straight_to_run(pilot, app, site_root) -> None:
     """Plan, declare a backup and open the run screen, through the engine as the screens do."""
     await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
     app.engine.begin(app.screen.plan)
+    for note in app.engine.session.unacknowledged:  # as the operator would, on the notes screen
+        app.engine.acknowledge(note.id)
     app.engine.declare_backup(str(site_root), "site")
     app.route()
 
