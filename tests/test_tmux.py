@@ -16,7 +16,7 @@ import pytest
 
 from wizard.procs import alive
 
-from .conftest import kill_tree_leftovers
+from .conftest import kill_tree_leftovers, wait_for
 
 BOX = re.compile("[\u2500-\u257f\u2580-\u259f]")
 
@@ -101,6 +101,8 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     step = session_steps(folder)["db-upgrade"]
     assert step["status"] == "running"
     assert alive(step["pid"], step["start_ticks"]), "the schema upgrade must outlive the terminal"
+    # The demo, hung up, stops its own services (its uWSGI no longer holds the lock); the step goes on.
+    wait_for(lambda: not (folder / "run" / "uwsgi.pid").exists(), 60, what="the hung-up demo to stop its uWSGI")
 
     second = terminal("second")
     second.start(wizard)
@@ -112,7 +114,7 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     second.wait_for("[alembic.runtime.migration]")  # ...then followed live
     second.wait_for("is finished", timeout=120)
     second.keys("q")
-    time.sleep(1)
+    wait_for(lambda: not (folder / "run" / "uwsgi.pid").exists(), 60, what="the demo, quit, to stop its services")
     second.leave()
 
     steps = session_steps(folder)
