@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -148,9 +149,15 @@ def kill_step_and_wizard(site) -> dict:
     """As a reboot would: the wizard, the wrapper and the step all die, leaving no exit status."""
     step = start_and_kill(site, signal.SIGKILL)
     wrapper = psutil.Process(step["pid"])
-    for proc in [*wrapper.children(recursive=True), wrapper]:
-        proc.kill()
+    children = wrapper.children(recursive=True)
+    # The wrapper first: killed after its step, it could still write how the step ended (a killed step is
+    # then a failed one, by signal 9), which a reboot does not leave.
+    wrapper.kill()
     psutil.wait_procs([wrapper], timeout=5)
+    for proc in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(children, timeout=5)
     return step
 
 
