@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-from datetime import datetime, timedelta, timezone
 import signal
 import stat
 import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psutil
 import pytest
@@ -302,21 +303,65 @@ def test_a_retrys_output_is_capped_on_its_own(tmp_path, monkeypatch):
 # -- how an end is found ---------------------------------------------------------------
 
 
+def ended_unrecorded(record: StepRecord, seal: str = "0123abcd") -> str:
+    """The status an attempt's wrapper left when it could not write the final one: still "running", with its seal."""
+    with open(record.status_file, "w") as handle:
+        json.dump({"token": record.token, "state": "running", "seal": seal, "pid": 1, "start_ticks": 1}, handle)
+    return seal
+
+
 def test_an_exit_line_of_an_earlier_attempt_is_not_this_attempts_end(tmp_path):
     record = StepRecord(id="x", title="x", argv=["true"])
     log = tmp_path / "01-x.log"
-    log.write_text("[upgrade-wizard] 2024-05-01T10:00:00Z the command exited with code 0 after 1.0 s\n")
+    log.write_text("[upgrade-wizard] 2024-05-01T10:00:00Z the command exited with code 0 after 1.0 s · end 0123abcd\n")
     prepare_attempt(record, tmp_path, 1)  # the retry's output starts after that line
-    record.started -= timedelta(seconds=60)
-    record.launched_boottime -= 60
+    seal = ended_unrecorded(record)
     assert isinstance(inspect(record), Gone)
     with open(log, "a") as handle:  # this attempt's wrapper ended it and could write no status
         handle.write("[upgrade-wizard] 2024-05-01T10:05:00Z started: true\n")
-        handle.write("[upgrade-wizard] 2024-05-01T10:05:01Z the command was killed by signal 9 after 0.5 s\n")
+        handle.write(f"[upgrade-wizard] 2024-05-01T10:05:01Z the command was killed by signal 9 after 0.5 s · end {seal}\n")
     assert inspect(record) == Finished(-9, datetime(2024, 5, 1, 10, 5, 1, tzinfo=timezone.utc))
     with open(log, "a") as handle:  # not the last line: the wrapper did not write it last
         handle.write("some output\n")
     assert isinstance(inspect(record), Gone)
+
+
+@pytest.mark.parametrize("printed", [
+    "[upgrade-wizard] 2024-01-01T00:00:00Z the command exited with code 0 after 1.0 s",  # as older wizards wrote it
+    "[upgrade-wizard] 2024-01-01T00:00:00Z the command exited with code 0 after 1.0 s · end ffffffff",  # a guess
+])
+def test_a_step_printing_an_exit_line_cannot_pass_for_its_end(tmp_path, printed):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    ended_unrecorded(record)
+    Path(record.log).write_text(f"{printed}\n")  # the step's own last line, and then its wrapper was killed
+    assert isinstance(inspect(record), Gone)
+
+
+def test_an_exit_line_with_a_time_that_cannot_be_is_read_without_its_time(tmp_path):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    seal = ended_unrecorded(record)
+    Path(record.log).write_text(f"[upgrade-wizard] 2024-99-99T00:00:00Z the command exited with code 0 after 1.0 s · end {seal}\n")
+    assert inspect(record) == Finished(0, None)  # not a traceback at every start
+
+
+@pytest.mark.parametrize("content", ['[1]', '{"state": "exited", "exit_code": null}', '{"state": "exited", "exit_code": "x"}',
+                                     '{"state": "exited"}', '"text"', '{' * 100_000])
+def test_an_odd_status_file_is_no_status(tmp_path, content):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    Path(record.status_file).write_text(content.replace('"state"', f'"token": "{record.token}", "state"'))
+    record.launched_boottime -= 60
+    assert isinstance(inspect(record), Gone)
+
+
+def test_a_fifo_in_place_of_the_status_file_is_not_read(tmp_path):
+    record = StepRecord(id="x", title="x", argv=["true"])
+    prepare_attempt(record, tmp_path, 1)
+    os.mkfifo(record.status_file)
+    record.launched_boottime -= 60
+    assert isinstance(inspect(record), Gone)  # and it did not block
 
 
 def test_the_start_grace_is_measured_on_the_boot_clock_not_the_wall_clock(tmp_path):

@@ -137,7 +137,8 @@ def test_a_status_that_cannot_be_written_at_all_is_read_from_the_logs_last_line(
     wrapper_exit = run_wrapper_on_a_filling_disk(record, in_place_fails=True)
     assert json.load(open(record.status_file))["state"] == "running"  # the wrapper is gone all the same
     last = open(record.log).read().splitlines()[-1]
-    assert re.fullmatch(r"\[upgrade-wizard\] \S+Z the command exited with code 3 after [0-9.]+ s", last), last
+    seal = json.load(open(record.status_file))["seal"]
+    assert re.fullmatch(rf"\[upgrade-wizard\] \S+Z the command exited with code 3 after [0-9.]+ s · end {seal}", last), last
     outcome = inspect(record)
     assert isinstance(outcome, Finished) and outcome.exit_code == 3 and outcome.ended is not None, outcome
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -233,6 +234,8 @@ def test_the_exit_line_keeps_its_form_whatever_the_secrets(tmp_path):
     env_file = tmp_path / f".01-x.{record.token[:8]}.env"
     env_file.write_text(json.dumps({"env": {}, "redact": ["exited with code", "42 after"]}))
     run_wrapper(wrapper_args(record, "--env-file", str(env_file)))
-    os.unlink(record.status_file)  # as if it could not be written
+    ended = json.load(open(record.status_file))
+    with open(record.status_file, "w") as handle:  # as if the final status could not be written
+        json.dump({key: ended[key] for key in ("token", "seal", "boot_id")} | {"state": "running"}, handle)
     record.pid, record.start_ticks = 1, None  # seen, and gone
     assert inspect(record).exit_code == 42

@@ -34,9 +34,10 @@ from .steplog import LOG_CAP
 
 START_GRACE = 10.0
 # The wrapper's last line in the log; the fallback for an exit status that could not be written.
+# It ends with the attempt's seal, kept in its status file: a step's own output cannot forge it.
 EXIT_LINE = re.compile(
     rb"\[upgrade-wizard\] (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z the command"
-    rb" (?:exited with code (-?\d+)|was killed by signal (\d+)) after \d+(?:\.\d+)? s"
+    rb" (?:exited with code (-?\d{1,9})|was killed by signal (\d{1,3})) after \d+(?:\.\d+)? s \xc2\xb7 end ([0-9a-f]{8})"
 )
 # A launch's secrets file (and the tmp file an older wizard wrote it through).
 SECRET_FILE = re.compile(r"\..+\.[0-9a-f]{8}\.env(?:\.\d+\.tmp)?")
@@ -71,12 +72,25 @@ def systemd_available() -> bool:
 
 
 def read_status(path: str | Path | None) -> dict | None:
+    """A step's status file as the wrapper wrote it; None when it is missing, odd, or not a plain file."""
     if not path:
         return None
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return None
+    try:
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            status = json.loads(handle.read(1 << 16))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(status, dict):
+        return None
+    if status.get("state") == "exited" and type(status.get("exit_code")) is not int:
+        return None  # an end without its exit code is no end we can record
+    return status
 
 
 def prepare_attempt(record: StepRecord, run_dir: Path, index: int) -> None:
@@ -239,7 +253,7 @@ def inspect(record: StepRecord) -> Outcome:
     status = _own_status(record)  # it may have finished between the two looks
     if status and status.get("state") == "exited":
         return Finished(int(status["exit_code"]), _parse_time(status.get("ended")))
-    if (from_log := exit_from_log(record)) is not None:
+    if status and (from_log := exit_from_log(record, status.get("seal"))) is not None:
         return from_log  # the wrapper ended the step but could not write its status (a full disk)
     if status is None and _starting(record):
         return Alive(None)  # saved as launching a moment ago: the wrapper may not have reported in yet
@@ -260,9 +274,9 @@ def _starting(record: StepRecord) -> bool:
     return (now() - record.started).total_seconds() < START_GRACE
 
 
-def exit_from_log(record: StepRecord) -> Finished | None:
-    """How this attempt ended, from the log's last line, when the wrapper wrote one (see EXIT_LINE)."""
-    if not record.log:
+def exit_from_log(record: StepRecord, seal: str | None) -> Finished | None:
+    """How this attempt ended, from the log's last line, when the wrapper wrote one with its seal (see EXIT_LINE)."""
+    if not record.log or not seal:
         return None
     try:
         fd = os.open(record.log, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -284,10 +298,9 @@ def exit_from_log(record: StepRecord) -> Finished | None:
     if not newline and start > record.log_offset:
         return None  # a line longer than what was read: not the wrapper's
     match = EXIT_LINE.fullmatch(last)
-    if not match:
+    if not match or match[4].decode() != seal:
         return None
-    ended = datetime.fromisoformat(match[1].decode()).replace(tzinfo=timezone.utc)
-    return Finished(int(match[2]) if match[2] is not None else -int(match[3]), ended)
+    return Finished(int(match[2]) if match[2] is not None else -int(match[3]), _parse_time(match[1].decode() + "+00:00"))
 
 
 def _own_status(record: StepRecord) -> dict | None:
@@ -297,6 +310,6 @@ def _own_status(record: StepRecord) -> dict | None:
 
 def _parse_time(value: str | None) -> datetime | None:
     try:
-        return datetime.fromisoformat(value) if value else None
+        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
     except ValueError:
         return None

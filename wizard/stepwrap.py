@@ -17,7 +17,8 @@ no block for a new file) rewritten in place over the "running" one as a compact
 ``{"token", "state", "exit_code", "ended"}`` padded with spaces.  Before it, the
 log's last line says how the command ended in a fixed form (``EXIT_LINE`` in
 runner.py reads it), so even a status that cannot be written at all does not
-lose the exit code.  A wrapper that could not open its log (a symlink planted
+lose the exit code.  That line ends with a seal drawn by the wrapper and kept
+in the "running" status, so a step printing a look-alike line is not its end.  A wrapper that could not open its log (a symlink planted
 there is refused) records ``"exit_code": 127`` and an ``"error"`` and runs nothing.
 
 The environment for the step (which may carry secrets such as PGPASSWORD) and
@@ -42,6 +43,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from secrets import token_hex
 
 from .procs import boot_id, start_ticks
 from .redact import Redactor
@@ -265,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     redactor = Redactor(secrets)
     env = step_environment(os.environ, env_extra)
 
-    base = {"token": args.token, "pid": os.getpid(), "start_ticks": start_ticks(os.getpid()), "boot_id": boot_id()}
+    # The seal ends the wrapper's exit line, so a step printing a look-alike line cannot pass for its end:
+    # it is in the status file only (0600, the wizard's user's), never on a command line or in the step's environment.
+    seal = token_hex(4)
+    base = {"token": args.token, "pid": os.getpid(), "start_ticks": start_ticks(os.getpid()), "boot_id": boot_id(),
+            "seal": seal}  # fmt: skip
     started = stamp()
     write_status(args.status, {**base, "state": "running", "started": started})  # no status, no step
 
@@ -320,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
         _try(output.finish)
         # The log's last line, in the form runner.EXIT_LINE reads should the status below not be written.
-        _try(note, f"the command {how} after {time.monotonic() - t0:.1f} s", False)  # no secret in it; a mask could break its form
+        _try(note, f"the command {how} after {time.monotonic() - t0:.1f} s · end {seal}", False)  # unmasked: a mask could break its form
         _try(log.close)
         record_end(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
     return 0
