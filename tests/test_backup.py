@@ -185,7 +185,7 @@ def test_two_instances_sharing_a_backup_dir_each_keep_their_own(tmp_path):
     assert datetime.fromisoformat(record["taken_at"]).utcoffset().total_seconds() == 0
 
 
-def test_a_clock_set_back_keeps_the_new_backup_and_rotates_by_the_recorded_times(tmp_path, monkeypatch):
+def test_a_clock_set_back_keeps_the_new_backups_and_rotates_in_the_order_they_were_taken(tmp_path, monkeypatch):
     from wizard import backup as backup_module
 
     clock = iter([])
@@ -200,12 +200,41 @@ def test_a_clock_set_back_keeps_the_new_backup_and_rotates_by_the_recorded_times
     nov10, nov11, nov12 = take("2026-11-10 12:00:00"), take("2026-11-11 12:00:00"), take("2026-11-12 12:00:00")
     assert sorted(root.iterdir()) == [nov11, nov12] and not nov10.exists()
     set_back = take("2026-11-01 08:00:00")  # named and recorded as the oldest of all, and yet just taken: kept
-    assert sorted(root.iterdir()) == [set_back, nov12]  # nov11 went: the older of the two recorded before
+    assert sorted(root.iterdir()) == [set_back, nov12]  # nov11 went: the older of the two taken before
     again = take("2026-11-01 08:00:05")
-    assert sorted(root.iterdir()) == [again, nov12]  # nov12 is still the newest recorded; the set-back one went
+    assert sorted(root.iterdir()) == [set_back, again]  # the two taken last, whatever the clock said
     same_second = take("2026-11-01 08:00:05", keep=3)
     fourth = take("2026-11-01 08:00:05", keep=3)  # three recorded at the same second: their sequence decides
-    assert sorted(root.iterdir()) == sorted([same_second, fourth, nov12]) and not again.exists()
+    assert sorted(root.iterdir()) == sorted([again, same_second, fourth]) and not set_back.exists()
+
+
+def test_a_backup_dir_that_is_a_dangling_symlink_is_a_clear_error(tmp_path):
+    root = tmp_path / "backups"
+    root.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(BackupError, match="cannot be used"):
+        take_backup(small_sqlite(tmp_path / "db"), [], root, keep=1, instance="main")  # it looped forever
+
+
+def test_a_fifo_in_place_of_a_record_or_marker_is_not_read(tmp_path):
+    root = tmp_path / "backups"
+    for name in ("wizard-main-20200101-000000-0000", "wizard-main-20200102-000000-0000"):
+        (root / name).mkdir(parents=True)
+    os.mkfifo(root / "wizard-main-20200101-000000-0000" / "wizard-backup.json")
+    os.mkfifo(root / "wizard-main-20200102-000000-0000" / "UNFINISHED")
+    assert rotate(root, keep=0, instance="main") == []  # it blocked on the FIFO
+    assert unfinished_backups(root, "main") == []  # a FIFO is no marker of ours
+
+
+def test_a_rotation_that_cannot_delete_keeps_the_new_backup_good(tmp_path, monkeypatch):
+    db, root = small_sqlite(tmp_path / "db"), tmp_path / "backups"
+    first = Path(take_backup(db, [], root, keep=1, instance="main").path)
+
+    def busy(path, *args, **kwargs):
+        raise OSError(16, "Device or resource busy", str(path))
+
+    monkeypatch.setattr("wizard.backup.shutil.rmtree", busy)
+    second = take_backup(db, [], root, keep=1, instance="main")
+    assert Path(second.path).is_dir() and first.is_dir()  # the old one stays; the new one is the gate's
 
 
 def test_a_folder_named_like_ours_without_our_record_survives(tmp_path):

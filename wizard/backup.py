@@ -22,6 +22,7 @@ import re
 import secrets
 import shlex
 import shutil
+import stat
 import tarfile
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -38,6 +39,7 @@ from .state import Backup, now
 HEADROOM = 64 * 1024**2
 PREFIX = "wizard-"
 INCOMPLETE = "incomplete-"  # put before the name of a backup that failed half-way
+NAME_TRIES = 50
 UNFINISHED = "UNFINISHED"  # in a backup folder while it is written: a wizard killed half-way leaves it behind
 RECORD = "wizard-backup.json"  # in a finished backup: whose it is, when it was taken (what rotation goes by)
 RECORD_FORMAT = 1
@@ -168,14 +170,30 @@ def folder_label(instance: str) -> str:
 
 def new_folder(root: Path, instance: str, moment: datetime) -> Path:
     """A new private folder ``wizard-<instance>-<time>-<random>``; never one that is already there."""
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:  # a file there, a symlink to nowhere, no permission
+        raise BackupError(f"the backup folder {root} cannot be used: {exc.strerror or exc}",
+                          "point backup_dir in the instance at a folder (or a place one can be made)") from None  # fmt: skip
     middle = f"{folder_label(instance)}-" if instance else ""
-    while True:
+    for _ in range(NAME_TRIES):
         folder = root / f"{PREFIX}{middle}{moment.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         try:
-            folder.mkdir(parents=True, mode=0o700)
+            folder.mkdir(mode=0o700)  # never through a link: mkdir does not follow its last part
             return folder
         except FileExistsError:
             continue
+    raise BackupError(f"could not make a new folder in {root}: {NAME_TRIES} names in a row were taken",
+                      "look at what is in that folder")  # fmt: skip
+
+
+def read_small(path: Path) -> str:
+    """A small text file of a backup folder, read without following a link or blocking on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path} is not a plain file")
+        return handle.read(1 << 16).decode("utf-8")
 
 
 def unfinished_text(instance: str) -> str:
@@ -186,7 +204,7 @@ def unfinished_text(instance: str) -> str:
 def unfinished_owner(folder: Path) -> str | None:
     """The instance an ``UNFINISHED`` marker names; None when it names none (an older wizard's) or cannot be read."""
     try:
-        lines = (folder / UNFINISHED).read_text(encoding="utf-8").splitlines()
+        lines = read_small(folder / UNFINISHED).splitlines()
     except (OSError, ValueError):
         return None
     for line in lines:
@@ -235,8 +253,8 @@ class Record:
 
     @property
     def order(self) -> tuple:
-        """Oldest first: by the recorded time, then the sequence, then the folder's name."""
-        return (self.taken_at, self.sequence, self.folder.name)
+        """Oldest first: by the sequence (the clock may have been set back since), then the time, then the name."""
+        return (self.sequence, self.taken_at, self.folder.name)
 
 
 def write_record(folder: Path, instance: str, taken_at: datetime, sequence: int) -> None:
@@ -254,7 +272,7 @@ def write_record(folder: Path, instance: str, taken_at: datetime, sequence: int)
 def read_record(folder: Path) -> Record | None:
     """The folder's record, or None when it has none, or one that cannot be read, or one not made for this folder."""
     try:
-        data = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+        data = json.loads(read_small(folder / RECORD))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT or data.get("folder") != folder.name:
@@ -289,17 +307,22 @@ def rotate(root: Path, keep: int, *, instance: str = "", just_taken: Path | None
     Only folders whose record names ``instance`` are touched (see :func:`recorded_backups`): a folder without
     a sound record, with another instance's, or old-style (named ``wizard-<time>``, from before records) is left
     alone, and so is an unfinished one (its wizard was killed), which neither counts as a backup nor is deleted.
-    Newest is what the records say (the time taken, then the sequence), not the folders' names.
+    Newest is what the records say (the sequence, then the time taken), not the folders' names.
     Without ``instance`` nothing is rotated.
     """
     if not instance:
         return []
     newest_first = sorted(recorded_backups(root, instance), key=lambda r: (r.folder == just_taken, r.order), reverse=True)
     gone = [record.folder for record in newest_first[max(keep, 1 if just_taken else 0):] if record.folder != just_taken]
+    deleted = []
     for folder in gone:
-        (folder / RECORD).unlink()  # first: what is left if deleting fails half-way is no longer counted as a backup
-        shutil.rmtree(folder)
-    return gone
+        try:
+            (folder / RECORD).unlink()  # first: what is left if deleting fails half-way is no longer counted as a backup
+            shutil.rmtree(folder)
+        except OSError:
+            continue  # kept: the backup just taken is good, and an old one staying is no harm
+        deleted.append(folder)
+    return deleted
 
 
 @dataclass(frozen=True)
