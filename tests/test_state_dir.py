@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -219,9 +220,9 @@ def test_the_takeover_note_says_what_became_of_the_earlier_pid(site_root):
     living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         cases = {
-            f"{ended.pid} 12345": "no longer running",
-            f"{living.pid} 1": "ended; its pid now belongs to another process",  # recorded start time differs
-            f"{living.pid}": "a process with that pid runs, most likely another program that reused it",
+            f"{ended.pid} 12345": "that wizard is no longer running",
+            f"{living.pid} 1": "that wizard is gone; its pid now belongs to another process",  # recorded start time differs
+            f"{living.pid}": "that wizard is gone from the lock; a process with that pid runs, most likely another program",
         }
         for content, said in cases.items():
             lock.write_text(content + "\n")
@@ -231,7 +232,7 @@ def test_the_takeover_note_says_what_became_of_the_earlier_pid(site_root):
             with engine:
                 pass
             assert any(said in line for line in heard), (content, heard)
-            assert not any("no longer running" in line for line in heard) or said == "no longer running"
+            assert not any("no longer running" in line for line in heard) or said == "that wizard is no longer running"
     finally:
         living.kill()
         living.wait()
@@ -247,3 +248,58 @@ def test_a_secrets_file_left_by_a_killed_wizard_is_swept_when_the_instance_is_op
     result = site.cli("run", "--yes", "--backup-done", str(site_root))
     assert result.returncode == 0, result.stderr
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize("folder", ["runs", "backups"])
+def test_a_symlinked_folder_inside_the_instance_folder_is_refused(site_root, tmp_path, folder):
+    database = site_root / "app.sqlite3"
+    site = make_site(site_root, step_toml("one", "print('one ran')"),
+                     app_config=f"SQLALCHEMY_DATABASE_URI = 'sqlite:///{database}'\n")  # fmt: skip
+    sqlite3.connect(database).close()
+    (site.state / site.name).mkdir(parents=True)
+    open_to_all = tmp_path / "open"
+    open_to_all.mkdir(mode=0o777)
+    (site.state / site.name / folder).symlink_to(open_to_all)
+    result = site.cli("run", "--yes")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{site.state / site.name / folder} is a symbolic link" in result.stderr
+    assert list(open_to_all.iterdir()) == []  # no log, status or secrets file went there
+
+
+def test_a_runs_folder_others_can_write_is_refused(site_root):
+    site = site_with_state(site_root)
+    (site.state / site.name / "runs").mkdir(mode=0o777)
+    os.chmod(site.state / site.name / "runs", 0o777)
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 2 and "can be written by other users" in result.stderr
+
+
+def test_new_run_folders_are_private(site_root):
+    site = site_with_state(site_root)
+    old = os.umask(0)
+    try:
+        assert site.cli("run", "--yes", "--backup-done", str(site_root)).returncode == 0
+    finally:
+        os.umask(old)
+    runs = site.state / site.name / "runs"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in [runs, *runs.iterdir()]} == {0o700}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_session_file_that_is_not_a_plain_file_is_a_clear_error(site_root, kind):
+    site = site_with_state(site_root)
+    if kind == "fifo":
+        os.mkfifo(site.session_file)
+    else:
+        site.session_file.mkdir()
+    result = site.cli("status", timeout=60)  # a FIFO made it wait for a writer forever
+    assert result.returncode == 2
+    assert f"the saved session {site.session_file} is not a plain file" in result.stderr
+
+
+def test_status_says_it_made_a_readable_session_private(site_root):
+    site = site_with_state(site_root)
+    site.session_file.write_bytes(session_json())
+    site.session_file.chmod(0o644)
+    result = site.cli("status")
+    assert result.returncode == 0 and "it is private again (0600)" in result.stderr

@@ -200,6 +200,8 @@ def show_status(store: StateStore, as_json: bool) -> Exit:
     from .report import print_status
 
     session = store.load()
+    for notice in store.notices:
+        print(notice, file=sys.stderr)
     if session is None:
         if as_json:
             print("null")

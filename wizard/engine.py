@@ -116,8 +116,8 @@ class Engine(LockRemedies):
         for notice in self.store.notices:
             self.say(notice)
         if lock.taken_over_from:
-            message = (f"the lock left by an earlier wizard (pid {lock.taken_over_from}) was taken over: "
-                       f"that pid is {lock.previous_state}")  # fmt: skip
+            message = (f"the lock left by an earlier wizard (pid {lock.taken_over_from}) was taken over; "
+                       f"that wizard is {lock.previous_state}")  # fmt: skip
             self.say(message)
             if self.session:
                 self._save_note(message)

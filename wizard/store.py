@@ -166,12 +166,27 @@ class StateStore:
         return gone
 
     def backup_root(self, chosen: Path | None) -> Path:
-        """Where the wizard's backups of this instance go: the instance's backup_dir, else beside its sessions."""
-        return chosen or self.dir / "backups"
+        """Where the wizard's backups of this instance go: the instance's backup_dir, else beside its sessions.
+
+        The default one is part of the private state and checked as such; a chosen one is the operator's.
+        """
+        if chosen:
+            return chosen
+        default = self.dir / "backups"
+        if default.exists() or default.is_symlink():
+            check_private_dir(default, "backup folder", follow=False)
+        return default
 
     def run_dir(self, session: Session) -> Path:
-        path = self.dir / "runs" / session.id
-        path.mkdir(parents=True, exist_ok=True, mode=INSTANCE_MODE)
+        """The folder of a session's step logs, status files and (briefly) secrets files: private, made or checked."""
+        path = self.dir
+        for part in ("runs", session.id):
+            path = path / part
+            try:
+                path.mkdir(mode=INSTANCE_MODE)
+            except FileExistsError:
+                pass
+            check_private_dir(path, "folder of step logs", follow=False)
         return path
 
     def load(self) -> Session | None:
@@ -179,7 +194,7 @@ class StateStore:
         if self.dir.exists() or self.dir.is_symlink():
             self.ensure_dir()
         try:
-            fd = os.open(self.session_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self.session_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -187,19 +202,26 @@ class StateStore:
                 raise StateError(f"the saved session {self.session_path} is a symbolic link; the wizard does not follow it",
                                  KEEP) from None  # fmt: skip
             raise StateError(f"cannot read the saved session {self.session_path}: {exc.strerror}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise StateError(f"the saved session {self.session_path} is not a plain file", KEEP)
         with open(fd, "rb") as handle:
-            data = handle.read()
-            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
-        session = parse_session(data, self.session_path)
-        if session.instance != self.instance:
-            raise StateError(
-                f"the saved session {self.session_path} belongs to instance {session.instance!r}, not to {self.instance!r}",
-                "it was probably copied or moved here by hand; " + KEEP,
-            )
-        if mode & 0o077:
-            os.chmod(self.session_path, 0o600)
-            self.notices.append(f"the saved session {self.session_path} could be read by other users "
-                                f"(mode {mode:04o}); it is private again (0600)")  # fmt: skip
+            try:
+                data = handle.read()
+            except OSError as exc:
+                raise StateError(f"cannot read the saved session {self.session_path}: {exc.strerror}") from None
+            session = parse_session(data, self.session_path)
+            if session.instance != self.instance:
+                raise StateError(
+                    f"the saved session {self.session_path} belongs to instance {session.instance!r}, not to {self.instance!r}",
+                    "it was probably copied or moved here by hand; " + KEEP,
+                )
+            mode = stat.S_IMODE(info.st_mode)
+            if mode & 0o077:
+                os.fchmod(handle.fileno(), 0o600)  # the file read, not whatever is at that path now
+                self.notices.append(f"the saved session {self.session_path} could be read by other users "
+                                    f"(mode {mode:04o}); it is private again (0600)")  # fmt: skip
         return session
 
     def load_done(self) -> bool:
@@ -247,7 +269,7 @@ def parse_session(data: bytes, path: Path) -> Session:
     if type(version) is int and version > SCHEMA_VERSION:
         raise StateError(
             f"the saved session {path} was written by a newer upgrade-wizard "
-            f"(schema {version}; this one reads up to {SCHEMA_VERSION})",
+            f"(schema {_short(str(version), 12)}; this one reads up to {SCHEMA_VERSION})",
             "run the newer upgrade-wizard that wrote it; " + KEEP,
         )
     try:
@@ -260,9 +282,9 @@ def parse_session(data: bytes, path: Path) -> Session:
         raise StateError(f"the saved session {path} is damaged ({_short(exc)})", KEEP) from None
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 160 else text[:157] + "…"
+def _short(what: object, most: int = 160) -> str:
+    text = str(what)
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 class InstanceLock:
@@ -332,10 +354,11 @@ def open_private(path: Path, flags: int) -> int:
 def describe_previous(pid: int, ticks: int | None) -> str:
     """What became of the process named in a lock file whose lock was free: said as it is, not assumed."""
     if ticks and alive(pid, ticks):
-        return "still running, but it no longer holds the lock"
+        return "still running, but no longer holds the lock"
     if start_ticks(pid) is not None:
-        return "ended; its pid now belongs to another process" if ticks else (
-            "no longer holding the lock; a process with that pid runs, most likely another program that reused it")
+        if ticks:
+            return "gone; its pid now belongs to another process"
+        return "gone from the lock; a process with that pid runs, most likely another program that reused it"
     return "no longer running"
 
 
@@ -345,6 +368,6 @@ def _read_holder(fd: int) -> tuple[int | None, int | None]:
         parts = os.pread(fd, 64, 0).decode().split()
         pid = int(parts[0]) if parts else None
         ticks = int(parts[1]) if len(parts) > 1 and int(parts[1]) > 0 else None
-        return pid, ticks
+        return (pid, ticks) if pid and pid > 0 else (None, None)
     except (ValueError, OSError, UnicodeDecodeError):
         return None, None
