@@ -303,3 +303,19 @@ def test_status_says_it_made_a_readable_session_private(site_root):
     site.session_file.chmod(0o644)
     result = site.cli("status")
     assert result.returncode == 0 and "it is private again (0600)" in result.stderr
+
+
+def test_a_session_planned_for_another_venv_is_refused(site_root):
+    site = site_with_state(site_root)
+    site.session_file.write_bytes(session_json(venv="/srv/elsewhere/.venv"))
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"planned for the venv /srv/elsewhere/.venv, but instance 'site' now names {site.venv}" in result.stderr
+    assert not (site.state / site.name / "runs").exists()
+
+
+def test_a_new_session_records_the_venv_and_config_it_was_planned_for(site_root):
+    site = make_site(site_root, step_toml("one", "print('one')"), app_config="X = 1\n")
+    assert site.cli("run", "--yes", "--backup-done", str(site_root)).returncode == 0
+    saved = json.loads(site.session_file.read_text())
+    assert saved["venv"] == str(site.venv) and saved["app_config"] == str(site_root / "app.conf")

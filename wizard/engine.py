@@ -132,6 +132,15 @@ class Engine(LockRemedies):
                 f"but instance {self.instance.name!r} uses {self.recipe.name!r}",
                 "if the instances file changed, put it back as it was to finish that upgrade; " + KEEP,
             )
+        now_named = {"venv": str(self.instance.venv), "app_config": str(self.instance.config) if self.instance.config else None}
+        for field, value in now_named.items():
+            planned = getattr(session, field)
+            if planned is not None and planned != value:
+                raise StateError(
+                    f"the saved session {path} was planned for the {field.replace('_', ' ')} {planned}, "
+                    f"but instance {self.instance.name!r} now names {value or 'none'}: its steps' commands are not this one's",
+                    "put the instances file back as it was to finish that upgrade (or copy the session where it belongs); " + KEEP,
+                )
         foreign = [step.id for step in session.steps if not belongs_to(step.id, self.recipe, session.path)]
         if foreign:
             raise StateError(
@@ -179,6 +188,8 @@ class Engine(LockRemedies):
             id=new_session_id(),
             instance=self.instance.name,
             recipe=plan.recipe.name,
+            venv=str(self.instance.venv),
+            app_config=str(self.instance.config) if self.instance.config else None,
             installed_version=found.installed_version,
             target_version=found.target_version,
             python_version=found.python_version,

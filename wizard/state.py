@@ -121,6 +121,8 @@ class Session(BaseModel):
     id: str
     instance: str
     recipe: str
+    venv: str | None = Field(None, description="the instance's virtualenv when it was planned: the steps' commands name it")
+    app_config: str | None = Field(None, description="the app's config file the instance named when it was planned")
     created: datetime = Field(default_factory=now)
     updated: datetime = Field(default_factory=now)
     installed_version: str | None = None
