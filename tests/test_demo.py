@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import sqlite3
 import struct
@@ -286,6 +287,29 @@ def test_a_signal_while_a_step_runs_stops_the_services_and_not_the_step(sandbox,
     steps = {s["id"]: s for s in json.loads((sandbox / "state" / "demo" / "session.json").read_text())["steps"]}
     assert steps["db-upgrade"]["status"] == "succeeded" and steps["db-upgrade"]["attempts"] == 1
     wait_until_gone(sandbox, [])
+
+
+def test_a_sandbox_removed_while_the_demo_runs_still_has_its_services_stopped(sandbox, tmp_path):
+    slow_uwsgi(sandbox)
+    out = tmp_path / "demo.out"
+    with open(out, "w") as handle:
+        wizard = subprocess.Popen(
+            [PYTHON, "-m", "wizard", "demo", "--dir", str(sandbox), "--headless", "--yes", "--lock-wait-seconds", "1"],
+            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for_line(out, "pass --restart-after N", timeout=120)
+        assert live_services(sandbox), "the demo's services run"
+        shutil.rmtree(sandbox)  # someone cleans up /tmp under a running demo
+        wizard.send_signal(signal.SIGTERM)
+        assert wizard.wait(timeout=60) == 143, out.read_text()
+    finally:
+        if wizard.poll() is None:
+            wizard.kill()
+    text = out.read_text()
+    assert f"the demo's sandbox {sandbox} was removed while the demo ran; stopped its services" in text, text
+    wait_for(lambda: not live_services(sandbox), 30, what=f"no process of the demo services of {sandbox} left")
+    assert not (sandbox / "run").exists()  # the demo did not make the folder again
 
 
 def test_a_start_after_the_demo_ended_waits_for_the_next_demo(sandbox):

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from .cli import choices_from, require_yes, start_tui, temp_sandbox
 from .demo.sandbox import INSTANCE, build, is_sandbox, resume_services, start_services
-from .demo.svc import SERVICES, Parked, park, running_process
+from .demo.svc import SERVICES, Parked, park, running_process, stop_orphans
 from .errors import Exit, StateError, WizardError
 from .headless import PlainOutput, StoppedBySignal, run_upgrade
 from .instance import load_instances
@@ -144,6 +144,13 @@ class Ending:
             if kept:
                 self.say(f"the demo's services keep running (--keep-services): {listed(kept)}; "
                          f"stop them with `{again(self.folder, '--stop')}`")  # fmt: skip
+            return
+        if not is_sandbox(self.folder):
+            # Its folder was removed while the demo ran: no pid files to go by, and none to make again.
+            stopped = stop_orphans(self.folder)
+            found = f"stopped its services, found by their command line: {listed(stopped)}" if stopped else (
+                "none of its services was found running")
+            self.say(f"the demo's sandbox {self.folder} was removed while the demo ran; {found}")
             return
         try:
             parked = park(self.folder)

@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -252,3 +253,38 @@ def _act(sandbox: Path, action: str, service: str, settings: dict) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def orphans(sandbox: Path) -> dict[str, psutil.Process]:
+    """The services of a sandbox whose folder (and so its pid files) was removed while they ran.
+
+    Found by their command line, which names the demo's own program, the service and this
+    very sandbox path (see ``start``), among the processes of the user running the demo.
+    """
+    found: dict[str, psutil.Process] = {}
+    uid = os.getuid()
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        try:
+            cmdline, uids = proc.info["cmdline"] or [], proc.info["uids"]
+            if uids is None or uids.real != uid or "wizard.demo.apps" not in cmdline:
+                continue
+            at = cmdline.index("wizard.demo.apps")
+            service, rest = cmdline[at + 1 : at + 2], cmdline[at + 2 : at + 4]
+            if service and service[0] in SERVICES and rest == ["--sandbox", str(sandbox)]:
+                found[service[0]] = proc
+        except (psutil.Error, ValueError):
+            continue
+    return found
+
+
+def stop_orphans(sandbox: Path) -> dict[str, int]:
+    """Stop the services ``orphans`` finds (SIGTERM, then SIGKILL after 10 s); service -> pid stopped."""
+    stopped: dict[str, int] = {}
+    for service, proc in orphans(sandbox).items():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+            if not _wait_gone(proc, 10):
+                proc.kill()
+            stopped[service] = proc.pid
+    return stopped
+
