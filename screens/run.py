@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Log
 from textual.worker import Worker, WorkerState
 
 from wizard.engine import Done, Failed, NeedsDecision, Run, Running
-from wizard.errors import WizardError
+from wizard.errors import StateError, WizardError
 from wizard.logfollow import LogFollower
 from wizard.runner import Alive
 from wizard.state import SideJob, StepRecord, StepStatus
@@ -95,6 +95,8 @@ class RunScreen(Screen):
         if isinstance(nxt, Run):
             try:
                 self.engine.start(nxt.step)
+            except StateError:
+                raise  # the session could not be saved (a full disk): the wizard stops, saying so
             except WizardError as exc:
                 self.app.notify(exc.message, severity="error", timeout=15)
             if not self.pinned:
@@ -160,6 +162,8 @@ class RunScreen(Screen):
         step = self.watch.step
         try:
             self.engine.restart_service(self.app_server, f"{step.id} waited on a lock held by {holders}", for_step=step.id)
+        except StateError:
+            raise
         except WizardError as exc:
             self.app.notify(exc.message, severity="error", timeout=15)
         # Start watching afresh: the old verdict is about the world before the restart.

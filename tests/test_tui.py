@@ -422,3 +422,26 @@ async def test_a_full_disk_while_saving_ends_the_wizard_saying_the_session_is_in
     assert app.return_code == 2
     assert "could not save the session" in said and "No space left on device" in said and "intact" in said
     assert not site.session_file.exists()
+
+
+async def test_a_full_disk_when_a_step_starts_ends_the_wizard_before_the_step_runs(site_root, monkeypatch):
+    ran = site_root / "ran"
+    site = make_site(site_root, step_toml("one", f"open({str(ran)!r}, 'w')"))
+    app = site_app(site)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
+        app.engine.begin(app.screen.plan)
+        app.engine.declare_backup(str(site_root), "site")
+
+        def full_disk(path, data, mode=0o600):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        monkeypatch.setattr("wizard.store.write_atomic", full_disk)
+        app.route()  # the run screen starts the step: its save fails first
+        deadline = time.monotonic() + 60
+        while app.return_code is None:
+            assert time.monotonic() < deadline, "waited 60 s for the wizard to stop after the failed save"
+            await asyncio.sleep(0.05)
+        said = " ".join(str(part) for part in app._exit_renderables)
+    assert app.return_code == 2 and "could not save the session" in said and "intact" in said
+    assert not ran.exists() and site.steps()["one"]["status"] == "pending"  # on disk as it was: nothing launched
