@@ -249,13 +249,8 @@ def test_a_pid_file_naming_another_process_is_never_signalled(sandbox):
         bystander.wait()
 
 
-@pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGTERM, 143)], ids=["ctrl-c", "hup", "term"]
-)
-def test_a_signal_while_a_step_runs_stops_the_services_and_not_the_step(sandbox, tmp_path, signum, code):
-    slow_uwsgi(sandbox)
-    uwsgi = service_records(sandbox)["uwsgi"]
-    out = tmp_path / "demo.out"
+def demo_waiting_on_the_lock(sandbox: Path, out: Path) -> subprocess.Popen:
+    """`demo --headless` on a slow-uWSGI sandbox, returned once its schema upgrade is seen waiting on the lock."""
     with open(out, "w") as handle:
         wizard = subprocess.Popen(
             [PYTHON, "-m", "wizard", "demo", "--dir", str(sandbox), "--headless", "--yes", "--lock-wait-seconds", "1"],
@@ -263,6 +258,21 @@ def test_a_signal_while_a_step_runs_stops_the_services_and_not_the_step(sandbox,
         )  # fmt: skip
     try:
         wait_for_line(out, "pass --restart-after N", timeout=120)  # the schema upgrade waits on uWSGI's long request
+    except BaseException:
+        wizard.kill()
+        raise
+    return wizard
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGTERM, 143)], ids=["ctrl-c", "hup", "term"]
+)
+def test_a_signal_while_a_step_runs_stops_the_services_and_not_the_step(sandbox, tmp_path, signum, code):
+    slow_uwsgi(sandbox)
+    uwsgi = service_records(sandbox)["uwsgi"]
+    out = tmp_path / "demo.out"
+    wizard = demo_waiting_on_the_lock(sandbox, out)
+    try:
         wizard.send_signal(signum)
         assert wizard.wait(timeout=60) == code, out.read_text()
     finally:
@@ -292,13 +302,8 @@ def test_a_signal_while_a_step_runs_stops_the_services_and_not_the_step(sandbox,
 def test_a_sandbox_removed_while_the_demo_runs_still_has_its_services_stopped(sandbox, tmp_path):
     slow_uwsgi(sandbox)
     out = tmp_path / "demo.out"
-    with open(out, "w") as handle:
-        wizard = subprocess.Popen(
-            [PYTHON, "-m", "wizard", "demo", "--dir", str(sandbox), "--headless", "--yes", "--lock-wait-seconds", "1"],
-            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    wizard = demo_waiting_on_the_lock(sandbox, out)
     try:
-        wait_for_line(out, "pass --restart-after N", timeout=120)
         assert live_services(sandbox), "the demo's services run"
         shutil.rmtree(sandbox)  # someone cleans up /tmp under a running demo
         wizard.send_signal(signal.SIGTERM)
