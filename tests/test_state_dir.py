@@ -319,3 +319,14 @@ def test_a_new_session_records_the_venv_and_config_it_was_planned_for(site_root)
     assert site.cli("run", "--yes", "--backup-done", str(site_root)).returncode == 0
     saved = json.loads(site.session_file.read_text())
     assert saved["venv"] == str(site.venv) and saved["app_config"] == str(site_root / "app.conf")
+
+
+def test_a_session_planned_for_the_same_venv_spelled_otherwise_is_resumed(site_root, tmp_path):
+    site = site_with_state(site_root)
+    alias = tmp_path / "alias-venv"
+    alias.symlink_to(site.venv)
+    site.session_file.write_bytes(session_json(venv=str(alias) + "/"))
+    result = site.cli("status")
+    assert result.returncode == 0, result.stderr
+    result = site.cli("run", "--yes", "--backup-done", str(site_root))
+    assert "planned for the venv" not in result.stderr, result.stderr

@@ -6,6 +6,7 @@ the method returns, so what a screen or a log line shows is already on disk.
 
 from __future__ import annotations
 
+import os
 import secrets as random_tokens
 import subprocess
 import time
@@ -78,6 +79,11 @@ class Failed:
 Next = Done | Blocked | NotesPending | GateClosed | Run | Running | NeedsDecision | Failed
 
 
+def same_place(planned: str, now: str | None) -> bool:
+    """Do two spellings of a path name the same place (a symlink, a trailing slash, ``..``)?"""
+    return now is not None and os.path.realpath(planned) == os.path.realpath(now)
+
+
 def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + random_tokens.token_hex(2)
 
@@ -135,7 +141,7 @@ class Engine(LockRemedies):
         now_named = {"venv": str(self.instance.venv), "app_config": str(self.instance.config) if self.instance.config else None}
         for field, value in now_named.items():
             planned = getattr(session, field)
-            if planned is not None and planned != value:
+            if planned is not None and not same_place(planned, value):
                 raise StateError(
                     f"the saved session {path} was planned for the {field.replace('_', ' ')} {planned}, "
                     f"but instance {self.instance.name!r} now names {value or 'none'}: its steps' commands are not this one's",
