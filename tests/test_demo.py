@@ -317,6 +317,22 @@ def test_a_sandbox_removed_while_the_demo_runs_still_has_its_services_stopped(sa
     assert not (sandbox / "run").exists()  # the demo did not make the folder again
 
 
+def test_a_demo_stopped_while_it_builds_does_not_say_its_sandbox_was_removed(sandbox, tmp_path):
+    out = tmp_path / "demo.out"
+    with open(out, "w") as handle:
+        wizard = subprocess.Popen([PYTHON, "-m", "wizard", "demo", "--dir", str(sandbox), "--headless", "--yes"],
+                                  stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_for_line(out, "building the demo sandbox")
+        wizard.send_signal(signal.SIGTERM)
+        wizard.wait(timeout=60)
+    finally:
+        if wizard.poll() is None:
+            wizard.kill()
+    assert "was removed while the demo ran" not in out.read_text(), out.read_text()
+    wait_for(lambda: not live_services(sandbox), 30, what=f"no process of the demo services of {sandbox} left")
+
+
 def test_a_start_after_the_demo_ended_waits_for_the_next_demo(sandbox):
     """A detached step or restart that starts a service after the demo ended starts nothing stray."""
     build(sandbox, pace=0.1)

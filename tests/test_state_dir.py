@@ -9,13 +9,14 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from wizard.engine import Engine
 from wizard.errors import StateError
 from wizard.instance import load_instances
-from wizard.state import Session, StepRecord
+from wizard.state import Session, StepRecord, StepStatus
 from wizard.store import StateStore, write_atomic
 
 from .conftest import make_site, step_toml
@@ -266,12 +267,40 @@ def test_a_symlinked_folder_inside_the_instance_folder_is_refused(site_root, tmp
     assert list(open_to_all.iterdir()) == []  # no log, status or secrets file went there
 
 
-def test_a_runs_folder_others_can_write_is_refused(site_root):
+def test_a_group_writable_runs_folder_left_by_an_older_wizard_is_put_right_not_refused(site_root):
     site = site_with_state(site_root)
-    (site.state / site.name / "runs").mkdir(mode=0o777)
-    os.chmod(site.state / site.name / "runs", 0o777)
+    runs = site.state / site.name / "runs"
+    runs.mkdir()
+    os.chmod(runs, 0o775)  # what mkdir(parents=True) gave under a umask of 002
     result = site.cli("run", "--yes", "--backup-done", str(site_root))
-    assert result.returncode == 2 and "can be written by other users" in result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"the folder of step logs {runs} could be written by other users (mode 0775); it no longer can (0755)" in result.stdout
+    assert stat.S_IMODE(runs.stat().st_mode) == 0o755
+
+
+def test_a_group_writable_backups_folder_is_put_right_and_plan_still_answers(site_root):
+    site = site_with_state(site_root)
+    backups = site.state / site.name / "backups"
+    backups.mkdir()
+    os.chmod(backups, 0o775)
+    result = site.cli("plan")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "it no longer can (0755)" in result.stderr and stat.S_IMODE(backups.stat().st_mode) == 0o755
+
+
+def test_a_full_disk_when_the_run_folder_is_made_is_a_clear_error(tmp_path, monkeypatch):
+    store = StateStore(tmp_path / "state", "main")
+    store.ensure_dir()
+    real_mkdir = Path.mkdir
+
+    def full(self, *args, **kwargs):
+        if self.name == "runs":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", full)
+    with pytest.raises(StateError, match="cannot make the folder of step logs .*No space left on device"):
+        store.run_dir(Session(id="s1", instance="main", recipe="site", steps=[]))
 
 
 def test_new_run_folders_are_private(site_root):
@@ -330,3 +359,14 @@ def test_a_session_planned_for_the_same_venv_spelled_otherwise_is_resumed(site_r
     assert result.returncode == 0, result.stderr
     result = site.cli("run", "--yes", "--backup-done", str(site_root))
     assert "planned for the venv" not in result.stderr, result.stderr
+
+
+def test_a_finished_session_does_not_hold_back_a_new_upgrade_with_another_venv(site_root):
+    site = site_with_state(site_root)
+    finished = Session.model_validate_json(session_json(venv="/srv/the-old/.venv"))
+    finished.finished = finished.created
+    finished.steps[0].status = StepStatus.SUCCEEDED
+    site.session_file.write_text(finished.model_dump_json())
+    result = site.cli("run", "--yes", "--new", "--backup-done", str(site_root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (site.state / site.name / "session-s1.json").exists()  # kept, put aside

@@ -126,7 +126,10 @@ def dispatch(args: argparse.Namespace) -> Exit:
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
-        return show_plan(instance, store.backup_root(instance.backup_dir))
+        backup_root = store.backup_root(instance.backup_dir)
+        for notice in store.notices:
+            print(notice, file=sys.stderr)
+        return show_plan(instance, backup_root)
     if args.command == "status":
         return show_status(store, args.json)
     if args.command == "run":

@@ -99,6 +99,7 @@ class Ending:
         self.folder, self.state, self.out, self.keep = folder, state, out, keep
         self.in_tui = False
         self.ended = False
+        self.was_sandbox = False  # set once the sandbox is built (or found): a half-built one is no removed one
 
     def say(self, text: str) -> None:
         with contextlib.suppress(OSError, ValueError):  # after a hang-up the terminal may be gone
@@ -145,7 +146,7 @@ class Ending:
                 self.say(f"the demo's services keep running (--keep-services): {listed(kept)}; "
                          f"stop them with `{again(self.folder, '--stop')}`")  # fmt: skip
             return
-        if not is_sandbox(self.folder):
+        if self.was_sandbox and not is_sandbox(self.folder):
             # Its folder was removed while the demo ran: no pid files to go by, and none to make again.
             stopped = stop_orphans(self.folder)
             found = f"stopped its services, found by their command line: {listed(stopped)}" if stopped else (
@@ -194,6 +195,7 @@ def demo(args: argparse.Namespace) -> Exit:
     try:
         with ending.on_signals():
             prepare_sandbox(folder, args.pace, out)
+            ending.was_sandbox = True
             instance = load_instances(folder / "instances.toml")[INSTANCE]
             if args.headless:
                 return run_upgrade(instance, StateStore(state, INSTANCE), out, choices)

@@ -119,8 +119,7 @@ class Engine(LockRemedies):
         self._lock = lock
         sweep_secret_files(self.store.dir / "runs")  # left by a killed wizard, or a wrapper that never ran
         self.tools_missing = self._tools_missing()
-        for notice in self.store.notices:
-            self.say(notice)
+        self._say_notices()
         if lock.taken_over_from:
             message = (f"the lock left by an earlier wizard (pid {lock.taken_over_from}) was taken over; "
                        f"that wizard is {lock.previous_state}")  # fmt: skip
@@ -129,9 +128,16 @@ class Engine(LockRemedies):
                 self._save_note(message)
         return self
 
+    def _say_notices(self) -> None:
+        """What the store found and put right (a session file others could read), said once."""
+        while self.store.notices:
+            self.say(self.store.notices.pop(0))
+
     def _check_belongs(self, session: Session) -> None:
         """A session of another recipe, or with steps this recipe never plans, is not run: its commands are not ours."""
         path = self.store.session_path
+        if session.done or session.abandoned:
+            return  # nothing of it runs again: it is put aside when a new upgrade begins
         if session.recipe != self.recipe.name:
             raise StateError(
                 f"the saved session {path} is an upgrade with the recipe {session.recipe!r}, "
@@ -322,12 +328,14 @@ class Engine(LockRemedies):
         """Launch the step detached; the session says 'running' before the process exists."""
         assert self.session is not None
         index = self.session.steps.index(step) + 1
+        run_dir = self.store.run_dir(self.session)  # first: when it cannot be made, nothing has changed
+        self._say_notices()
         step.status = StepStatus.RUNNING
         step.attempts += 1
         step.skip_reason = None
         # A new token, log and status file, saved before the launch: a wizard dying
         # in between leaves a record the next one can check, never an old attempt's.
-        prepare_attempt(step, self.store.run_dir(self.session), index)
+        prepare_attempt(step, run_dir, index)
         self.save()
         try:
             child = launch(step, app_user=self.instance.user, secret_env=secret_env(self.instance.env), redact=self._secrets)

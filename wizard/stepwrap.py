@@ -18,8 +18,9 @@ no block for a new file) rewritten in place over the "running" one as a compact
 log's last line says how the command ended in a fixed form (``EXIT_LINE`` in
 runner.py reads it), so even a status that cannot be written at all does not
 lose the exit code.  That line ends with a seal drawn by the wrapper and kept
-in the "running" status, so a step printing a look-alike line is not its end.  A wrapper that could not open its log (a symlink planted
-there is refused) records ``"exit_code": 127`` and an ``"error"`` and runs nothing.
+in the "running" status, so a step printing a look-alike line is not its end.
+A wrapper that could not open its log (a symlink planted there is refused)
+records ``"exit_code": 127`` and an ``"error"`` and runs nothing.
 
 The environment for the step (which may carry secrets such as PGPASSWORD) and
 the list of strings to mask arrive in a 0600 file that the wrapper removes

@@ -174,7 +174,8 @@ class StateStore:
             return chosen
         default = self.dir / "backups"
         if default.exists() or default.is_symlink():
-            check_private_dir(default, "backup folder", follow=False)
+            self._check_inner(default, "backup folder",
+                              "to keep backups elsewhere, set backup_dir in the instance instead of a link")  # fmt: skip
         return default
 
     def run_dir(self, session: Session) -> Path:
@@ -186,8 +187,30 @@ class StateStore:
                 path.mkdir(mode=INSTANCE_MODE)
             except FileExistsError:
                 pass
-            check_private_dir(path, "folder of step logs", follow=False)
+            except OSError as exc:  # a full disk, a read-only filesystem
+                raise StateError(f"cannot make the folder of step logs {path}: {exc.strerror or exc}",
+                                 "nothing was started; free space or fix that folder, then run the wizard again") from None  # fmt: skip
+            self._check_inner(path, "folder of step logs", "move it aside: the wizard makes it again")
         return path
+
+    def _check_inner(self, path: Path, what: str, fix: str) -> None:
+        """A folder inside the (private) instance folder: a real folder of the wizard's user, not a link out of it.
+
+        One that others may write to, as older wizards could leave behind under a umask of 002, is
+        put right (nobody else can reach it through the instance folder) and said.
+        """
+        try:
+            info = os.lstat(path)
+        except OSError as exc:
+            raise StateError(f"cannot look at the {what} {path}: {exc.strerror}") from None
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a folder of the wizard's own"
+            raise StateError(f"the {what} {path} is {kind}; the wizard keeps its files only in folders it made", fix)
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o022:
+            os.chmod(path, mode & ~0o022)
+            self.notices.append(f"the {what} {path} could be written by other users (mode {mode:04o}); "
+                                f"it no longer can ({mode & ~0o022:04o})")  # fmt: skip
 
     def load(self) -> Session | None:
         """The saved session, None when there is none; StateError (file untouched) when unreadable or foreign."""

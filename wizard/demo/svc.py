@@ -251,8 +251,6 @@ def _act(sandbox: Path, action: str, service: str, settings: dict) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def orphans(sandbox: Path) -> dict[str, psutil.Process]:
@@ -288,3 +286,6 @@ def stop_orphans(sandbox: Path) -> dict[str, int]:
             stopped[service] = proc.pid
     return stopped
 
+
+if __name__ == "__main__":
+    sys.exit(main())
