@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from wizard.instance import Instance
 from wizard.uwsgiconf import touch_reload_check, touch_reload_files
+
+from .conftest import wait_for
 
 
 @pytest.fixture
@@ -19,8 +22,11 @@ def process():
     started = []
 
     def start(*args: str) -> int:
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args])
+        argv = [sys.executable, "-c", "import time; time.sleep(60)", *args]
+        proc = subprocess.Popen(argv)
         started.append(proc)
+        # Until the child has exec'd, /proc shows an empty (or the parent's) command line: a loaded machine showed ''.
+        wait_for(lambda: psutil.Process(proc.pid).cmdline() == argv, what=f"process {proc.pid} to show its command line")
         return proc.pid
 
     yield start
@@ -75,6 +81,7 @@ def test_a_uwsgi_that_renamed_its_process_cannot_be_read(tmp_path):
     conf = ini(tmp_path, f"[uwsgi]\ntouch-reload = {tmp_path / 'indico.wsgi'}\n")
     titled = subprocess.Popen(["indico uWSGI master", "-f", "/dev/null", str(conf)], executable=shutil.which("tail"))
     try:
+        wait_for(lambda: psutil.Process(titled.pid).cmdline()[:1] == ["indico uWSGI master"], what="the titled process to exec")
         watched = touch_reload_files(titled.pid)
         assert watched.files is None and "renamed its process" in watched.why
     finally:
