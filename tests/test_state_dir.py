@@ -134,7 +134,7 @@ def test_a_session_of_another_instance_or_recipe_is_refused_and_kept(site_root, 
 
 def test_steps_of_every_hop_and_of_notes_are_known(tmp_path):
     from steps import load_recipe
-    from wizard.plan import belongs_to
+    from wizard.binding import belongs_to
 
     recipe = load_recipe("pretalx")
     note_step = next(extra.id for note in recipe.notes for extra in note.steps)

@@ -403,22 +403,28 @@ async def test_a_fast_failing_step_s_last_lines_reach_the_log_pane(site_root):
         assert log.lines[-3].startswith("line 299999 ") and log.lines[-3].endswith("x" * 40)  # whole, in order
 
 
+def full_disk(path, data, mode=0o600):
+    """write_atomic on a full disk (its tmp file is removed: the session on disk is as it was)."""
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+async def stopped_saying(app) -> str:
+    """Wait (without the pilot: the app is going) until the wizard stops; what it says as it goes."""
+    deadline = time.monotonic() + 60
+    while app.return_code is None:
+        assert time.monotonic() < deadline, "waited 60 s for the wizard to stop after the failed save"
+        await asyncio.sleep(0.05)
+    return " ".join(str(part) for part in app._exit_renderables)  # printed once the app is gone
+
+
 async def test_a_full_disk_while_saving_ends_the_wizard_saying_the_session_is_intact(site_root, monkeypatch):
     site = make_site(site_root, step_toml("one", "print('one')"))
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
-
-        def full_disk(path, data, mode=0o600):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
         monkeypatch.setattr("wizard.store.write_atomic", full_disk)
-        app.simulate_key("c")  # begins the session: its first save fails, and the wizard stops (no pilot wait: it is gone)
-        deadline = time.monotonic() + 60
-        while app.return_code is None:
-            assert time.monotonic() < deadline, "waited 60 s for the wizard to stop after the failed save"
-            await asyncio.sleep(0.05)
-        said = " ".join(str(part) for part in app._exit_renderables)  # printed when the app is gone
+        app.simulate_key("c")  # begins the session: its first save fails, and the wizard stops
+        said = await stopped_saying(app)
     assert app.return_code == 2
     assert "could not save the session" in said and "No space left on device" in said and "intact" in said
     assert not site.session_file.exists()
@@ -432,16 +438,8 @@ async def test_a_full_disk_when_a_step_starts_ends_the_wizard_before_the_step_ru
         await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
         app.engine.begin(app.screen.plan)
         app.engine.declare_backup(str(site_root), "site")
-
-        def full_disk(path, data, mode=0o600):
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
         monkeypatch.setattr("wizard.store.write_atomic", full_disk)
         app.route()  # the run screen starts the step: its save fails first
-        deadline = time.monotonic() + 60
-        while app.return_code is None:
-            assert time.monotonic() < deadline, "waited 60 s for the wizard to stop after the failed save"
-            await asyncio.sleep(0.05)
-        said = " ".join(str(part) for part in app._exit_renderables)
+        said = await stopped_saying(app)
     assert app.return_code == 2 and "could not save the session" in said and "intact" in said
     assert not ran.exists() and site.steps()["one"]["status"] == "pending"  # on disk as it was: nothing launched

@@ -6,7 +6,6 @@ the method returns, so what a screen or a log line shows is already on disk.
 
 from __future__ import annotations
 
-import os
 import secrets as random_tokens
 import subprocess
 import time
@@ -15,19 +14,20 @@ from pathlib import Path
 from typing import Callable
 
 from .appfiles import app_files
+from .binding import check_belongs
 from .backup import Estimate, declared_backup, estimate, take_backup
 from .dbconf import Database
 from .detect import os_family
 from .dumps import ENGINES
-from .errors import StateError, WizardError
+from .errors import WizardError
 from .instance import Instance
-from .plan import Plan, belongs_to
+from .plan import Plan
 from .preflight import missing_tools
 from .remedies import LockRemedies
 from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt, sweep_secret_files
 from .secrets import config_files, secret_env, secrets_for
 from .state import Backup, Note, Session, StepRecord, StepStatus, now
-from .store import KEEP, InstanceLock, StateStore
+from .store import InstanceLock, StateStore
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,6 @@ class Failed:
 Next = Done | Blocked | NotesPending | GateClosed | Run | Running | NeedsDecision | Failed
 
 
-def same_place(planned: str, now: str | None) -> bool:
-    """Do two spellings of a path name the same place (a symlink, a trailing slash, ``..``)?"""
-    return now is not None and os.path.realpath(planned) == os.path.realpath(now)
-
-
 def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + random_tokens.token_hex(2)
 
@@ -111,7 +106,7 @@ class Engine(LockRemedies):
             self.store.sweep()
             self.session = self.store.load()
             if self.session is not None:
-                self._check_belongs(self.session)
+                check_belongs(self.session, self.instance, self.recipe, self.store.session_path)
         except WizardError:
             self.session = None
             lock.release()
@@ -132,34 +127,6 @@ class Engine(LockRemedies):
         """What the store found and put right (a session file others could read), said once."""
         while self.store.notices:
             self.say(self.store.notices.pop(0))
-
-    def _check_belongs(self, session: Session) -> None:
-        """A session of another recipe, or with steps this recipe never plans, is not run: its commands are not ours."""
-        path = self.store.session_path
-        if session.done or session.abandoned:
-            return  # nothing of it runs again: it is put aside when a new upgrade begins
-        if session.recipe != self.recipe.name:
-            raise StateError(
-                f"the saved session {path} is an upgrade with the recipe {session.recipe!r}, "
-                f"but instance {self.instance.name!r} uses {self.recipe.name!r}",
-                "if the instances file changed, put it back as it was to finish that upgrade; " + KEEP,
-            )
-        now_named = {"venv": str(self.instance.venv), "app_config": str(self.instance.config) if self.instance.config else None}
-        for field, value in now_named.items():
-            planned = getattr(session, field)
-            if planned is not None and not same_place(planned, value):
-                raise StateError(
-                    f"the saved session {path} was planned for the {field.replace('_', ' ')} {planned}, "
-                    f"but instance {self.instance.name!r} now names {value or 'none'}: its steps' commands are not this one's",
-                    "put the instances file back as it was to finish that upgrade (or copy the session where it belongs); " + KEEP,
-                )
-        foreign = [step.id for step in session.steps if not belongs_to(step.id, self.recipe, session.path)]
-        if foreign:
-            raise StateError(
-                f"the saved session {path} has steps the recipe {self.recipe.name!r} does not know: "
-                + ", ".join(repr(step_id) for step_id in foreign),
-                "it was written by another recipe or edited by hand; " + KEEP,
-            )
 
     def _tools_missing(self) -> list[Note]:
         """Resuming: the tools of the steps still to run may have gone since the plan was made (npm removed)."""

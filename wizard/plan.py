@@ -79,12 +79,6 @@ def ordered_specs(recipe: Recipe, added: list[NoteStep]) -> list[StepSpec]:
     return specs
 
 
-def belongs_to(step_id: str, recipe: Recipe, hops: list[str]) -> bool:
-    """Could this recipe's plan have a step with this id (its own steps and its notes', per hop when there are several)?"""
-    known = {step.id for step in recipe.steps} | {extra.id for note in recipe.notes for extra in note.steps}
-    return step_id in known or any(step_id == f"{base}-{hop}" for base in known for hop in hops)
-
-
 def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None],
               requirements: list[str], added: list[NoteStep]) -> HopSteps:  # fmt: skip
     values = placeholder_values(recipe, instance, found)
