@@ -44,7 +44,9 @@ def unfinished_text(left: list[Unfinished]) -> Text:
     """The folders a wizard did not finish, a line each (path and size): the operator's to remove, never the wizard's."""
     head = ("Not a usable backup (unfinished); yours to remove, the wizard never will:" if len(left) == 1
             else "Not usable backups (unfinished); yours to remove, the wizard never will:")  # fmt: skip
-    return Text("\n".join([head, *(f"  {folder.path} ({human_bytes(folder.size)})" for folder in left)]), style="yellow")
+    return Text(
+        "\n".join([head, *(f"  {folder.path} ({human_bytes(folder.size)})" for folder in left)]), style="yellow"
+    )
 
 
 def space_text(plan: Estimate) -> Text:
@@ -127,7 +129,9 @@ class BackupScreen(Screen):
     @on(Checkbox.Changed)
     def choose(self, event: Checkbox.Changed) -> None:
         assert self.plan is not None
-        parts = tuple(replace(p, included=event.value) if p.label == event.checkbox.name else p for p in self.plan.parts)
+        parts = tuple(
+            replace(p, included=event.value) if p.label == event.checkbox.name else p for p in self.plan.parts
+        )
         self.plan = replace(self.plan, parts=parts)
         self.show_space()
 
@@ -151,7 +155,9 @@ class BackupScreen(Screen):
         def progress(part: str, done: int, expected: int) -> None:
             if worker.is_cancelled:  # the wizard is quitting: stop the dump, leave nothing that looks finished
                 raise BackupError("the backup was stopped: the wizard quit while taking it")
-            text = Text(f"Taking the backup… {part}: {human_bytes(done)} of about {human_bytes(expected)}", style="bold")
+            text = Text(
+                f"Taking the backup… {part}: {human_bytes(done)} of about {human_bytes(expected)}", style="bold"
+            )
             self.app.call_from_thread(self.status, text)
 
         return self.app.engine.take_backup(progress, chosen, measured=self.plan)
@@ -161,12 +167,18 @@ class BackupScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         error = event.worker.error
-        message = (error.message + (f" ({error.hint})" if error.hint else "")) if isinstance(error, WizardError) else str(error)
+        message = (
+            (error.message + (f" ({error.hint})" if error.hint else ""))
+            if isinstance(error, WizardError)
+            else str(error)
+        )
         if event.worker.group == "measure":
             if event.state == WorkerState.SUCCESS:
                 self.show_plan(event.worker.result)
             elif event.state == WorkerState.ERROR:
-                self.query_one("#parts", Static).update(Text(f"Could not measure the backup: {message}", style="bold red"))
+                self.query_one("#parts", Static).update(
+                    Text(f"Could not measure the backup: {message}", style="bold red")
+                )
                 self.query_one("#take", Button).disabled = False  # taking measures again, and says what fails
         elif event.worker.group == "take":
             if event.state == WorkerState.SUCCESS:

@@ -18,8 +18,12 @@ from wizard.facts import facts_for
 from wizard.plan import Plan, plan_for
 from .widgets import TitleBar
 
-STATE_MARK = {"ok": ("ok", "green"), "warning": ("warning", "yellow"), "blocker": ("BLOCKER", "bold red"),
-              "unknown": ("unknown", "dim")}  # unknown: a service's state no one could tell (not a failure)
+STATE_MARK = {
+    "ok": ("ok", "green"),
+    "warning": ("warning", "yellow"),
+    "blocker": ("BLOCKER", "bold red"),
+    "unknown": ("unknown", "dim"),  # a service's state no one could tell (not a failure)
+}
 
 
 class DetectScreen(Screen):
@@ -56,7 +60,11 @@ class DetectScreen(Screen):
         summary = self.query_one("#summary", Static)
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            text = error.message + (f"\nhint: {error.hint}" if error.hint else "") if isinstance(error, WizardError) else repr(error)
+            text = (
+                error.message + (f"\nhint: {error.hint}" if error.hint else "")
+                if isinstance(error, WizardError)
+                else repr(error)
+            )
             summary.update(Text("Detection failed: " + text, style="bold red"))
         elif event.state == WorkerState.SUCCESS:
             self.show_plan(event.worker.result)
@@ -84,7 +92,9 @@ class DetectScreen(Screen):
                     beyond.append("Way out: ", style="bold").append(note.way_out + "\n")
             self.query_one("#steps", Static).update(beyond)
         else:
-            notes = {0: "no release notes", 1: "1 release note"}.get(len(plan.notes), f"{len(plan.notes)} release notes")
+            notes = {0: "no release notes", 1: "1 release note"}.get(
+                len(plan.notes), f"{len(plan.notes)} release notes"
+            )
             summary.update(
                 f"{plan.recipe.title} {found.installed_version} → {found.target_version}: "
                 f"{len(plan.steps)} steps, {notes}. Press c to go on."

@@ -75,13 +75,19 @@ class Condition(_Strict):
     target: Specifier | None = Field(None, description="version specifier the target version must match")
     service: str | None = Field(None, description="the instance has this service role")
     postgres: Specifier | None = Field(None, description="version specifier the PostgreSQL server must match")
-    mysql: Specifier | None = Field(None, description="the database server is MySQL (not MariaDB), its version matching")
+    mysql: Specifier | None = Field(
+        None, description="the database server is MySQL (not MariaDB), its version matching"
+    )
     mariadb: Specifier | None = Field(None, description="the database server is MariaDB, its version matching")
-    database: list[str] | None = Field(None, description="the app's database is one of these (postgresql, sqlite, mysql)")
+    database: list[str] | None = Field(
+        None, description="the app's database is one of these (postgresql, sqlite, mysql)"
+    )
     config_set: list[str] | None = Field(None, description="one of these keys is set in the app's config")
     config_unset: list[str] | None = Field(None, description="none of these keys is set in the app's config")
     web_server: list[str] | None = Field(None, description="one of these web servers is on the host (nginx, apache)")
-    dists: dict[str, Specifier] | None = Field(None, description="distributions in the venv and the specifier each must match")
+    dists: dict[str, Specifier] | None = Field(
+        None, description="distributions in the venv and the specifier each must match"
+    )
 
 
 class StepSpec(_Strict):
@@ -100,9 +106,14 @@ class StepSpec(_Strict):
     )
     can_hang_on_lock: bool = False
     advice: str = ""
-    needs: list[str] = Field([], description="programs that must be on the PATH for this step (checked before the start)")
-    reloads: str | None = Field(None, description="this step reloads the service of this role by touching the file its"
-                                " argv names last (uWSGI's touch-reload); the plan checks that the service watches it")
+    needs: list[str] = Field(
+        [], description="programs that must be on the PATH for this step (checked before the start)"
+    )
+    reloads: str | None = Field(
+        None,
+        description="this step reloads the service of this role by touching the file its"
+        " argv names last (uWSGI's touch-reload); the plan checks that the service watches it",
+    )
 
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:
@@ -151,7 +162,9 @@ class SchemaCheck(_Strict):
 
     kind: Literal["alembic", "django"]
     versions: str | None = Field(None, description="alembic: the core's migration scripts, under site-packages")
-    plugin_versions: str | None = Field(None, description="alembic: a plugin's scripts ({name}: from its version table)")
+    plugin_versions: str | None = Field(
+        None, description="alembic: a plugin's scripts ({name}: from its version table)"
+    )
     releases: dict[str, str] = Field({}, description="alembic: core head revision -> the releases that have it")
     argv: list[str] | None = Field(None, description="django: lists migrations, '[ ]' marking those to apply")
     env: dict[str, str] = {}
@@ -184,7 +197,8 @@ class Recipe(_Strict):
         None, description="the environment variable that points the app at its config file (INDICO_CONFIG)"
     )
     config_env: dict[str, str] = Field(
-        {}, description="environment variables the app reads in place of config keys: NAME = 'section.key' (ini configs)"
+        {},
+        description="environment variables the app reads in place of config keys: NAME = 'section.key' (ini configs)",
     )
     vars: dict[str, str] = Field({}, description="placeholders the recipe adds, with their defaults")
     required_vars: list[str] = Field([], description="placeholders every instance must set itself")

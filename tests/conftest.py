@@ -71,7 +71,7 @@ def step_toml(step_id: str, code: str, **extra) -> str:
         "[[steps]]",
         f"id = {toml_str(step_id)}",
         f"title = {toml_str('Step ' + step_id)}",
-        f"argv = [{toml_str(PYTHON)}, \"-c\", {toml_str(textwrap.dedent(code))}]",
+        f'argv = [{toml_str(PYTHON)}, "-c", {toml_str(textwrap.dedent(code))}]',
     ]
     for key, value in extra.items():
         lines.append(f"{key} = {json.dumps(value) if not isinstance(value, str) else toml_str(value)}")

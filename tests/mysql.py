@@ -76,7 +76,9 @@ def start_mariadb() -> MariaDB | None:
         except RuntimeError:
             if process.poll() is not None or time.monotonic() > deadline:
                 stop_mariadb(db)
-                raise RuntimeError(f"MariaDB did not start: {(root / 'server.log').read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"MariaDB did not start: {(root / 'server.log').read_text(errors='replace')[-2000:]}"
+                )
             time.sleep(0.2)
     try:
         db.sql(f"CREATE USER '{db.user}'@'%' IDENTIFIED BY {quoted(db.password)}; CREATE DATABASE {db.dbname}; "

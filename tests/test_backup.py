@@ -53,14 +53,17 @@ def test_a_postgres_backup_reads_back_and_restores_with_the_same_rows(tmp_path, 
     config = tmp_path / "indico.conf"
     config.write_text(f"SQLALCHEMY_DATABASE_URI = {postgres.url!r}\n")
     seen = []
-    backup = take_backup(database(postgres), [config], tmp_path / "backups", keep=3, progress=lambda *args: seen.append(args))
+    backup = take_backup(
+        database(postgres), [config], tmp_path / "backups", keep=3, progress=lambda *args: seen.append(args)
+    )
     folder = Path(backup.path)
     dump = folder / "app.dump"
     assert backup.kind == "taken" and backup.checksum.startswith("sha256:") and dump.is_file()
     assert (folder / "config" / "indico.conf").read_text() == config.read_text()
     assert oct(dump.stat().st_mode & 0o777) == "0o600" and oct(folder.stat().st_mode & 0o777) == "0o700"
     assert verify_postgres_dump(dump) > 2
-    assert seen[-1] == ("database", dump.stat().st_size, seen[0][2]) and seen[0][2] > 0  # the dump's growth, against the size
+    # the dump's growth, against the size
+    assert seen[-1] == ("database", dump.stat().st_size, seen[0][2]) and seen[0][2] > 0
     assert backup.restore[0] == (f"pg_restore --clean --if-exists --no-owner --host=127.0.0.1 --port={postgres.port} "
                                  f"--username=app --dbname app {dump}")  # fmt: skip
     assert PASSWORD not in json.dumps(backup.model_dump(mode="json"))
@@ -90,7 +93,11 @@ def test_a_truncated_or_corrupted_dump_fails_its_check(tmp_path, postgres):
 
 def test_a_failing_dump_keeps_the_gate_closed_and_names_the_cause(site_root, postgres):
     wrong = postgres.url.replace("/app", "/no_such_database")
-    site = make_site(site_root, step_toml("one", f"open({str(site_root / 'ran')!r}, 'w')"), app_config=f"SQLALCHEMY_DATABASE_URI = {wrong!r}\n")
+    site = make_site(
+        site_root,
+        step_toml("one", f"open({str(site_root / 'ran')!r}, 'w')"),
+        app_config=f"SQLALCHEMY_DATABASE_URI = {wrong!r}\n",
+    )
     result = site.cli("run", "--yes")
     assert result.returncode == 2
     assert "cannot measure the database" in result.stderr or "pg_dump failed" in result.stderr
@@ -99,7 +106,9 @@ def test_a_failing_dump_keeps_the_gate_closed_and_names_the_cause(site_root, pos
 
 
 def test_headless_takes_the_backup_itself_and_the_session_says_how_to_restore(site_root, postgres):
-    site = make_site(site_root, step_toml("one", "print('upgraded')"), app_config=f"SQLALCHEMY_DATABASE_URI = {postgres.url!r}\n")
+    site = make_site(
+        site_root, step_toml("one", "print('upgraded')"), app_config=f"SQLALCHEMY_DATABASE_URI = {postgres.url!r}\n"
+    )
     result = site.cli("run", "--yes")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backed up: app.dump" in result.stdout and "restore with: pg_restore" in result.stdout
@@ -125,7 +134,9 @@ def test_sqlite_backup_is_consistent_and_complete(tmp_path):
     writer.execute("BEGIN IMMEDIATE")  # the app, half-way through a write while the backup runs
     writer.executemany("INSERT INTO talks (title) VALUES (?)", [(f"late {n}",) for n in range(500)])
     seen = []
-    backup = take_backup(Database("sqlite", str(db)), [], tmp_path / "backups", keep=3, progress=lambda *args: seen.append(args))
+    backup = take_backup(
+        Database("sqlite", str(db)), [], tmp_path / "backups", keep=3, progress=lambda *args: seen.append(args)
+    )
     writer.execute("COMMIT")
     writer.close()
     copy = Path(backup.path) / "app.sqlite3"
@@ -146,7 +157,14 @@ def a_record(where: Path, instance: str, taken_at: str, sequence: int = 1, **cha
     """A folder as the wizard leaves a finished backup: its record, written here by hand."""
     where.mkdir(parents=True)
     (where / "app.sqlite3").write_bytes(b"a backup")
-    record = {"format": 1, "instance": instance, "folder": where.name, "taken_at": taken_at, "sequence": sequence, **changes}
+    record = {
+        "format": 1,
+        "instance": instance,
+        "folder": where.name,
+        "taken_at": taken_at,
+        "sequence": sequence,
+        **changes,
+    }
     (where / "wizard-backup.json").write_text(json.dumps(record))
     return where
 
@@ -165,7 +183,8 @@ def test_old_style_folders_and_the_operator_s_are_never_rotated_only_recorded_on
     (root / "wizard-main-20261104-000000-abcd" / "UNFINISHED").touch()  # its wizard was killed before the marker went
     assert rotate(root, keep=2) == []  # no instance said: nothing is rotated
     gone = rotate(root, keep=2, instance="main")
-    assert [p.name for p in gone] == ["wizard-main-20261101-000000-abcd"]  # the unfinished one does not push a good one out
+    # the unfinished one does not push a good one out
+    assert [p.name for p in gone] == ["wizard-main-20261101-000000-abcd"]
     assert sorted(p.name for p in root.iterdir()) == ["my-own-backup", "wizard-20261101-000000", "wizard-20261102-000000",
                                                       "wizard-main-20261102-000000-abcd", "wizard-main-20261103-000000-abcd",
                                                       "wizard-main-20261104-000000-abcd"]  # fmt: skip
@@ -243,7 +262,9 @@ def test_a_folder_named_like_ours_without_our_record_survives(tmp_path):
     no_record.mkdir(parents=True)
     (no_record / "app.sqlite3").write_bytes(b"someone's")
     foreign = a_record(root / "wizard-main-20200102-000000-0000", "conference", "2020-01-02T00:00:00+00:00")
-    copied = a_record(root / "wizard-main-copy", "main", "2020-01-03T00:00:00+00:00", folder="wizard-main-20200103-000000-0000")
+    copied = a_record(
+        root / "wizard-main-copy", "main", "2020-01-03T00:00:00+00:00", folder="wizard-main-20200103-000000-0000"
+    )
     linked = root / "wizard-main-20200104-000000-0000"
     linked.symlink_to(a_record(tmp_path / "elsewhere" / linked.name, "main", "2020-01-04T00:00:00+00:00"))
     db = small_sqlite(tmp_path / "db")
@@ -255,13 +276,15 @@ def test_a_folder_named_like_ours_without_our_record_survives(tmp_path):
 
 def test_a_record_that_cannot_be_read_is_left_alone(tmp_path):
     root = tmp_path / "backups"
+
+    def record(folder: str, taken_at: str) -> str:
+        return json.dumps({"format": 1, "instance": "main", "folder": folder, "taken_at": taken_at, "sequence": 1})
+
     broken = {
-        "corrupt": "{\"format\": 1, \"instance\": \"main\", \"taken_at\": ",
+        "corrupt": '{"format": 1, "instance": "main", "taken_at": ',
         "not-an-object": "[1, 2]",
-        "no-time-zone": json.dumps({"format": 1, "instance": "main", "folder": "wizard-main-no-time-zone",
-                                    "taken_at": "2020-01-01T00:00:00", "sequence": 1}),  # fmt: skip
-        "bad-time": json.dumps({"format": 1, "instance": "main", "folder": "wizard-main-bad-time", "taken_at": "yesterday",
-                                "sequence": 1}),  # fmt: skip
+        "no-time-zone": record("wizard-main-no-time-zone", "2020-01-01T00:00:00"),
+        "bad-time": record("wizard-main-bad-time", "yesterday"),
         "not-utf8": b"\xff\xfe{}",
     }
     for name, text in broken.items():
@@ -354,7 +377,10 @@ def test_a_wizard_killed_while_dumping_leaves_no_backup_that_looks_finished(site
     assert result.returncode == 0, result.stdout + result.stderr
     taken = Path(site.session()["backup"]["path"])
     assert taken != killed and not (taken / "UNFINISHED").exists() and (killed / "UNFINISHED").is_file()
-    assert f"left in the backup folder: not a usable backup (its wizard was stopped while writing it): {killed} (" in result.stdout
+    assert (
+        f"left in the backup folder: not a usable backup (its wizard was stopped while writing it): {killed} ("
+        in result.stdout
+    )
     assert rotate(backups, keep=1, instance=site.name) == []  # the killed one is neither counted nor deleted
 
 
@@ -386,8 +412,12 @@ def test_pretalx_media_and_secret_are_backed_up_and_restore(tmp_path):
     cfg.write_text(f"[filesystem]\ndata = {data}\n[database]\nbackend = sqlite3\nname = {db}\n")
     instance = Instance(name="talks", recipe="pretalx", venv=tmp_path / "venv", config=cfg)
     recipe = load_recipe("pretalx")
-    backup = take_backup(database_of(recipe, instance), [cfg], tmp_path / "backups", keep=3, files=app_files(recipe, instance))
-    assert any(line.startswith("media (") for line in backup.contents) and any(line.startswith(".secret (") for line in backup.contents)
+    backup = take_backup(
+        database_of(recipe, instance), [cfg], tmp_path / "backups", keep=3, files=app_files(recipe, instance)
+    )
+    assert any(line.startswith("media (") for line in backup.contents) and any(
+        line.startswith(".secret (") for line in backup.contents
+    )
     # Restore into an empty place, by the recorded commands with the target moved there.
     restored = tmp_path / "restored"
     restored.mkdir()
@@ -403,7 +433,10 @@ def test_pretalx_secret_in_the_config_means_no_secret_file(tmp_path):
     (data / ".secret").write_text("unused")
     cfg = tmp_path / "pretalx.cfg"
     cfg.write_text(f"[filesystem]\ndata = {data}\n[django]\nsecret = in-the-config\n")
-    labels = [f.label for f in app_files(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg))]
+    labels = [
+        f.label
+        for f in app_files(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg))
+    ]
     assert labels == ["media"]
 
 
@@ -430,7 +463,7 @@ def test_pretalx_settings_from_its_environment_win_over_its_config(tmp_path):
     instance = Instance(name="talks", recipe="pretalx", venv=tmp_path, config=cfg, env=env)
     recipe = load_recipe("pretalx")
     assert database_of(recipe, instance) == Database("mysql", "talks", "db.internal", 3307, "pretalx", "env-s3cret")
-    assert [(f.label, f.path) for f in app_files(recipe, instance)] == [("media", data / "media")]  # no .secret there yet
+    assert [(f.label, f.path) for f in app_files(recipe, instance)] == [("media", data / "media")]  # no .secret yet
     assert "env-s3cret" in secrets_for(recipe, instance)  # masked in every log
 
 
@@ -483,9 +516,15 @@ def test_preflight_warns_before_the_upgrade_when_the_backup_would_not_fit(tmp_pa
     cfg = tmp_path / "pretalx.cfg"
     cfg.write_text(f"[filesystem]\ndata = {data}\n[database]\nname = {db}\n")
     instance = Instance(name="talks", recipe="pretalx", venv=tmp_path, config=cfg)
-    plan = build_plan(load_recipe("pretalx"), instance, found("2024.3.1", "2024.3.1", host={"db": Database("sqlite", str(db))}), {})
+    plan = build_plan(
+        load_recipe("pretalx"), instance, found("2024.3.1", "2024.3.1", host={"db": Database("sqlite", str(db))}), {}
+    )
     root = tmp_path / "backups"
     assert not [n for n in disk_checks(instance, plan, root) if n.id == "check-disk-backup"]  # this disk has room
     monkeypatch.setattr(backup_module, "free_space", lambda _: 70 * 1024**2)  # room for the database, not for media too
     [note] = [n for n in disk_checks(instance, plan, root) if n.id == "check-disk-backup"]
-    assert note.severity == "warning" and "70.0 MiB are free" in note.text and "database, config and the app's files" in note.text
+    assert (
+        note.severity == "warning"
+        and "70.0 MiB are free" in note.text
+        and "database, config and the app's files" in note.text
+    )

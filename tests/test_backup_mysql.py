@@ -62,7 +62,8 @@ def test_a_mysql_backup_reads_back_and_restores_with_the_same_rows(tmp_path, mar
     assert oct(dump.stat().st_mode & 0o777) == "0o600" and backup.checksum.startswith("sha256:")
     assert seen[-1] == ("database", dump.stat().st_size, seen[0][2]) and seen[0][2] > 0
     assert PASSWORD not in json.dumps(backup.model_dump(mode="json"))
-    assert not [name for name in set(os.listdir(tempfile.gettempdir())) - before if name.startswith("uw-mysql-")]  # option file gone
+    # the option file is gone
+    assert not [name for name in set(os.listdir(tempfile.gettempdir())) - before if name.startswith("uw-mysql-")]
     assert backup.restore[0] == f"mysql --host=127.0.0.1 --port={mariadb.port} --user=app --password app < {dump}"
 
     mariadb.sql("CREATE DATABASE scratch")
@@ -72,7 +73,10 @@ def test_a_mysql_backup_reads_back_and_restores_with_the_same_rows(tmp_path, mar
     assert done.returncode == 0, done.stderr
     assert mariadb.sql(ROWS, database="scratch") == mariadb.sql(ROWS, database="app")
     assert mariadb.sql(ROWS, database="scratch").startswith("3000\t2\t")
-    assert mariadb.sql("CHECKSUM TABLE talk", "scratch").split()[-1] == mariadb.sql("CHECKSUM TABLE talk", "app").split()[-1]
+    assert (
+        mariadb.sql("CHECKSUM TABLE talk", "scratch").split()[-1]
+        == mariadb.sql("CHECKSUM TABLE talk", "app").split()[-1]
+    )
 
 
 def test_a_cut_off_damaged_or_incomplete_mysql_dump_fails_its_check(tmp_path, mariadb):
@@ -103,7 +107,9 @@ def test_headless_backs_up_mysql_without_the_password_on_any_command_line(site_r
         wrapper = bin_dir / tool
         wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {argv_log}\nexec {real} "$@"\n')
         wrapper.chmod(0o755)
-    site = make_site(site_root, step_toml("one", "print('upgraded')"), app_config=config_text(mariadb), config_format="ini")
+    site = make_site(
+        site_root, step_toml("one", "print('upgraded')"), app_config=config_text(mariadb), config_format="ini"
+    )
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     result = site.cli("run", "--yes", env=env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -84,13 +84,17 @@ async def test_a_backup_that_fails_keeps_the_gate_closed_and_can_be_tried_again(
     async with app.run_test(size=(80, 24)) as pilot:
         await to_backup_screen(pilot, app)
         app.screen.query_one("#take", Button).press()
-        await until(pilot, lambda: "The backup failed" in str(app.screen.query_one("#status").render()), what="the failure")
+        await until(
+            pilot, lambda: "The backup failed" in str(app.screen.query_one("#status").render()), what="the failure"
+        )
         assert "not a database" in str(app.screen.query_one("#status").render())
         assert screen_name(app) == "BackupScreen" and app.engine.session.backup is None
         assert not app.screen.query_one("#take", Button).disabled and not (site_root / "ran").exists()
 
 
-async def test_quitting_while_the_backup_runs_stops_the_dump_and_leaves_nothing_that_looks_finished(site_root, monkeypatch):
+async def test_quitting_while_the_backup_runs_stops_the_dump_and_leaves_nothing_that_looks_finished(
+    site_root, monkeypatch
+):
     import psutil
 
     from wizard.dumps import sqlite as sqlite_dump
@@ -108,14 +112,20 @@ async def test_quitting_while_the_backup_runs_stops_the_dump_and_leaves_nothing_
         app.screen.query_one("#take", Button).press()
         await until(pilot, lambda: list(site_root.rglob("slow.dump")), what="the dump to start")
         await pilot.press("ctrl+q")
-    still_writing = [p for p in psutil.process_iter(["cmdline"]) if "while true; do printf x" in " ".join(p.info["cmdline"] or [])]
+    still_writing = [
+        p for p in psutil.process_iter(["cmdline"]) if "while true; do printf x" in " ".join(p.info["cmdline"] or [])
+    ]
     for proc in still_writing:
         try:
             proc.wait(timeout=5)
         except psutil.TimeoutExpired:
             raise AssertionError(f"the dump client {proc.pid} was left running") from None
     # The worker thread renames the folder once its client is stopped; the app may have closed a moment before.
-    wait_for(lambda: list((site_root / "state").rglob("incomplete-wizard-*")), timeout=10, what="the folder marked incomplete")
+    wait_for(
+        lambda: list((site_root / "state").rglob("incomplete-wizard-*")),
+        timeout=10,
+        what="the folder marked incomplete",
+    )
     assert not [p for p in (site_root / "state").rglob("wizard-*") if p.is_dir()] and app.engine.session.backup is None
 
 
@@ -136,11 +146,12 @@ async def test_unfinished_backups_are_named_with_their_size_and_left_for_the_ope
     async with app.run_test(size=(80, 24)) as pilot:
         await to_backup_screen(pilot, app)
         shown = str(app.screen.query_one("#unfinished").render())
+        # another instance's is not listed
         assert shown.splitlines() == [
             "Not usable backups (unfinished); yours to remove, the wizard never will:",
             f"  {failed} ({size(failed)})",
             f"  {killed} ({size(killed)})",
-        ]  # another instance's is not listed
+        ]
         assert app.screen.focused is app.screen.query_one("#take")
         app.screen.query_one("#take", Button).press()
         await until(pilot, on_screen(app, "DoneScreen"), what="the backup, then the one step")

@@ -44,7 +44,9 @@ def test_demo_headless_completes_and_every_step_is_recorded(sandbox):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "upgrade of 'demo' finished: 3.2.5 -> 3.2.9" in result.stdout
 
-    status = run_cli("--config", str(sandbox / "instances.toml"), "--state-dir", str(sandbox / "state"), "status", "--json")
+    status = run_cli(
+        "--config", str(sandbox / "instances.toml"), "--state-dir", str(sandbox / "state"), "status", "--json"
+    )
     session = json.loads(status.stdout)
     assert session["backup"]["kind"] == "taken" and session["backup"]["checksum"].startswith("sha256:")
     assert [s["id"] for s in session["steps"]] == [
@@ -141,7 +143,10 @@ def wait_until_gone(folder: Path, records: list[dict], timeout: float = 30) -> N
 
 
 def uwsgi_pids_from_log(folder: Path) -> list[int]:
-    return [int(pid) for pid in re.findall(r"spawned uWSGI worker 1 \(pid: (\d+)", (folder / "logs" / "uwsgi.log").read_text())]
+    return [
+        int(pid)
+        for pid in re.findall(r"spawned uWSGI worker 1 \(pid: (\d+)", (folder / "logs" / "uwsgi.log").read_text())
+    ]
 
 
 def slow_uwsgi(folder: Path) -> None:
@@ -156,7 +161,9 @@ def slow_uwsgi(folder: Path) -> None:
 def test_the_headless_demo_stops_its_services_when_it_ends(sandbox):
     result = run_cli("demo", "--dir", str(sandbox), "--headless", "--yes", "--pace", "0.1", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"stopped the demo's services: uwsgi \(pid \d+\), celery \(pid \d+\)", result.stdout), result.stdout
+    assert re.search(r"stopped the demo's services: uwsgi \(pid \d+\), celery \(pid \d+\)", result.stdout), (
+        result.stdout
+    )
     assert service_records(sandbox) == {}  # the pid files go with the processes
     wait_until_gone(sandbox, [])
 
@@ -182,7 +189,9 @@ def test_the_demo_stops_the_uwsgi_its_lock_watch_restarted(sandbox):
 
 
 def test_keep_services_keeps_them_until_stop(sandbox):
-    result = run_cli("demo", "--dir", str(sandbox), "--headless", "--yes", "--pace", "0.1", "--keep-services", timeout=120)
+    result = run_cli(
+        "demo", "--dir", str(sandbox), "--headless", "--yes", "--pace", "0.1", "--keep-services", timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     kept = service_records(sandbox)
     assert set(kept) == {"uwsgi", "celery"}
@@ -265,7 +274,9 @@ def demo_waiting_on_the_lock(sandbox: Path, out: Path) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGTERM, 143)], ids=["ctrl-c", "hup", "term"]
+    ("signum", "code"),
+    [(signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGTERM, 143)],
+    ids=["ctrl-c", "hup", "term"],
 )
 def test_a_signal_while_a_step_runs_stops_the_services_and_not_the_step(sandbox, tmp_path, signum, code):
     slow_uwsgi(sandbox)
@@ -288,7 +299,9 @@ def test_a_signal_while_a_step_runs_stops_the_services_and_not_the_step(sandbox,
     steps = {s["id"]: s for s in json.loads((sandbox / "state" / "demo" / "session.json").read_text())["steps"]}
     step = steps["db-upgrade"]
     assert step["status"] == "running"
-    wait_for(lambda: not alive(step["pid"], step["start_ticks"]), 60, what="the detached schema upgrade to end by itself")
+    wait_for(
+        lambda: not alive(step["pid"], step["start_ticks"]), 60, what="the detached schema upgrade to end by itself"
+    )
     settings = json.loads((sandbox / "services.json").read_text())
     (sandbox / "services.json").write_text(json.dumps({**settings, "pace": 0.1}))  # short requests from now on
     again = run_cli("demo", "--dir", str(sandbox), "--headless", "--yes", timeout=120)

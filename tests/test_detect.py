@@ -28,7 +28,9 @@ def pip_site(root: Path, wheels: Path, installed: str, recipe_extra: str = "", s
                       + recipe_extra + "\n" + steps)  # fmt: skip
     env = "\n".join(f"{key} = {toml_str(value)}" for key, value in offline_pip_env(wheels).items())
     config = root / "instances.toml"
-    config.write_text(f"[instances.app]\nrecipe = {toml_str(recipe)}\nvenv = {toml_str(venv)}\n\n[instances.app.env]\n{env}\n")
+    config.write_text(
+        f"[instances.app]\nrecipe = {toml_str(recipe)}\nvenv = {toml_str(venv)}\n\n[instances.app.env]\n{env}\n"
+    )
     return Site(root=root, name="app", config=config, state=root / "state", venv=venv)
 
 

@@ -313,7 +313,9 @@ def test_secrets_never_reach_logs_output_or_state(site_root):
     }
     for where, text in texts.items():
         assert SECRET not in text and KEY not in text, where
-    leftovers = [p for p in (site.state / site.name).rglob("*") if p.is_file() and SECRET in p.read_text(errors="ignore")]
+    leftovers = [
+        p for p in (site.state / site.name).rglob("*") if p.is_file() and SECRET in p.read_text(errors="ignore")
+    ]
     assert leftovers == []
 
 
@@ -357,7 +359,9 @@ def test_a_relaunch_checks_again_for_the_tools_the_steps_to_come_need(site_root)
     flag = site_root / "fixed"
     site = make_site(
         site_root,
-        step_toml("build", f"import os, sys\nsys.exit(0 if os.path.exists({str(flag)!r}) else 1)", needs=["uw-rebuild-tool"])
+        step_toml(
+            "build", f"import os, sys\nsys.exit(0 if os.path.exists({str(flag)!r}) else 1)", needs=["uw-rebuild-tool"]
+        )
         + step_toml("after", "print('after')"),
     )
     with open(site.config, "a") as handle:

@@ -69,14 +69,17 @@ def supervisor(tmp_path, table):
     (folder / "app_server.py").write_text(FAKE_APP_SERVER)
     env = f'PGHOST="127.0.0.1",PGPORT="{table.port}",PGUSER="app",PGDATABASE="app",PGPASSWORD="{PASSWORD}"'
     conf = folder / "supervisord.conf"
-    conf.write_text(supervisord_header(folder) + textwrap.dedent(f"""
+    conf.write_text(
+        supervisord_header(folder)
+        + textwrap.dedent(f"""
         [program:uwsgi]
         command={PYTHON} {folder}/app_server.py
         environment={env}
         stopsignal=TERM
         stopwaitsecs=5
         startsecs=1
-    """))
+    """)
+    )
     subprocess.run([BIN / "supervisord", "-c", conf], check=True, timeout=30)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and "idle in transaction" not in table.sql(
@@ -98,11 +101,13 @@ def pg_site(root: Path, pg, conf: Path | None, statement: str) -> object:
         '[[steps]]\nid = "alter"\ntitle = "Alter the labels table"\ncan_hang_on_lock = true\nsafe_to_rerun = true\n'
         f'argv = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", {toml_str(statement)}]\n'
         f'env = {{ PGHOST = "127.0.0.1", PGPORT = "{pg.port}", PGUSER = "app", PGDATABASE = "app", '
-        f'PGPASSFILE = {toml_str(pgpass)} }}\n'
+        f"PGPASSFILE = {toml_str(pgpass)} }}\n"
     )
     site = make_site(root, step, app_config=f"SQLALCHEMY_DATABASE_URI = {pg.url!r}\n")
     recipe = root / "recipe.toml"
-    text = recipe.read_text().replace('config_format = "python"\n', f'config_format = "python"\nlock_wait_seconds = {THRESHOLD}\n', 1)
+    text = recipe.read_text().replace(
+        'config_format = "python"\n', f'config_format = "python"\nlock_wait_seconds = {THRESHOLD}\n', 1
+    )
     recipe.write_text(text + '\n[services]\nuwsgi = "uwsgi"\n')
     if conf is not None:
         manager = ", ".join(toml_str(p) for p in [BIN / "supervisorctl", "-c", conf])
@@ -163,7 +168,9 @@ async def test_the_app_server_holding_the_table_is_named_and_the_button_releases
         assert job.kind == "restart" and job.role == "uwsgi"
         await until(pilot, lambda: job.run.exit_code is not None, what="the restart to be recorded")
         assert job.run.exit_code == 0 and "uwsgi" in Path(job.run.log).read_text()
-    assert "is_event_not_happening" in table.sql("SELECT string_agg(column_name, ',') FROM information_schema.columns WHERE table_name = 'labels'")
+    assert "is_event_not_happening" in table.sql(
+        "SELECT string_agg(column_name, ',') FROM information_schema.columns WHERE table_name = 'labels'"
+    )
     queued.wait(timeout=10)
     assert backend_of(table, "app-worker") != holder  # a new app server, a new session
 
@@ -178,7 +185,8 @@ async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table, super
         app = make_app(load_instances(site.config), site.state, site.name)
         async with app.run_test(size=(80, 24)) as pilot:
             await straight_to_run(pilot, app, site.root)
-            assert any("uwsgi" in note.title for note in app.engine.session.notes if note.severity == "warning")  # it is down
+            # it is down
+            assert any("uwsgi" in note.title for note in app.engine.session.notes if note.severity == "warning")
             screen = app.screen
             await until(pilot, lambda: screen.verdict is not None and screen.verdict.kind == "lock_wait", timeout=15)
             verdict = screen.verdict
@@ -297,7 +305,9 @@ def hold_as_superuser(pg) -> subprocess.Popen:
     """What `sudo -u postgres psql app` does: the cluster's superuser over the Unix socket, idle in transaction."""
     env = {**os.environ, "PGHOST": str(pg.root / "sock"), "PGPORT": str(pg.port), "PGUSER": "postgres",
            "PGDATABASE": pg.dbname, "PGAPPNAME": "psql"}  # fmt: skip
-    session = subprocess.Popen(["runuser", "-u", "postgres", "--", "psql", "-X", "-q"], stdin=subprocess.PIPE, text=True, env=env)
+    session = subprocess.Popen(
+        ["runuser", "-u", "postgres", "--", "psql", "-X", "-q"], stdin=subprocess.PIPE, text=True, env=env
+    )
     session.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
     session.stdin.flush()
     wait_for(lambda: "idle in transaction" in pg.sql("SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity"
@@ -308,7 +318,9 @@ def hold_as_superuser(pg) -> subprocess.Popen:
 
 
 def alter_step(tmp_path: Path, pg, column: str) -> LockWatch:
-    alter = f"import subprocess\nsubprocess.run(['psql', '-X', '-q', '-c', 'ALTER TABLE labels ADD COLUMN {column} int'])"
+    alter = (
+        f"import subprocess\nsubprocess.run(['psql', '-X', '-q', '-c', 'ALTER TABLE labels ADD COLUMN {column} int'])"
+    )
     env = {"PGHOST": pg.host, "PGPORT": str(pg.port), "PGUSER": "app", "PGDATABASE": "app", "PGPASSWORD": PASSWORD}
     return watch_step(tmp_path, alter, pg, env)[1]
 
@@ -357,9 +369,12 @@ def test_the_superusers_session_is_seen_through_the_cluster_owner_and_never_rest
         blocker.kill()
 
 
-def test_headless_never_restarts_for_a_blocker_that_is_not_the_app_server_and_ends_it_when_allowed(tmp_path, table, supervisor):
+def test_headless_never_restarts_for_a_blocker_that_is_not_the_app_server_and_ends_it_when_allowed(
+    tmp_path, table, supervisor
+):
     site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN ended boolean")
-    subprocess.run([BIN / "supervisorctl", "-c", supervisor, "stop", "uwsgi"], check=True, capture_output=True)  # not it
+    # not it
+    subprocess.run([BIN / "supervisorctl", "-c", supervisor, "stop", "uwsgi"], check=True, capture_output=True)
     blocker = hold_table(table, "forgotten-psql")
     holder = backend_of(table, "forgotten-psql")
     try:
@@ -401,7 +416,9 @@ def test_headless_says_the_verdict_again_while_the_step_waits(tmp_path, table, s
     releaser.start()
     try:
         instance = load_instances(site.config)[site.name]
-        code = run_upgrade(instance, StateStore(site.state, site.name), PlainOutput(out), Choices(backup_done=str(site.root)))
+        code = run_upgrade(
+            instance, StateStore(site.state, site.name), PlainOutput(out), Choices(backup_done=str(site.root))
+        )
         releaser.join(timeout=30)
         text = out.getvalue()
         assert code == 0, text

@@ -77,11 +77,16 @@ def test_indico_3_2_on_old_postgres(host, expected):
 
 
 def test_indico_3_3_point_releases_by_web_server_and_latex():
-    nginx = indico_plan("3.3.9", "3.3.14", python="3.12.4",
-                        host={"web_servers": ("nginx",), "config_keys": frozenset({"XELATEX_PATH", "BASE_URL"})})
+    nginx = indico_plan(
+        "3.3.9",
+        "3.3.14",
+        python="3.12.4",
+        host={"web_servers": ("nginx",), "config_keys": frozenset({"XELATEX_PATH", "BASE_URL"})},
+    )
     assert set(severities(nginx.notes)) == {"nginx-csp-3.3.10", "latex-container-3.3.12", "index-3.3.14"}
-    apache = indico_plan("3.3.9", "3.3.14", python="3.12.4",
-                         host={"web_servers": ("apache",), "config_keys": frozenset({"BASE_URL"})})
+    apache = indico_plan(
+        "3.3.9", "3.3.14", python="3.12.4", host={"web_servers": ("apache",), "config_keys": frozenset({"BASE_URL"})}
+    )
     assert set(severities(apache.notes)) == {"index-3.3.14"}
     assert indico_plan("3.3.12", "3.3.14", python="3.12.4").notes[0].id == "index-3.3.14"
 
@@ -114,7 +119,9 @@ def test_pretalx_2024_3_1_goes_through_2025_1_0_with_the_setuptools_constraint()
     pip_steps = {s.id: s.argv for s in plan.steps if s.id.startswith("pip-core")}
     assert pip_steps["pip-core-2025.1.0"][-2:] == ["pretalx==2025.1.0", "setuptools<82"]
     assert pip_steps["pip-core-2025.2.2"][-1] == "pretalx==2025.2.2"
-    assert {"rebuild-2025.1.0", "rebuild-2025.2.2", "check-deploy-2025.1.0", "migrate-2025.2.2"} <= {s.id for s in plan.steps}
+    assert {"rebuild-2025.1.0", "rebuild-2025.2.2", "check-deploy-2025.1.0", "migrate-2025.2.2"} <= {
+        s.id for s in plan.steps
+    }
     assert plan.needs == {"npm", "msgfmt"}
     assert not plan.blocked
 
@@ -133,12 +140,19 @@ def test_pretalx_hops_and_their_notes_per_release():
 def test_pretalx_setuptools_already_too_new_is_said():
     plan = pretalx_plan("2024.3.1", "2025.1.0", dists={"setuptools": "84.2.1"})
     assert severities(plan.notes)["setuptools-broken-now"] == "warning"
-    assert "setuptools-broken-now" not in severities(pretalx_plan("2024.3.1", "2025.1.0", dists={"setuptools": "81.0.0"}).notes)
+    assert "setuptools-broken-now" not in severities(
+        pretalx_plan("2024.3.1", "2025.1.0", dists={"setuptools": "81.0.0"}).notes
+    )
 
 
 def test_pretalx_beyond_python_3_11():
-    plan = pretalx_plan("2025.2.2", "2025.2.2", newest_version="2026.2.1", newest_requires_python=">=3.13",
-                        host={"database": "postgresql", "postgres_version": "15.18", "config_keys": frozenset({"redis.location"})})
+    plan = pretalx_plan(
+        "2025.2.2",
+        "2025.2.2",
+        newest_version="2026.2.1",
+        newest_requires_python=">=3.13",
+        host={"database": "postgresql", "postgres_version": "15.18", "config_keys": frozenset({"redis.location"})},
+    )
     beyond = severities(plan.beyond)
     assert beyond["python-3.12-2026.1"] == "blocker" and beyond["postgres-16-2026.1"] == "blocker"
     assert "redis-celery-2026.2" not in beyond and plan.blocked
@@ -152,7 +166,11 @@ def test_hops():
     assert hops("2025.1.0", "2025.2.2", "feature", PRETALX_RELEASES) == ["2025.2.2"]
     assert hops("2024.3.0", "2024.3.1", "feature", PRETALX_RELEASES) == ["2024.3.1"]
     assert hops("2024.3.1", "2025.2.2", "feature", []) == ["2025.2.2"]  # releases unknown: one jump
-    assert hops("2024.1.0", "2025.1.0", "feature", [*PRETALX_RELEASES, "2024.2.2rc1"]) == ["2024.2.1", "2024.3.1", "2025.1.0"]
+    assert hops("2024.1.0", "2025.1.0", "feature", [*PRETALX_RELEASES, "2024.2.2rc1"]) == [
+        "2024.2.1",
+        "2024.3.1",
+        "2025.1.0",
+    ]
     assert hops("3.2.5", "3.3.14", "none", ["3.2.9", "3.3"]) == ["3.3.14"]
     assert hops("3.2.9", "3.2.9", "none", []) == []
 
@@ -180,7 +198,10 @@ def test_mysql_server_versions():
     assert mysql_server("8.0.36-0ubuntu0.22.04.1") == ("mysql", "8.0.36")
     with pytest.raises(ValueError):
         mysql_server("unknown")
-    assert HostFacts(database="mysql", mysql_flavour="mariadb", mysql_version="10.11.19").database_text() == "mysql (MariaDB 10.11.19)"
+    assert (
+        HostFacts(database="mysql", mysql_flavour="mariadb", mysql_version="10.11.19").database_text()
+        == "mysql (MariaDB 10.11.19)"
+    )
     assert HostFacts(database="postgresql", postgres_version="15.18").database_text() == "postgresql 15.18"
 
 

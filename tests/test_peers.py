@@ -17,4 +17,4 @@ def test_both_ends_of_a_socket_whose_path_holds_a_space_are_read():
 
 
 def test_without_the_state_column_the_line_is_read_all_the_same():
-    assert parse_ss("u_str 0 0 * 11 * 12 users:((\"psql\",pid=7,fd=3))\n") == {"11": ([7], "12")}
+    assert parse_ss('u_str 0 0 * 11 * 12 users:(("psql",pid=7,fd=3))\n') == {"11": ([7], "12")}

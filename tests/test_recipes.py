@@ -91,10 +91,13 @@ def test_a_config_named_through_the_env_is_the_instances_config(tmp_path):
     config = tmp_path / "instances.toml"
     config.write_text('[instances.main]\nrecipe = "indico"\nvenv = "/opt/x"\n'
                       '[instances.main.env]\nINDICO_CONFIG = "/srv/second/indico.conf"\n')  # fmt: skip
-    assert load_instances(config)["main"].config == Path("/srv/second/indico.conf")  # what the app reads, the wizard reads
+    # what the app reads, the wizard reads
+    assert load_instances(config)["main"].config == Path("/srv/second/indico.conf")
     config.write_text('[instances.talks]\nrecipe = "pretalx"\nvenv = "/opt/x"\nconfig = "/etc/pretalx/a.cfg"\n'
                       '[instances.talks.env]\nPRETALX_CONFIG_FILE = "/etc/pretalx/b.cfg"\n')  # fmt: skip
-    with pytest.raises(ConfigError, match="config is /etc/pretalx/a.cfg, but its env sets PRETALX_CONFIG_FILE=/etc/pretalx/b.cfg"):
+    with pytest.raises(
+        ConfigError, match="config is /etc/pretalx/a.cfg, but its env sets PRETALX_CONFIG_FILE=/etc/pretalx/b.cfg"
+    ):
         load_instances(config)
 
 
@@ -137,7 +140,14 @@ def test_database_urls_are_read_without_running_or_exposing_anything():
     from wizard.dbconf import from_url
 
     db = from_url("postgresql://indico:s%40cret@db.example:5433/indico")
-    assert (db.kind, db.host, db.port, db.user, db.password, db.name) == ("postgresql", "db.example", 5433, "indico", "s@cret", "indico")
+    assert (db.kind, db.host, db.port, db.user, db.password, db.name) == (
+        "postgresql",
+        "db.example",
+        5433,
+        "indico",
+        "s@cret",
+        "indico",
+    )
     assert "s@cret" not in repr(db) and "s@cret" not in db.describe()
     assert from_url("postgresql:///indico").host is None  # the local socket
     assert from_url("sqlite:////var/lib/app/db.sqlite3").name == "/var/lib/app/db.sqlite3"

@@ -121,7 +121,9 @@ def test_a_session_saved_without_the_boot_clock_falls_back_to_the_wall_clock(tmp
 def test_a_step_whose_wrapper_died_is_alive_while_its_command_runs(tmp_path):
     record = StepRecord(id="x", title="x", argv=[sys.executable, "-c", "import time; time.sleep(60)"])
     child = start(record, tmp_path)
-    status = wait_for(lambda: os.path.exists(record.status_file) and (s := json.load(open(record.status_file))).get("child_pid") and s)
+    status = wait_for(
+        lambda: os.path.exists(record.status_file) and (s := json.load(open(record.status_file))).get("child_pid") and s
+    )
     os.kill(record.pid, signal.SIGKILL)  # the OOM killer takes the wrapper only
     child.wait(timeout=10)
     assert inspect(record) == Alive(status["child_pid"])
@@ -206,7 +208,9 @@ def test_the_sweep_removes_leftover_secrets_files_but_not_one_a_wrapper_may_stil
     not_ours = planted(runs / "s2" / "01-migrate.log", old)
     slow_wrapper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--env-file", str(named)])
     try:
-        wait_for(lambda: str(named) in psutil.Process(slow_wrapper.pid).cmdline(), what="the slow wrapper's command line")
+        wait_for(
+            lambda: str(named) in psutil.Process(slow_wrapper.pid).cmdline(), what="the slow wrapper's command line"
+        )
         removed = sweep_secret_files(runs)
     finally:
         slow_wrapper.kill()
@@ -319,17 +323,22 @@ def test_an_exit_line_of_an_earlier_attempt_is_not_this_attempts_end(tmp_path):
     assert isinstance(inspect(record), Gone)
     with open(log, "a") as handle:  # this attempt's wrapper ended it and could write no status
         handle.write("[upgrade-wizard] 2024-05-01T10:05:00Z started: true\n")
-        handle.write(f"[upgrade-wizard] 2024-05-01T10:05:01Z the command was killed by signal 9 after 0.5 s · end {seal}\n")
+        handle.write(
+            f"[upgrade-wizard] 2024-05-01T10:05:01Z the command was killed by signal 9 after 0.5 s · end {seal}\n"
+        )
     assert inspect(record) == Finished(-9, datetime(2024, 5, 1, 10, 5, 1, tzinfo=timezone.utc))
     with open(log, "a") as handle:  # not the last line: the wrapper did not write it last
         handle.write("some output\n")
     assert isinstance(inspect(record), Gone)
 
 
-@pytest.mark.parametrize("printed", [
-    "[upgrade-wizard] 2024-01-01T00:00:00Z the command exited with code 0 after 1.0 s",  # as older wizards wrote it
-    "[upgrade-wizard] 2024-01-01T00:00:00Z the command exited with code 0 after 1.0 s · end ffffffff",  # a guess
-])
+@pytest.mark.parametrize(
+    "printed",
+    [
+        "[upgrade-wizard] 2024-01-01T00:00:00Z the command exited with code 0 after 1.0 s",  # as older wizards wrote it
+        "[upgrade-wizard] 2024-01-01T00:00:00Z the command exited with code 0 after 1.0 s · end ffffffff",  # a guess
+    ],
+)
 def test_a_step_printing_an_exit_line_cannot_pass_for_its_end(tmp_path, printed):
     record = StepRecord(id="x", title="x", argv=["true"])
     prepare_attempt(record, tmp_path, 1)
@@ -342,12 +351,23 @@ def test_an_exit_line_with_a_time_that_cannot_be_is_read_without_its_time(tmp_pa
     record = StepRecord(id="x", title="x", argv=["true"])
     prepare_attempt(record, tmp_path, 1)
     seal = ended_unrecorded(record)
-    Path(record.log).write_text(f"[upgrade-wizard] 2024-99-99T00:00:00Z the command exited with code 0 after 1.0 s · end {seal}\n")
+    Path(record.log).write_text(
+        f"[upgrade-wizard] 2024-99-99T00:00:00Z the command exited with code 0 after 1.0 s · end {seal}\n"
+    )
     assert inspect(record) == Finished(0, None)  # not a traceback at every start
 
 
-@pytest.mark.parametrize("content", ['[1]', '{"state": "exited", "exit_code": null}', '{"state": "exited", "exit_code": "x"}',
-                                     '{"state": "exited"}', '"text"', '{' * 100_000])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[1]",
+        '{"state": "exited", "exit_code": null}',
+        '{"state": "exited", "exit_code": "x"}',
+        '{"state": "exited"}',
+        '"text"',
+        "{" * 100_000,
+    ],
+)
 def test_an_odd_status_file_is_no_status(tmp_path, content):
     record = StepRecord(id="x", title="x", argv=["true"])
     prepare_attempt(record, tmp_path, 1)

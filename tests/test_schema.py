@@ -34,7 +34,9 @@ def write_scripts(folder: Path, chain: list[tuple[str, object]]) -> None:
 def site_packages(tmp_path) -> Path:
     root = tmp_path / "site-packages"
     # a branch and a merge: aaa -> bbb111 -> ddd, aaa -> ccc -> ddd
-    write_scripts(root / "app/migrations/versions", [("aaa", None), ("bbb111", "aaa"), ("ccc", "aaa"), ("ddd", ("bbb111", "ccc"))])
+    write_scripts(
+        root / "app/migrations/versions", [("aaa", None), ("bbb111", "aaa"), ("ccc", "aaa"), ("ddd", ("bbb111", "ccc"))]
+    )
     write_scripts(root / "app_live/migrations", [("x1", None), ("y2", "x1")])
     return root
 
@@ -57,7 +59,9 @@ def test_pending_migrations_are_counted_across_a_merge(tmp_path, site_packages):
 
 def test_up_to_date(tmp_path, site_packages):
     state = alembic_state(CHECK, sqlite_db(tmp_path / "db.sqlite3", "ddd", "y2"), site_packages)
-    assert state.state == "ok" and state.pending is False and state.text == "core at ddd (head); plugin live at y2 (head)"
+    assert (
+        state.state == "ok" and state.pending is False and state.text == "core at ddd (head); plugin live at y2 (head)"
+    )
 
 
 def test_a_revision_the_code_does_not_know_is_a_blocker(tmp_path, site_packages):
@@ -107,7 +111,9 @@ def test_django_migrations_are_counted_with_the_instance_environment():
     # A stand-in for `pretalx showmigrations --plan` that needs both its plain and its secret settings.
     code = ("import os\nassert os.environ['PRETALX_DATA_DIR'] == '/var/pretalx' and os.environ['PRETALX_DB_PASS'] == 's3cret'\n"
             "print('[X] base.0001\\n[X] base.0002\\n[ ] base.0003')")  # fmt: skip
-    state = django_state([sys.executable, "-c", code], {"PRETALX_DATA_DIR": "/var/pretalx"}, {"PRETALX_DB_PASS": "s3cret"}, None)
+    state = django_state(
+        [sys.executable, "-c", code], {"PRETALX_DATA_DIR": "/var/pretalx"}, {"PRETALX_DB_PASS": "s3cret"}, None
+    )
     assert (state.text, state.state, state.pending) == ("1 migration(s) to apply, 2 applied", "warning", True)
     failed = django_state([sys.executable, "-c", "raise SystemExit('no database configured')"], {}, {}, None)
     assert failed.state == "warning" and failed.text == "not read: no database configured"

@@ -69,7 +69,7 @@ def test_a_traceback_quoting_an_indico_conf_line_shows_no_form_of_the_secret_key
     inner = literal.removeprefix("r")[1:-1]  # as written, without its quotes
     leaks = [form for form in printed(value) | {literal, inner} if form in masked]
     assert leaks == [], masked
-    assert f"File \"{conf}\", line" in masked and "RuntimeError: bad key ********" in masked, masked
+    assert f'File "{conf}", line' in masked and "RuntimeError: bad key ********" in masked, masked
     assert redactor.mask(output.decode()) == masked
 
 

@@ -66,7 +66,13 @@ def test_an_old_host_has_the_distributions_uwsgi(tmp_path):
 def test_a_unit_not_found_is_assumed_and_flagged(tmp_path):
     instance = host_with(tmp_path)
     assert units(instance)["uwsgi"] == ("indico-uwsgi.service", "assumed")
-    plan = Plan(load_recipe("indico"), Detection("3.2.6", "3.2.9", "3.11.7"), [], [], resolve_units(instance, load_recipe("indico")))
+    plan = Plan(
+        load_recipe("indico"),
+        Detection("3.2.6", "3.2.9", "3.11.7"),
+        [],
+        [],
+        resolve_units(instance, load_recipe("indico")),
+    )
     flagged = [f for f in facts_for(instance, plan) if f.name == "uwsgi service"]
     assert flagged[0].state == "warning" and "not found on this host" in flagged[0].hint
     # Not asked: systemd says "inactive" of a unit it has never heard of, which would be a guess.
@@ -145,7 +151,7 @@ def test_supervisord_states_are_read_as_running_stopped_failed(supervised):
     state, said = service_state(instance, "crasher")
     assert (state, said.split()[0]) == ("failed", "FATAL"), said
     assert service_state(instance, "idle")[0] == "stopped"
-    assert service_state(instance, "oneshot") [0] == "stopped"
+    assert service_state(instance, "oneshot")[0] == "stopped"
     assert service_state(instance, "oneshot")[1].startswith("EXITED")
     # The flapping program is in BACKOFF between short STARTING spells: asked until it is caught in BACKOFF.
     seen = []
@@ -182,7 +188,9 @@ def test_a_plan_shows_each_state_and_warns_of_the_services_that_are_down(site_ro
     assert lines["worker"].startswith("worker service oneshot (default) stopped (EXITED"), lines["worker"]
     assert lines["uwsgi"].startswith("uwsgi service crasher (default) failed (FATAL"), lines["uwsgi"]
     assert lines["search"].startswith("search service broken (default) failed (FATAL"), lines["search"]
-    assert lines["mailer"].startswith("mailer service no-such-program (default) state unknown (supervisorctl gave no state")
+    assert lines["mailer"].startswith(
+        "mailer service no-such-program (default) state unknown (supervisorctl gave no state"
+    )
     assert "no such process" in lines["mailer"]
     ctl = " ".join(supervised)
     # Running, or unknown: no warning.  Each service that is down: one, with its way out.
@@ -193,17 +201,23 @@ def test_a_plan_shows_each_state_and_warns_of_the_services_that_are_down(site_ro
         "WARNING oneshot (the worker service) is not running",
     ]
     # The app server failed, and the plan restarts it: look first.
-    assert "supervisorctl reports FATAL Exited too quickly (process log may have details). The site is not being " \
-           'served now. The upgrade\'s step "Restart the app server" starts it.' in out
+    assert (
+        "supervisorctl reports FATAL Exited too quickly (process log may have details). The site is not being "
+        'served now. The upgrade\'s step "Restart the app server" starts it.' in out
+    )
     assert f"way out: The upgrade restarts it; check why it failed first: `{ctl} status crasher`" in out
     # Failed, and nothing in the plan starts it.
     assert f"way out: Check why it failed: `{ctl} status broken`; then start it: `{ctl} start broken`" in out
     # Stopped, and nothing starts it; stopped, and the plan starts it.
-    assert "supervisorctl reports STOPPED Not started. Its background tasks are not being run now. " \
-           "Nothing in this upgrade starts it." in out
+    assert (
+        "supervisorctl reports STOPPED Not started. Its background tasks are not being run now. "
+        "Nothing in this upgrade starts it." in out
+    )
     assert f"way out: Start it: `{ctl} start idle`\n" in out
-    assert f"way out: Start it: `{ctl} start oneshot` (or leave it stopped, if that is on purpose: " \
-           "the upgrade starts it)" in out
+    assert (
+        f"way out: Start it: `{ctl} start oneshot` (or leave it stopped, if that is on purpose: "
+        "the upgrade starts it)" in out
+    )
 
 
 def test_a_manager_that_does_not_answer_is_unknown_after_its_timeout(tmp_path, monkeypatch):
@@ -228,7 +242,9 @@ def test_a_manager_the_wizard_cannot_read_is_unknown_and_not_asked(tmp_path):
     instance = Instance(name="main", recipe="indico", venv=tmp_path / "venv",
                         service_manager=["rc-service", "{service}", "{action}"])  # fmt: skip
     assert service_state(instance, "uwsgi") == (
-        "unknown", "not asked: the wizard reads states from systemctl and supervisorctl only")
+        "unknown",
+        "not asked: the wizard reads states from systemctl and supervisorctl only",
+    )
 
 
 # -- systemd's words.
@@ -275,7 +291,9 @@ def test_systemctl_words_are_read_as_states(tmp_path, monkeypatch):
     assert service_state(instance, "silent.service")[0] == "unknown"
     # "inactive" for a unit systemd has never heard of is no stopped service (LoadState says not-found).
     assert service_state(instance, "gone.service") == (
-        "unknown", "systemd knows no unit gone.service (is-active says inactive of any name)")
+        "unknown",
+        "systemd knows no unit gone.service (is-active says inactive of any name)",
+    )
 
 
 @needs_systemctl

@@ -250,7 +250,9 @@ def test_backup(snap_compare, size, monkeypatch):
     folder = backup_gate("backup", monkeypatch, 20000, f"STORAGE_BACKENDS = {{'default': 'fs:{archive}'}}\n")
     archive.mkdir()
     (archive / "upload.bin").write_bytes(b"x" * 3_500_000)
-    assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space"))
+    assert snap_compare(
+        app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space")
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -261,7 +263,9 @@ def test_backup_with_an_unfinished_one_left(snap_compare, size, monkeypatch):
     killed.mkdir(parents=True)
     (killed / "UNFINISHED").write_text(backup.unfinished_text("main"))
     (killed / "indico.dump").write_bytes(b"x" * 1_200_000)
-    assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space"))
+    assert snap_compare(
+        app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("BackupScreen", "#space")
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

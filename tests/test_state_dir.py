@@ -114,7 +114,12 @@ FOREIGN = {
     "another instance": (session_json(instance="other"), "belongs to instance 'other', not to 'site'"),
     "another recipe": (session_json(recipe="indico"), "recipe 'indico', but instance 'site' uses 'site'"),
     "an unknown step": (
-        session_json(steps=[StepRecord(id="one", title="One", argv=["true"]), StepRecord(id="evil", title="x", argv=["touch", "/tmp/x"])]),
+        session_json(
+            steps=[
+                StepRecord(id="one", title="One", argv=["true"]),
+                StepRecord(id="evil", title="x", argv=["touch", "/tmp/x"]),
+            ]
+        ),
         "has steps the recipe 'site' does not know: 'evil'",
     ),
 }
@@ -179,7 +184,9 @@ def test_a_failed_save_leaves_no_temporary_file_and_says_the_session_is_intact(t
 
     monkeypatch.setattr(os, "write", full_disk)
     with pytest.raises(StateError) as error:
-        store.save(Session(id="s1", instance="main", recipe="site", steps=[StepRecord(id="a", title="A", argv=["true"])]))
+        store.save(
+            Session(id="s1", instance="main", recipe="site", steps=[StepRecord(id="a", title="A", argv=["true"])])
+        )
     assert str(store.session_path) in error.value.message and "No space left" in error.value.message
     assert "intact" in error.value.hint
     assert store.session_path.read_bytes() == before
@@ -274,7 +281,10 @@ def test_a_group_writable_runs_folder_left_by_an_older_wizard_is_put_right_not_r
     os.chmod(runs, 0o775)  # what mkdir(parents=True) gave under a umask of 002
     result = site.cli("run", "--yes", "--backup-done", str(site_root))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"the folder of step logs {runs} could be written by other users (mode 0775); it no longer can (0755)" in result.stdout
+    assert (
+        f"the folder of step logs {runs} could be written by other users (mode 0775); it no longer can (0755)"
+        in result.stdout
+    )
     assert stat.S_IMODE(runs.stat().st_mode) == 0o755
 
 

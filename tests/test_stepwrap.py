@@ -138,7 +138,9 @@ def test_a_status_that_cannot_be_written_at_all_is_read_from_the_logs_last_line(
     assert json.load(open(record.status_file))["state"] == "running"  # the wrapper is gone all the same
     last = open(record.log).read().splitlines()[-1]
     seal = json.load(open(record.status_file))["seal"]
-    assert re.fullmatch(rf"\[upgrade-wizard\] \S+Z the command exited with code 3 after [0-9.]+ s · end {seal}", last), last
+    assert re.fullmatch(
+        rf"\[upgrade-wizard\] \S+Z the command exited with code 3 after [0-9.]+ s · end {seal}", last
+    ), last
     outcome = inspect(record)
     assert isinstance(outcome, Finished) and outcome.exit_code == 3 and outcome.ended is not None, outcome
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -214,7 +216,9 @@ def test_a_line_longer_than_the_whole_tail_is_left_out_whole(tmp_path):
     output.write(b"after\n")
     output.finish()
     text = open(tmp_path / "step.log").read()
-    assert text.endswith("left out here: the log is capped at 800 bytes per attempt, the first 700 and the last 100 kept\nafter\n")
+    assert text.endswith(
+        "left out here: the log is capped at 800 bytes per attempt, the first 700 and the last 100 kept\nafter\n"
+    )
     assert "2 lines (613 bytes) of output left out" in notes[0] and "yyy" not in text and "first kept" not in text
     log.close()
 

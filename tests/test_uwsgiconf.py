@@ -26,7 +26,9 @@ def process():
         proc = subprocess.Popen(argv)
         started.append(proc)
         # Until the child has exec'd, /proc shows an empty (or the parent's) command line: a loaded machine showed ''.
-        wait_for(lambda: psutil.Process(proc.pid).cmdline() == argv, what=f"process {proc.pid} to show its command line")
+        wait_for(
+            lambda: psutil.Process(proc.pid).cmdline() == argv, what=f"process {proc.pid} to show its command line"
+        )
         return proc.pid
 
     yield start
@@ -42,7 +44,9 @@ def ini(tmp_path: Path, text: str) -> Path:
 
 def test_touch_reload_in_the_ini_file_is_found(tmp_path, process):
     wsgi = tmp_path / "indico.wsgi"
-    conf = ini(tmp_path, f"[uwsgi]\nmaster = true\nwsgi-file = {wsgi}\ntouch-reload = {wsgi}\n[other]\ntouch-reload = /x\n")
+    conf = ini(
+        tmp_path, f"[uwsgi]\nmaster = true\nwsgi-file = {wsgi}\ntouch-reload = {wsgi}\n[other]\ntouch-reload = /x\n"
+    )
     watched = touch_reload_files(process("--ini", str(conf)))
     assert watched.files == {str(wsgi)} and str(conf) in watched.why
 
@@ -81,7 +85,10 @@ def test_a_uwsgi_that_renamed_its_process_cannot_be_read(tmp_path):
     conf = ini(tmp_path, f"[uwsgi]\ntouch-reload = {tmp_path / 'indico.wsgi'}\n")
     titled = subprocess.Popen(["indico uWSGI master", "-f", "/dev/null", str(conf)], executable=shutil.which("tail"))
     try:
-        wait_for(lambda: psutil.Process(titled.pid).cmdline()[:1] == ["indico uWSGI master"], what="the titled process to exec")
+        wait_for(
+            lambda: psutil.Process(titled.pid).cmdline()[:1] == ["indico uWSGI master"],
+            what="the titled process to exec",
+        )
         watched = touch_reload_files(titled.pid)
         assert watched.files is None and "renamed its process" in watched.why
     finally:

@@ -19,6 +19,7 @@ from .instance import Instance
 from .state import StepStatus
 from .store import StateStore
 
+
 class WizardApp(App[int]):
     """Walks one instance from detection to done; resumes a session left behind."""
 

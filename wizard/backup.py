@@ -312,12 +312,18 @@ def rotate(root: Path, keep: int, *, instance: str = "", just_taken: Path | None
     """
     if not instance:
         return []
-    newest_first = sorted(recorded_backups(root, instance), key=lambda r: (r.folder == just_taken, r.order), reverse=True)
-    gone = [record.folder for record in newest_first[max(keep, 1 if just_taken else 0):] if record.folder != just_taken]
+    newest_first = sorted(
+        recorded_backups(root, instance), key=lambda r: (r.folder == just_taken, r.order), reverse=True
+    )
+    gone = [
+        record.folder for record in newest_first[max(keep, 1 if just_taken else 0) :] if record.folder != just_taken
+    ]
     deleted = []
     for folder in gone:
         try:
-            (folder / RECORD).unlink()  # first: what is left if deleting fails half-way is no longer counted as a backup
+            (
+                folder / RECORD
+            ).unlink()  # first: what is left if deleting fails half-way is no longer counted as a backup
             shutil.rmtree(folder)
         except OSError:
             continue  # kept: the backup just taken is good, and an old one staying is no harm

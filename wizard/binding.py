@@ -45,7 +45,8 @@ def check_belongs(session: Session, instance: Instance, recipe: Recipe, path: Pa
             raise StateError(
                 f"the saved session {path} was planned for the {field.replace('_', ' ')} {planned}, "
                 f"but instance {instance.name!r} now names {value or 'none'}: its steps' commands are not this one's",
-                "put the instances file back as it was to finish that upgrade (or copy the session where it belongs); " + KEEP,
+                "put the instances file back as it was to finish that upgrade (or copy the session where it belongs); "
+                + KEEP,
             )
     foreign = [step.id for step in session.steps if not belongs_to(step.id, recipe, session.path)]
     if foreign:

@@ -21,8 +21,12 @@ from .store import StateStore, default_state_dir, state_dir_conflict
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=f"instances file (default {DEFAULT_CONFIG})")
-    common.add_argument("--state-dir", type=Path, default=argparse.SUPPRESS, help="where sessions and step logs are kept")
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help=f"instances file (default {DEFAULT_CONFIG})"
+    )
+    common.add_argument(
+        "--state-dir", type=Path, default=argparse.SUPPRESS, help="where sessions and step logs are kept"
+    )
 
     parser = argparse.ArgumentParser(
         prog="upgrade-wizard",
@@ -51,9 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the session as JSON (the pydantic model)")
 
     demo = sub.add_parser("demo", parents=[common], help="build a sandbox instance and run the wizard on it")
-    demo.add_argument("--dir", type=Path, help="the sandbox folder (new or a sandbox to resume; default: a new temp dir)")
+    demo.add_argument(
+        "--dir", type=Path, help="the sandbox folder (new or a sandbox to resume; default: a new temp dir)"
+    )
     demo.add_argument("--headless", action="store_true", help="run it as `run --yes` does, without a screen")
-    demo.add_argument("--pace", type=float, default=1.0, help="scale the demo programs' delays when building (0.1 = 10x faster)")
+    demo.add_argument(
+        "--pace", type=float, default=1.0, help="scale the demo programs' delays when building (0.1 = 10x faster)"
+    )
     demo.add_argument("--keep-services", action="store_true",
                       help="leave the sandbox's demo services running when the demo ends (default: they are stopped)")  # fmt: skip
     demo.add_argument("--stop", action="store_true",
@@ -95,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # A path we were given or must use is wrong (a file where a folder should be, no permission, disk full).
         where = f" ({exc.filename})" if exc.filename else ""
-        return report_error(f"{exc.strerror or exc}{where}", "check the paths given with --config, --state-dir or --dir")
+        return report_error(
+            f"{exc.strerror or exc}{where}", "check the paths given with --config, --state-dir or --dir"
+        )
 
 
 def absolute_paths(args: argparse.Namespace) -> None:
@@ -178,8 +188,10 @@ def choices_from(args: argparse.Namespace):
     from .headless import Choices
 
     if args.end_blocker_after is not None and not args.end_blocker_role:
-        raise WizardError("--end-blocker-after needs --end-blocker-role ROLE: the database roles whose sessions it may end",
-                          "e.g. --end-blocker-after 60 --end-blocker-role reporting (never the app server's own role)")
+        raise WizardError(
+            "--end-blocker-after needs --end-blocker-role ROLE: the database roles whose sessions it may end",
+            "e.g. --end-blocker-after 60 --end-blocker-role reporting (never the app server's own role)",
+        )
     if args.end_blocker_role and args.end_blocker_after is None:
         raise WizardError("--end-blocker-role is used only with --end-blocker-after N")
     return Choices(retry=args.retry, skip_reason=args.skip, backup_done=args.backup_done,
@@ -193,7 +205,8 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
 
     if instance.target is None:  # a full resolution against a real index: say what the silence is
         Console(stderr=True, highlight=False).print(
-            f"asking pip what it would install into {instance.venv} (resolving against the index can take a minute)…")
+            f"asking pip what it would install into {instance.venv} (resolving against the index can take a minute)…"
+        )
     plan = plan_for(instance, backup_root)
     print_plan(Console(highlight=False), instance, plan)
     return Exit.USAGE if plan.blocked else Exit.DONE

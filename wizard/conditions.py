@@ -20,7 +20,11 @@ from .versions import matches
 
 
 # Per server flavour: the database kind it serves, and its name for the operator.
-SERVERS = {"postgresql": ("postgresql", "PostgreSQL"), "mysql": ("mysql", "MySQL/MariaDB"), "mariadb": ("mysql", "MySQL/MariaDB")}
+SERVERS = {
+    "postgresql": ("postgresql", "PostgreSQL"),
+    "mysql": ("mysql", "MySQL/MariaDB"),
+    "mariadb": ("mysql", "MySQL/MariaDB"),
+}
 
 
 @dataclass

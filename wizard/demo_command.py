@@ -81,7 +81,9 @@ def prepare_sandbox(folder: Path, pace: float, out: PlainOutput) -> None:
         build(folder, pace)
         start_services(folder)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        raise WizardError(f"the demo's sandbox could not be set up: {exc}", f"see the service logs in {folder / 'logs'}") from None
+        raise WizardError(
+            f"the demo's sandbox could not be set up: {exc}", f"see the service logs in {folder / 'logs'}"
+        ) from None
 
 
 def again(folder: Path, *extra: str) -> str:
@@ -149,8 +151,11 @@ class Ending:
         if self.was_sandbox and not is_sandbox(self.folder):
             # Its folder was removed while the demo ran: no pid files to go by, and none to make again.
             stopped = stop_orphans(self.folder)
-            found = f"stopped its services, found by their command line: {listed(stopped)}" if stopped else (
-                "none of its services was found running")
+            found = (
+                f"stopped its services, found by their command line: {listed(stopped)}"
+                if stopped
+                else ("none of its services was found running")
+            )
             self.say(f"the demo's sandbox {self.folder} was removed while the demo ran; {found}")
             return
         try:
@@ -221,12 +226,16 @@ def demo(args: argparse.Namespace) -> Exit:
 def stop_services_of(args: argparse.Namespace, out: PlainOutput) -> Exit:
     """``demo --dir D --stop``: stop the services of a sandbox whose demo kept them, and say what was stopped."""
     if args.dir is None:
-        raise WizardError("--stop needs --dir: the sandbox whose services to stop", "e.g. upgrade-wizard demo --dir ~/demo --stop")
+        raise WizardError(
+            "--stop needs --dir: the sandbox whose services to stop", "e.g. upgrade-wizard demo --dir ~/demo --stop"
+        )
     if args.keep_services:
         raise WizardError("--stop and --keep-services ask for opposite things: give one of them")
     folder = args.dir.expanduser().resolve()
     if not is_sandbox(folder):
-        raise WizardError(f"{folder} is not a demo sandbox", "give --stop a folder an earlier `upgrade-wizard demo --dir` built")
+        raise WizardError(
+            f"{folder} is not a demo sandbox", "give --stop a folder an earlier `upgrade-wizard demo --dir` built"
+        )
     lock = hold_demo_lock(folder)
     try:
         parked = park(folder)

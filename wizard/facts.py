@@ -48,20 +48,38 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
     else:
         facts.append(Fact("target", f"{found.target_version} ({found.target_source})"))
     if found.newest_version and found.out_of_reach:
-        needs = f"needs Python {found.newest_requires_python}" if found.newest_requires_python else "pip will not pick it"
-        facts.append(Fact("newest", f"{found.newest_version} ({needs})", "warning", f"{found.newest_version} is beyond this venv"))
+        needs = (
+            f"needs Python {found.newest_requires_python}" if found.newest_requires_python else "pip will not pick it"
+        )
+        facts.append(
+            Fact(
+                "newest", f"{found.newest_version} ({needs})", "warning", f"{found.newest_version} is beyond this venv"
+            )
+        )
     elif found.newest_version:
         facts.append(Fact("newest", found.newest_version))
     if len(plan.hops) > 1:
-        facts.append(Fact("path", " → ".join([found.installed_version or "?", *plan.hops]), "ok", "one feature release at a time"))
+        facts.append(
+            Fact(
+                "path", " → ".join([found.installed_version or "?", *plan.hops]), "ok", "one feature release at a time"
+            )
+        )
     facts.append(Fact("python", f"{found.python_version} in {instance.venv}"))
     for tool, where in tool_paths(instance, plan.needs).items():
-        facts.append(Fact(f"tool {tool}", where or "missing", "ok" if where else "blocker", "" if where else "see the notes"))
+        facts.append(
+            Fact(f"tool {tool}", where or "missing", "ok" if where else "blocker", "" if where else "see the notes")
+        )
     host = found.host
     if host.database:
         facts.append(Fact("database", host.database_text()))
     if found.schema is not None:
-        hint = "see the notes" if found.schema.state == "blocker" else "the plan applies them" if found.schema.pending else ""
+        hint = (
+            "see the notes"
+            if found.schema.state == "blocker"
+            else "the plan applies them"
+            if found.schema.pending
+            else ""
+        )
         facts.append(Fact("schema", found.schema.text, found.schema.state, hint))
     if found.plugins:
         facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))

@@ -16,7 +16,11 @@ from .secrets import config_overrides, config_texts, ini_pairs, python_assignmen
 from .services import installed_systemd_units
 
 WEB_SERVER_UNITS = {"nginx.service": "nginx", "apache2.service": "apache", "httpd.service": "apache"}
-WEB_SERVER_PATHS = {"/etc/nginx/nginx.conf": "nginx", "/etc/apache2/apache2.conf": "apache", "/etc/httpd/conf/httpd.conf": "apache"}
+WEB_SERVER_PATHS = {
+    "/etc/nginx/nginx.conf": "nginx",
+    "/etc/apache2/apache2.conf": "apache",
+    "/etc/httpd/conf/httpd.conf": "apache",
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ def server_facts(db: Database | None) -> tuple[dict[str, str], list[str]]:
         return {}, []
     try:
         if db.kind == "postgresql":
-            return {"postgres_version": version_from_num(int(run_sql(db, "SELECT current_setting('server_version_num')")))}, []
+            return {
+                "postgres_version": version_from_num(int(run_sql(db, "SELECT current_setting('server_version_num')")))
+            }, []
         if db.kind == "mysql":
             flavour, version = mysql_server(run_query(db, "SELECT VERSION()"))
             return {"mysql_flavour": flavour, "mysql_version": version}, []

@@ -30,8 +30,11 @@ class Instance(BaseModel):
     user: str | None = Field(None, description="the app's Unix user; steps marked 'app' run as it")
     config: Path | None = Field(None, description="the app's own config file (indico.conf, pretalx.cfg)")
     target: str | None = Field(None, description="pin the version to upgrade to")
-    services: dict[str, str] = Field({}, description="unit name per service role, over the recipe's defaults;"
-                                     " an empty name: this instance has no such service")
+    services: dict[str, str] = Field(
+        {},
+        description="unit name per service role, over the recipe's defaults;"
+        " an empty name: this instance has no such service",
+    )
     service_manager: list[str] = Field(SYSTEMD, min_length=1)
     service_pid: list[str] | None = Field(
         None, description="a command printing a service's main pid ({service}); systemd's is known"

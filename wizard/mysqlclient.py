@@ -63,7 +63,9 @@ def client(db: Database, tool: str) -> Iterator[list[str]]:
     """The argv that starts ``tool`` connected as the app (its options follow; the database name last)."""
     path = client_path(tool)
     if path is None:
-        raise MySQLError(f"{tool} is not installed on this host", "install the MariaDB or MySQL client (mariadb-client)")
+        raise MySQLError(
+            f"{tool} is not installed on this host", "install the MariaDB or MySQL client (mariadb-client)"
+        )
     with tempfile.TemporaryDirectory(prefix="uw-mysql-") as private:
         if not db.password:
             yield as_db_client([path, *connection_options(db)], db.os_user, has_password=False)

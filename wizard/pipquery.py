@@ -77,7 +77,9 @@ def would_install(instance: Instance, package: str, plugins: list[str]) -> str |
     try:
         return dry_run(instance, [package, *plugins]).version_of(package)
     except PipQueryError as exc:
-        raise ConfigError(f"instance {instance.name!r}: pip cannot resolve {package} for this venv: {exc}", PIP_HINT) from None
+        raise ConfigError(
+            f"instance {instance.name!r}: pip cannot resolve {package} for this venv: {exc}", PIP_HINT
+        ) from None
 
 
 def releases(instance: Instance, package: str, *, any_python: bool = False) -> list[str]:

@@ -180,7 +180,9 @@ class Plan:
         """Why there are no steps, in one sentence."""
         found, title = self.found, self.recipe.title
         if found.pinned:
-            return f"{title} is already at {found.target_version}, the version pinned in the instance: nothing to upgrade."
+            return (
+                f"{title} is already at {found.target_version}, the version pinned in the instance: nothing to upgrade."
+            )
         return (f"pip would install nothing here: {title} {found.target_version} is the newest release this venv's "
                 f"Python ({found.python_version}) allows; nothing to upgrade.")  # fmt: skip
 
@@ -199,7 +201,9 @@ class Plan:
         return any(note.severity == "blocker" for note in stoppers)
 
 
-def build_plan(recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None] | None = None) -> Plan:
+def build_plan(
+    recipe: Recipe, instance: Instance, found: Detection, units: dict[str, str | None] | None = None
+) -> Plan:
     """The steps of every hop from installed to target, and the notes that come with them."""
     if units is None:
         units = {unit.role: unit.name for unit in resolve_units(instance, recipe, states=False)}

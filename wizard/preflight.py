@@ -200,7 +200,9 @@ def service_checks(instance: Instance, plan: Plan) -> list[Note]:
         status = shlex.join(status_argv(instance, unit.name))
         restarts = [step.title for step in plan.steps if step.status == StepStatus.PENDING
                     and step.argv in (instance.service_argv("start", unit.name), instance.service_argv("restart", unit.name))]  # fmt: skip
-        by_step = f' The upgrade\'s step "{restarts[0]}" starts it.' if restarts else " Nothing in this upgrade starts it."
+        by_step = (
+            f' The upgrade\'s step "{restarts[0]}" starts it.' if restarts else " Nothing in this upgrade starts it."
+        )
         if unit.state == "failed":
             way_out = (f"The upgrade restarts it; check why it failed first: `{status}`" if restarts
                        else f"Check why it failed: `{status}`; then start it: `{start}`")  # fmt: skip

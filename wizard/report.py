@@ -17,6 +17,7 @@ from .runner import Alive, Finished, inspect
 from .services import Unit
 from .state import Session, StepRecord, StepStatus
 
+
 def esc(value: object) -> str:
     """Data shown inside Rich markup: a path like [old] must print as itself."""
     return escape(str(value))
@@ -39,14 +40,20 @@ def command_text(step: StepRecord) -> str:
 
 def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     found, steps = plan.found, plan.steps
-    console.print(f"[bold]Instance[/] {esc(instance.name)}  ([dim]{esc(instance.recipe)}[/], venv {esc(instance.venv)})")
+    console.print(
+        f"[bold]Instance[/] {esc(instance.name)}  ([dim]{esc(instance.recipe)}[/], venv {esc(instance.venv)})"
+    )
     facts = Table.grid(padding=(0, 2))
     facts.add_row("installed", esc(found.installed_version) if found.installed_version else "[red]not installed[/]")
     facts.add_row("target", f"{esc(found.target_version)}  [dim]({found.target_source})[/]")
     if found.newest_version:
         facts.add_row("newest", esc(newest_text(found)))
     if len(plan.hops) > 1:
-        facts.add_row("path", esc(" -> ".join([found.installed_version or "?", *plan.hops])) + "  [dim](one feature release at a time)[/]")
+        facts.add_row(
+            "path",
+            esc(" -> ".join([found.installed_version or "?", *plan.hops]))
+            + "  [dim](one feature release at a time)[/]",
+        )
     facts.add_row("python", esc(found.python_version))
     if plan.needs:
         tools = tool_paths(instance, plan.needs)
@@ -80,7 +87,9 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     for number, step in enumerate(steps, 1):
         as_user = "root" if step.run_as == "root" else (instance.user or "this user")
         marks = " [dim](re-runnable)[/]" if step.safe_to_rerun else ""
-        table.add_row(str(number), f"{esc(step.title)}{marks}\n[dim]{step.id}[/]", esc(as_user), Text(command_text(step)))
+        table.add_row(
+            str(number), f"{esc(step.title)}{marks}\n[dim]{step.id}[/]", esc(as_user), Text(command_text(step))
+        )
     console.print(table)
 
 
@@ -102,7 +111,9 @@ def unit_text(unit: Unit) -> str:
 def newest_text(found) -> str:
     if not found.out_of_reach:
         return f"{found.newest_version} (within reach)"
-    needs = f"needs Python {found.newest_requires_python}" if found.newest_requires_python else "pip will not pick it here"
+    needs = (
+        f"needs Python {found.newest_requires_python}" if found.newest_requires_python else "pip will not pick it here"
+    )
     return f"{found.newest_version} ({needs}; this venv has {found.python_version})"
 
 

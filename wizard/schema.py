@@ -68,7 +68,12 @@ def stored_revisions(db: Database) -> dict[str | None, str]:
     if db.kind == "sqlite":
         with sqlite3.connect(f"file:{db.name}?mode=ro", uri=True, timeout=3) as conn:
             tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            rows = [(t, r[0]) for t in tables if ALEMBIC_TABLE.match(t) for r in conn.execute(f"SELECT version_num FROM {t}")]
+            rows = [
+                (t, r[0])
+                for t in tables
+                if ALEMBIC_TABLE.match(t)
+                for r in conn.execute(f"SELECT version_num FROM {t}")
+            ]
     else:
         listing = run_sql(db, "SELECT string_agg(tablename, ' ') FROM pg_tables "
                               "WHERE schemaname = 'public' AND tablename LIKE 'alembic_version%'")  # fmt: skip

@@ -162,7 +162,9 @@ def ini_values(texts: list[str], overrides: dict[str, str] | None = None) -> dic
 
 def config_overrides(recipe: Recipe, instance: Instance) -> dict[str, str]:
     """The config keys the instance's environment sets (the recipe's config_env), as ``section.key: value``."""
-    return {recipe.config_env[name]: value for name, value in instance.env.items() if name in recipe.config_env and value}
+    return {
+        recipe.config_env[name]: value for name, value in instance.env.items() if name in recipe.config_env and value
+    }
 
 
 def secret_env(env: dict[str, str]) -> dict[str, str]:

@@ -191,7 +191,9 @@ def resolve_units(instance: Instance, recipe: Recipe, states: bool = True) -> li
     is_systemd = instance.service_manager[0].endswith("systemctl")
     for role in sorted(set(recipe.services) | set(instance.services) | set(recipe.service_candidates)):
         if role in instance.services:
-            units.append(Unit(role, instance.services[role] or None, "configured" if instance.services[role] else "none here"))
+            units.append(
+                Unit(role, instance.services[role] or None, "configured" if instance.services[role] else "none here")
+            )
             continue
         candidates = recipe.service_candidates.get(role, [])
         default = recipe.services.get(role)

@@ -50,12 +50,17 @@ class StepRecord(BaseModel):
     boot_id: str | None = None
     token: str | None = Field(None, description="names the current attempt in the status file")
     started: datetime | None = None
-    launched_boottime: float | None = Field(None, description="CLOCK_BOOTTIME when the attempt was prepared: "
-                                            "its start grace is measured on it, not on the wall clock")
+    launched_boottime: float | None = Field(
+        None,
+        description="CLOCK_BOOTTIME when the attempt was prepared: "
+        "its start grace is measured on it, not on the wall clock",
+    )
     ended: datetime | None = None
     exit_code: int | None = None
     log: str | None = None
-    log_offset: int = Field(0, description="where this attempt's output begins in the log (earlier attempts come before)")
+    log_offset: int = Field(
+        0, description="where this attempt's output begins in the log (earlier attempts come before)"
+    )
     status_file: str | None = None
     skip_reason: str | None = None
 
@@ -117,11 +122,13 @@ class Event(BaseModel):
 class Session(BaseModel):
     """One upgrade of one instance, from plan to done."""
 
-    schema_version: int = Field(SCHEMA_VERSION, strict=True, ge=1, description="an integer: \"2\" is not 2")
+    schema_version: int = Field(SCHEMA_VERSION, strict=True, ge=1, description='an integer: "2" is not 2')
     id: str
     instance: str
     recipe: str
-    venv: str | None = Field(None, description="the instance's virtualenv when it was planned: the steps' commands name it")
+    venv: str | None = Field(
+        None, description="the instance's virtualenv when it was planned: the steps' commands name it"
+    )
     app_config: str | None = Field(None, description="the app's config file the instance named when it was planned")
     created: datetime = Field(default_factory=now)
     updated: datetime = Field(default_factory=now)

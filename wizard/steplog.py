@@ -33,7 +33,6 @@ def open_regular(path: Path, flags: int, mode: int = 0o600) -> int:
     return fd
 
 
-
 class LogFile:
     """The log, appended to with plain writes (nothing buffered that could land after the exit line)."""
 
@@ -84,7 +83,11 @@ class CappedLog:
         while data and not self.holding:
             if self.head_left > 0:
                 # Up to the head; the line that crosses it is finished.
-                take = len(data) if len(data) <= self.head_left else (data.find(b"\n", self.head_left - 1) + 1 or len(data))
+                take = (
+                    len(data)
+                    if len(data) <= self.head_left
+                    else (data.find(b"\n", self.head_left - 1) + 1 or len(data))
+                )
             elif self.log.at_line_start:
                 self.holding = True
                 break
@@ -134,7 +137,9 @@ class CappedLog:
         """While output is held back, say so now and then: the log keeps growing while the step talks."""
         if self.holding and self.held_since_notice and self.clock() - self.last_notice >= CAP_NOTICE_SECONDS:
             self.last_notice, self.held_since_notice = self.clock(), 0
-            self.note(f"output goes on, held back: the log is capped at {self.cap} bytes per attempt (its last {self.tail} come at the end)")
+            self.note(
+                f"output goes on, held back: the log is capped at {self.cap} bytes per attempt (its last {self.tail} come at the end)"
+            )
 
     def finish(self) -> None:
         if not self.holding:

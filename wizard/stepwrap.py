@@ -121,7 +121,10 @@ def record_end(path: Path, payload: dict) -> bool:
         print(f"the status could only be rewritten in place: {error}", file=sys.stderr)
         return True
     except OSError as exc:
-        print(f"the status could not be written ({error}; in place: {exc}): the log's last line has the exit code", file=sys.stderr)
+        print(
+            f"the status could not be written ({error}; in place: {exc}): the log's last line has the exit code",
+            file=sys.stderr,
+        )
         return False
 
 
@@ -281,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         error = f"could not open the log {args.log}: {exc}"
         print(error, file=sys.stderr)
-        record_end(args.status, {**base, "state": "exited", "started": started, "exit_code": 127, "ended": stamp(), "error": error})
+        record_end(
+            args.status,
+            {**base, "state": "exited", "started": started, "exit_code": 127, "ended": stamp(), "error": error},
+        )
         return 1
 
     def note(text: str, masked: bool = True) -> None:
@@ -326,10 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         exit_code = child.wait() if child is not None else 127
         how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
         _try(output.finish)
-        # The log's last line, in the form runner.EXIT_LINE reads should the status below not be written.
-        _try(note, f"the command {how} after {time.monotonic() - t0:.1f} s · end {seal}", False)  # unmasked: a mask could break its form
+        # The log's last line, in the form runner.EXIT_LINE reads should the status below not be written;
+        # unmasked: a mask could break its form.
+        _try(note, f"the command {how} after {time.monotonic() - t0:.1f} s · end {seal}", False)
         _try(log.close)
-        record_end(args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()})
+        record_end(
+            args.status, {**base, "state": "exited", "started": started, "exit_code": exit_code, "ended": stamp()}
+        )
     return 0
 
 

@@ -35,7 +35,9 @@ def touch_reload_files(pid: int) -> Watched:
         return Watched(None, f"its process {pid} could not be looked at ({exc.__class__.__name__})")
     if _renamed(args, exe, cwd):
         # auto-procname and the like write a title ("indico uWSGI master") over the command line
-        return Watched(None, f"it has renamed its process ({' '.join(args)!r}), so its command line no longer shows its settings")
+        return Watched(
+            None, f"it has renamed its process ({' '.join(args)!r}), so its command line no longer shows its settings"
+        )
     files: set[str] = set()
     configs: list[str] = []
     rest = iter(args[1:])

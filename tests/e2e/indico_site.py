@@ -132,7 +132,19 @@ def ensure_app_user(home: Path) -> None:
     try:
         pwd.getpwnam(APP_USER)
     except KeyError:
-        run(["useradd", "--system", "--user-group", "--shell", "/bin/sh", "--home-dir", home, "--no-create-home", APP_USER])
+        run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--shell",
+                "/bin/sh",
+                "--home-dir",
+                home,
+                "--no-create-home",
+                APP_USER,
+            ]
+        )
     else:
         run(["usermod", "--home", home, APP_USER])
 
@@ -220,7 +232,9 @@ class WizardRun:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=30)
-            raise AssertionError(f"the wizard did not finish within {timeout:.0f} s; its output:\n{self.text()[-6000:]}") from None
+            raise AssertionError(
+                f"the wizard did not finish within {timeout:.0f} s; its output:\n{self.text()[-6000:]}"
+            ) from None
 
     def wait_for_output(self, text: str, timeout: float, after: int = 0) -> str:
         """Wait until ``text`` shows in its output (after the first ``after`` characters); fails if it exits first."""
@@ -230,7 +244,9 @@ class WizardRun:
             if text in out[after:]:
                 return out
             if self.proc.poll() is not None:
-                raise AssertionError(f"the wizard exited ({self.proc.returncode}) before printing {text!r}:\n{out[-6000:]}")
+                raise AssertionError(
+                    f"the wizard exited ({self.proc.returncode}) before printing {text!r}:\n{out[-6000:]}"
+                )
             return None
 
         deadline = time.monotonic() + timeout
@@ -314,7 +330,9 @@ class IndicoSite:
 
     # -- commands ------------------------------------------------------------------------------------
 
-    def indico(self, *args: str, timeout: float = 300, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
+    def indico(
+        self, *args: str, timeout: float = 300, check: bool = True, **extra_env: str
+    ) -> subprocess.CompletedProcess:
         return run([self.venv / "bin" / "indico", *args], user=APP_USER, env=self.app_env(**extra_env), timeout=timeout,
                    check=check)  # fmt: skip
 
@@ -327,7 +345,9 @@ class IndicoSite:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(PGHOST=str(self.socket_dir), PGPORT=str(self.pg.port), PGUSER="postgres", PGDATABASE=db,
                    PGOPTIONS="-c statement_timeout=20000")  # fmt: skip
-        return run(["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", statement], env=env, timeout=60).stdout.strip()
+        return run(
+            ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", statement], env=env, timeout=60
+        ).stdout.strip()
 
     def supervisorctl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         return run([BIN / "supervisorctl", "-c", self.supervisor_conf, *args], check=check, timeout=timeout)
@@ -361,7 +381,11 @@ class IndicoSite:
         if self.distributions() != self.pristine:  # something else moved: let pip resolve it all again
             self.pip("install", "-q", f"indico=={INDICO_OLD}", f"indico-plugins=={INDICO_PLUGINS}", f"uwsgi=={UWSGI}")
         now = self.distributions()
-        assert now == self.pristine, {k: (now.get(k), self.pristine.get(k)) for k in set(now) | set(self.pristine) if now.get(k) != self.pristine.get(k)}
+        assert now == self.pristine, {
+            k: (now.get(k), self.pristine.get(k))
+            for k in set(now) | set(self.pristine)
+            if now.get(k) != self.pristine.get(k)
+        }
         return f"pip: {len(changed)} back, {len(added)} removed; "
 
     def installed(self, dist: str = "indico") -> str:
@@ -370,7 +394,9 @@ class IndicoSite:
 
     def revisions(self) -> dict[str, str | None]:
         """The revisions the database holds: 'core' and one per plugin with migrations (None: none stamped)."""
-        found: dict[str, str | None] = {"core": self.sql("SELECT string_agg(version_num, ',') FROM public.alembic_version") or None}
+        found: dict[str, str | None] = {
+            "core": self.sql("SELECT string_agg(version_num, ',') FROM public.alembic_version") or None
+        }
         for plugin in PLUGINS:
             table = f"public.alembic_version_plugin_{plugin}"
             exists = self.sql(f"SELECT to_regclass('{table}') IS NOT NULL") == "t"
@@ -410,7 +436,9 @@ class IndicoSite:
     def wait_until_serving(self, timeout: float = START_TIMEOUT) -> None:
         wait_for(lambda: self.program_states().get("uwsgi") == "RUNNING", timeout, "supervisord's uwsgi to be RUNNING")
         wait_for(self.serving, timeout, f"uWSGI to answer GET / on port {self.http_port} with 302 or 200", interval=1)
-        wait_for(lambda: self.program_states().get("celery") == "RUNNING", timeout, "supervisord's celery to be RUNNING")
+        wait_for(
+            lambda: self.program_states().get("celery") == "RUNNING", timeout, "supervisord's celery to be RUNNING"
+        )
 
     # -- blockers ------------------------------------------------------------------------------------
 
@@ -439,7 +467,21 @@ class IndicoSite:
         """(a) a forgotten psql as the app's role over TCP, the password in its environment."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(PGPASSWORD=DB_PASSWORD)
-        argv = ["psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "indico", "-d", "indico"]
+        argv = [
+            "psql",
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.pg.port),
+            "-U",
+            "indico",
+            "-d",
+            "indico",
+        ]
         blocker = PsqlBlocker(argv, env, "e2e-forgotten-psql")
         self.blockers.append(blocker)
         return blocker
@@ -459,7 +501,9 @@ class IndicoSite:
         self.blockers.clear()
         if any(t.thread.is_alive() for t in self.held):
             with contextlib.suppress(Exception):
-                self.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{HOLD_APP}'")
+                self.sql(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{HOLD_APP}'"
+                )
         self.held = [t for t in self.held if t.thread.is_alive()]
 
     # -- the wizard ----------------------------------------------------------------------------------
@@ -705,7 +749,8 @@ def instances_toml(site: IndicoSite) -> str:
 
 def start_redis(folder: Path, port: int) -> None:
     folder.mkdir()
-    (folder / "redis.conf").write_text(textwrap.dedent(f"""\
+    (folder / "redis.conf").write_text(
+        textwrap.dedent(f"""\
         bind 127.0.0.1
         port {port}
         protected-mode yes
@@ -715,7 +760,8 @@ def start_redis(folder: Path, port: int) -> None:
         dir {folder}
         save ""
         appendonly no
-    """))
+    """)
+    )
     shutil.chown(folder, "redis", "redis")
     shutil.chown(folder / "redis.conf", "redis", "redis")
     run(["redis-server", folder / "redis.conf"], user="redis", timeout=60)
@@ -774,7 +820,9 @@ def indico_site():
         run([APP_PYTHON, "-m", "venv", site.venv], user=APP_USER, env=site.app_env(), timeout=300)
         site.pip("install", "-q", f"indico=={INDICO_OLD}", f"indico-plugins=={INDICO_PLUGINS}", f"uwsgi=={UWSGI}")
         site.pristine = site.distributions()
-        log(f"venv with indico {site.installed()} (+ plugins, uWSGI; {len(site.pristine)} distributions) in {time.monotonic() - step:.0f} s")
+        log(
+            f"venv with indico {site.installed()} (+ plugins, uWSGI; {len(site.pristine)} distributions) in {time.monotonic() - step:.0f} s"
+        )
 
         step = time.monotonic()
         site.indico("db", "prepare")
@@ -810,7 +858,11 @@ def indico_site():
             with contextlib.suppress(Exception):
                 site.end_blockers()
         if supervisor_started:
-            run([BIN / "supervisorctl", "-c", root / "services" / "supervisord.conf", "shutdown"], check=False, timeout=120)
+            run(
+                [BIN / "supervisorctl", "-c", root / "services" / "supervisord.conf", "shutdown"],
+                check=False,
+                timeout=120,
+            )
             pidfile = root / "services" / "supervisord.pid"
             with contextlib.suppress(AssertionError):
                 wait_for(lambda: not pidfile.exists(), 60, "supervisord to exit")

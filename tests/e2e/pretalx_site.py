@@ -229,7 +229,8 @@ class PretalxSite:
                 link.symlink_to(source)
 
     def write_config(self) -> None:
-        self.cfg.write_text(textwrap.dedent(f"""\
+        self.cfg.write_text(
+            textwrap.dedent(f"""\
             [filesystem]
             data = {self.data}
             static = {self.static}
@@ -251,7 +252,8 @@ class PretalxSite:
             [celery]
             broker = redis://127.0.0.1:{self.redis_port}/1
             backend = redis://127.0.0.1:{self.redis_port}/2
-        """))
+        """)
+        )
         os.chown(self.cfg, self.user.pw_uid, self.user.pw_gid)
         self.cfg.chmod(0o600)
 
@@ -274,7 +276,9 @@ class PretalxSite:
         done = subprocess.run(["runuser", "-u", APP_USER, "--", *argv], env=full_env, cwd=self.home,
                               capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
         if check and done.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} exited with {done.returncode}:\n{tail(done.stdout)}\n{tail(done.stderr)}")
+            raise AssertionError(
+                f"{' '.join(argv)} exited with {done.returncode}:\n{tail(done.stdout)}\n{tail(done.stderr)}"
+            )
         return done
 
     def pretalx(self, *args: str, timeout: float, env: dict[str, str] | None = None, check: bool = True):
@@ -421,7 +425,13 @@ class PretalxSite:
         self.instances.write_text("\n".join(lines) + "\n")
 
     def wizard_env(self) -> dict[str, str]:
-        return {**clean_environ(), "NO_COLOR": "1", "COLUMNS": "250", "TERM": "dumb", "XDG_STATE_HOME": os.devnull + "-not-a-dir"}
+        return {
+            **clean_environ(),
+            "NO_COLOR": "1",
+            "COLUMNS": "250",
+            "TERM": "dumb",
+            "XDG_STATE_HOME": os.devnull + "-not-a-dir",
+        }
 
     def wizard_argv(self, state: Path, *args: str) -> list[str]:
         return [*WIZARD, "--config", str(self.instances), "--state-dir", str(state), *args]

@@ -103,8 +103,10 @@ def assert_no_false_alarm_after_the_restart(out: str) -> None:
     is still starting Indico: that step never waited on anything.)
     """
     false = [line for line in lock_lines(out) if "STILL waits" in line or "still waits" in line]
-    assert not false, "after the restart the wizard said the upgrade still waits on a lock, which it did not:\n" + "\n".join(
-        line for line in lock_lines(out) if "restart" in line.lower() or "guess" in line)
+    assert not false, (
+        "after the restart the wizard said the upgrade still waits on a lock, which it did not:\n"
+        + "\n".join(line for line in lock_lines(out) if "restart" in line.lower() or "guess" in line)
+    )
 
 
 def step_log(step: dict) -> str:
@@ -130,7 +132,8 @@ def test_plan_reads_touch_reload_of_a_uwsgi_that_renames_its_processes(site: Ind
     assert any("reload-uwsgi" in line for line in said), out[-4000:]  # an upgrade is planned, with its reload step
     assert not any("does not reload when" in line for line in said), (
         "the plan claims uWSGI does not reload on a touch of the wsgi file, though its ini sets touch-reload on it "
-        f"(its process title is {master.cmdline()!r}):\n" + "\n".join(said))
+        f"(its process title is {master.cmdline()!r}):\n" + "\n".join(said)
+    )
 
 
 # -- 1. headless: the stuck uWSGI request is named and uWSGI restarted --------------------------------------
@@ -194,7 +197,9 @@ async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite
                     what="detection and the plan")  # fmt: skip
         log(f"TUI: plan shown after {time.monotonic() - phase:.0f} s")
         await pilot.press("c")
-        await until(pilot, lambda: name() in ("NotesScreen", "BackupScreen"), timeout=60, what="the notes or backup screen")
+        await until(
+            pilot, lambda: name() in ("NotesScreen", "BackupScreen"), timeout=60, what="the notes or backup screen"
+        )
         for _ in range(20):  # each warning acknowledged with Space, then Continue
             if name() != "NotesScreen":
                 break
@@ -231,7 +236,12 @@ async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite
             # Any lock verdict shown for a later step is a false alarm: only db-upgrade ever waited.
             current = getattr(app.screen, "verdict", None)
             running = app.engine.session.running
-            if current is not None and current.kind == "lock_wait" and running is not None and running.id != "db-upgrade":
+            if (
+                current is not None
+                and current.kind == "lock_wait"
+                and running is not None
+                and running.id != "db-upgrade"
+            ):
                 false_alarms.append(f"{running.id}: {current.kind} ({current.db_note or 'confirmed'})")
             return name() == "DoneScreen"
 
@@ -239,11 +249,15 @@ async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite
         log(f"TUI: done screen after {time.monotonic() - phase:.0f} s")
     session = site.session()
     restarts = side_jobs(session, "restart")
-    assert len(restarts) == 1 and restarts[0]["role"] == "uwsgi" and restarts[0]["run"]["exit_code"] == 0, session["side_jobs"]
+    assert len(restarts) == 1 and restarts[0]["role"] == "uwsgi" and restarts[0]["run"]["exit_code"] == 0, session[
+        "side_jobs"
+    ]
     assert site.uwsgi_pid() != uwsgi_before
     assert steps_of(session)["reload-uwsgi"]["status"] == "skipped"
     assert_upgraded(site, session)
-    assert not false_alarms, f"the run screen showed a lock wait for a step that never waited: {sorted(set(false_alarms))}"
+    assert not false_alarms, (
+        f"the run screen showed a lock wait for a step that never waited: {sorted(set(false_alarms))}"
+    )
 
 
 # -- 3. the wizard killed mid-step, and hung up while the schema upgrade waits -------------------------------
@@ -262,7 +276,9 @@ def test_killed_and_hung_up_wizards_are_reattached_and_nothing_runs_twice(site: 
     second = site.spawn_wizard("run", "--yes", "--lock-wait-seconds", "3", label="reattached")
     second.wait_for_output("[pip-core] reattached to the running step", 120)  # pip was still running: no second pip
     holder = site.hold_request()  # before db-upgrade starts (pip-core and pip-plugins still take a while)
-    wait_for(lambda: site.step_status("db-upgrade") == "running", LOCK_TIMEOUT, "the session to show db-upgrade running")
+    wait_for(
+        lambda: site.step_status("db-upgrade") == "running", LOCK_TIMEOUT, "the session to show db-upgrade running"
+    )
     second.wait_for_output(f"session {holder}", LOCK_TIMEOUT)
     assert "pass --restart-after N" in second.text()
     os.kill(second.proc.pid, signal.SIGHUP)
@@ -299,7 +315,9 @@ def naming(wizard, backend: int) -> list[str]:
 
 
 def wait_for_verdict(wizard, backend: int) -> list[str]:
-    return wait_for(lambda: naming(wizard, backend), LOCK_TIMEOUT, f"a lock watch line naming backend {backend}", interval=0.5)
+    return wait_for(
+        lambda: naming(wizard, backend), LOCK_TIMEOUT, f"a lock watch line naming backend {backend}", interval=0.5
+    )
 
 
 def assert_no_restart(site: IndicoSite, uwsgi_before: int) -> None:
@@ -325,8 +343,12 @@ def test_a_blocker_that_is_not_uwsgi_is_named_and_uwsgi_is_not_restarted(site: I
     lines = wait_for_verdict(wizard, blocker.backend_pid)
     named_at = time.monotonic()
     log(f"{blocker_kind}: blocker {blocker.backend_pid} named after {named_at - phase:.0f} s: {lines[0]}")
-    assert any(f"role {role}" in line for line in lines), f"the blocker's role {role!r} is not named:\n" + "\n".join(lines)
-    assert any("psql" in line for line in lines), "the program behind the session (psql) is not named:\n" + "\n".join(lines)
+    assert any(f"role {role}" in line for line in lines), f"the blocker's role {role!r} is not named:\n" + "\n".join(
+        lines
+    )
+    assert any("psql" in line for line in lines), "the program behind the session (psql) is not named:\n" + "\n".join(
+        lines
+    )
     assert not any("of the uWSGI service" in line for line in lines), lines
     if blocker_kind == "superuser-over-socket":
         # Headless says the verdict again every 30 s while the step waits (checked once: it costs 30 s).
@@ -373,4 +395,3 @@ def test_end_blocker_after_ends_an_idle_session_of_a_named_role(site: IndicoSite
     assert ended[0]["run"]["exit_code"] == 0
     assert not side_jobs(session, "restart")
     assert_upgraded(site, session, out)
-

@@ -152,7 +152,9 @@ def test_rebuild_without_npm_fails_then_retry_finishes(site: PretalxSite):
                        300, f"the session to show pip-core-{PRETALX_MID} running (wizard output: {first})")  # fmt: skip
             site.remove_tool("npm", "npx")
             assert site.steps(state)[f"pip-core-{PRETALX_MID}"]["status"] == "running", "npm went away too late"
-            wait_until(lambda: wizard.poll() is not None, 900, f"the wizard to stop at the failed rebuild ({first})", 0.5)
+            wait_until(
+                lambda: wizard.poll() is not None, 900, f"the wizard to stop at the failed rebuild ({first})", 0.5
+            )
         finally:
             if wizard.poll() is None:
                 os.kill(wizard.pid, signal.SIGTERM)

@@ -33,7 +33,14 @@ def interpreter_tag(python: str = APP_PYTHON) -> str:
 
 
 def folder_for(name: str, requirement_sets: list[list[str]], python: str = APP_PYTHON) -> Path:
-    key = json.dumps([requirement_sets, interpreter_tag(python), platform.machine(), platform.freedesktop_os_release().get("VERSION_ID", "")])
+    key = json.dumps(
+        [
+            requirement_sets,
+            interpreter_tag(python),
+            platform.machine(),
+            platform.freedesktop_os_release().get("VERSION_ID", ""),
+        ]
+    )
     return CACHE_ROOT / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -45,7 +52,9 @@ def _builder(python: str) -> Path:
         if not (venv / "READY").exists():
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([python, "-m", "venv", str(venv)], check=True)
-            subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-U", "pip", "wheel"], check=True)
+            subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-U", "pip", "wheel"], check=True
+            )
             (venv / "READY").touch()
     return venv
 

@@ -33,8 +33,16 @@ CORE_REVISIONS = [
 ]
 PLUGIN_REVISIONS = [
     ("aa0dbc6c14aa", "Create tables", ""),
-    ("6ef9616e57cb", "Add note_id and update constraints", "ALTER TABLE plugin_livesync_queue ADD COLUMN note_id INTEGER"),
-    ("d8e65cb6160d", "Add attachment_id to queue", "ALTER TABLE plugin_livesync_queue ADD COLUMN attachment_id INTEGER"),
+    (
+        "6ef9616e57cb",
+        "Add note_id and update constraints",
+        "ALTER TABLE plugin_livesync_queue ADD COLUMN note_id INTEGER",
+    ),
+    (
+        "d8e65cb6160d",
+        "Add attachment_id to queue",
+        "ALTER TABLE plugin_livesync_queue ADD COLUMN attachment_id INTEGER",
+    ),
 ]
 
 SCHEMA = f"""
@@ -79,4 +87,3 @@ def install_metadata(venv: Path, name: str, version: str) -> None:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     (info / "INSTALLER").write_text("upgrade-wizard-demo\n")
     (info / "RECORD").write_text("")
-

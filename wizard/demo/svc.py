@@ -56,7 +56,9 @@ def service_lock(sandbox: Path):
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"another action on the demo's services in {sandbox} took over {LOCK_WAIT:.0f} s") from None
+                    raise TimeoutError(
+                        f"another action on the demo's services in {sandbox} took over {LOCK_WAIT:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield
@@ -129,7 +131,16 @@ def start(sandbox: Path, service: str, settings: dict) -> None:
     (sandbox / "run").mkdir(exist_ok=True)
     (sandbox / "logs").mkdir(exist_ok=True)
     # The sandbox on the command line: whoever cleans up a sandbox can find its services.
-    argv = [sys.executable, "-m", "wizard.demo.apps", service, "--sandbox", str(sandbox), "--pace", str(settings["pace"])]
+    argv = [
+        sys.executable,
+        "-m",
+        "wizard.demo.apps",
+        service,
+        "--sandbox",
+        str(sandbox),
+        "--pace",
+        str(settings["pace"]),
+    ]
     if service == "uwsgi":
         argv += ["--database", settings["database"], "--wsgi-file", settings["wsgi_file"]]
     with open(sandbox / "logs" / f"{service}.log", "ab") as out:
@@ -155,7 +166,9 @@ def stop(sandbox: Path, service: str, say=_print) -> int | None:
     proc = proven(record, sandbox, service) if record else None
     if proc is None:
         if record and psutil.pid_exists(record["pid"]):
-            say(f"{service} is not running (its pid file names pid {record['pid']}, which is not this service: left alone)")
+            say(
+                f"{service} is not running (its pid file names pid {record['pid']}, which is not this service: left alone)"
+            )
         else:
             say(f"{service} is not running")
         _pidfile(sandbox, service).unlink(missing_ok=True)
@@ -249,8 +262,6 @@ def _act(sandbox: Path, action: str, service: str, settings: dict) -> int:
         print(f"{service}: {'running, pid ' + str(proc.pid) if proc else 'stopped'}", flush=True)
         return 0 if proc else 3
     return 0
-
-
 
 
 def orphans(sandbox: Path) -> dict[str, psutil.Process]:

@@ -50,7 +50,6 @@ def stream_to_file(argv: list[str], env: dict[str, str], target: Path, expected:
         progress("database", target.stat().st_size, expected)
 
 
-
 def stop(job: sh.RunningCommand) -> None:
     try:
         job.terminate()
