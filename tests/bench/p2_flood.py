@@ -1,0 +1,237 @@
+"""P2: a step printing a flood of lines, shown live in the TUI's log pane and printed headless.
+
+The step (programs.py flood) says it is ready, waits for a go file, prints N
+lines (46 bytes each, like pip's) and an end mark, then stays alive and silent
+until released, so the mark stays the newest line of a running step.
+
+TUI: `run --yes` starts the step and is killed (see common.seed_running_step);
+the TUI reattaches (Enter on the resume screen) and shows the step's log. With
+the ready line painted, the bench creates the go file and times until the end
+mark is painted: lines/s.  Meanwhile the wizard's RSS is sampled every 20 ms
+(growth = highest minus the value just before the go), and an event-loop probe
+inside the wizard (stallprobe.py, put in before `python -m wizard` starts)
+notes every late wake-up of a 5 ms sleep: the longest inside the window is
+the longest stall.  Anchor: bare_app.py flood, the same program started with
+asyncio's subprocess and piped chunk by chunk into Log.write_lines, measured
+the same way.
+
+Headless: `run --yes` with its output going to a file; from the go file to the
+end mark in that file.  Anchor: programs.py relay, a plain loop reading the
+same step log afterwards and writing each line with a timestamp prefix through
+buffered stdout, timed by itself.  The producer's own rate (go to its last
+write) is printed too, since the wizard's figure cannot beat it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import project
+from .common import (
+    BARE_APP, PROGRAMS, PYTHON, Row, Site, Step, file_has, load, make_site, nonce, phase, rss,
+    seed_running_step, stop_leftovers, wait_until,
+)  # fmt: skip
+from .stallprobe import LAUNCHER, longest_stall
+from .terminal import Terminal
+
+MB = 1_000_000
+
+
+@dataclass
+class Flood:
+    """The files one flood is steered and observed by."""
+
+    folder: Path
+    lines: int
+    mark: str
+
+    @property
+    def go(self) -> Path:
+        return self.folder / f"go-{self.mark}"
+
+    @property
+    def done(self) -> Path:
+        return self.folder / f"done-{self.mark}"
+
+    @property
+    def hold(self) -> Path:
+        return self.folder / f"hold-{self.mark}"
+
+    def args(self, owner: Path) -> list[str]:
+        return ["flood", "--go", str(self.go), "--lines", str(self.lines), "--mark", self.mark,
+                "--done", str(self.done), "--hold", str(self.hold), "--owner", str(owner)]  # fmt: skip
+
+    @property
+    def ready_text(self) -> str:
+        return f"flood ready {self.mark}"
+
+    @property
+    def end_text(self) -> str:
+        return f"FLOOD-END {self.mark}"
+
+    def producer_seconds(self, started: float) -> float:
+        return float(self.done.read_text()) - started
+
+
+@dataclass
+class Result:
+    seconds: float
+    rss_growth: float  # bytes
+    stall: float  # seconds
+    producer: float  # seconds from go to the step's last write
+
+
+class RssSampler(threading.Thread):
+    """The highest RSS of one process, sampled every 20 ms until stopped."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.highest, self.halt = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                self.highest = max(self.highest, rss(self.pid))
+            except Exception:
+                return
+            self.halt.wait(0.02)
+
+    def stop(self) -> int:
+        self.halt.set()
+        self.join(5)
+        return self.highest
+
+
+def flood_on_screen(terminal: Terminal, flood: Flood, probe: Path, what: str, timeout: float) -> Result:
+    """With the ready line painted: go, and time until the end mark is painted; RSS and stalls meanwhile."""
+    terminal.wait_for(flood.ready_text, 60, f"the ready line in {what}'s log pane")
+    time.sleep(1.0)  # let the first paint settle: the baseline is the app at rest, showing the step
+    baseline = rss(terminal.pid)
+    sampler = RssSampler(terminal.pid)
+    sampler.start()
+    started = time.monotonic()
+    flood.go.touch()
+    seen = terminal.wait_for(flood.end_text, timeout, f"the end mark in {what}'s log pane")
+    time.sleep(1.0)  # growth may land just after the last paint
+    highest = sampler.stop()
+    flood.hold.touch()
+    return Result(seen - started, highest - baseline, longest_stall(str(probe), started, seen + 0.5),
+                  flood.producer_seconds(started))  # fmt: skip
+
+
+def wizard_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float) -> Result:
+    flood = Flood(work, lines, nonce())
+    site = make_site(work, "p2-tui", [Step("flood", flood.args(work))], tree)
+    try:
+        seed_running_step(site, "flood", flood.ready_text)
+        probe = site.root / "probe.txt"
+        terminal = site.tui(probe_out=probe, size=size)
+        try:
+            terminal.wait_for(project.RESUME_TEXT, 60, "the resume screen's reattach choice")
+            terminal.press(project.RESUME_KEY)
+            return flood_on_screen(terminal, flood, probe, "the wizard", timeout)
+        finally:
+            terminal.close()
+    finally:
+        stop_leftovers(site.root)
+
+
+def bare_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float) -> Result:
+    flood = Flood(work, lines, nonce())
+    probe = work / f"probe-bare-{flood.mark}.txt"
+    step = [PYTHON, str(PROGRAMS), *flood.args(work)]
+    argv = [PYTHON, "-c", LAUNCHER, str(probe), str(BARE_APP.parent), "path", str(BARE_APP), "flood", *step]
+    terminal = Terminal(argv, cwd=tree, env=project.cli_env(tree), columns=size[0], rows=size[1])
+    try:
+        return flood_on_screen(terminal, flood, probe, "the bare app", timeout)
+    finally:
+        terminal.close()
+        flood.hold.touch()
+
+
+def wizard_headless(work: Path, tree: Path, lines: int, timeout: float) -> tuple[float, float, Site]:
+    """Seconds from go to the end mark in `run --yes`'s output, and the producer's seconds."""
+    flood = Flood(work, lines, nonce())
+    site = make_site(work, "p2-headless", [Step("flood", flood.args(work))], tree)
+    out = site.root / "headless.out"
+    wizard = site.headless(out)
+    try:
+        wait_until(lambda: file_has(out, flood.ready_text), 60, f"{flood.ready_text!r} in `run --yes`'s output {out}")
+        started = time.monotonic()
+        flood.go.touch()
+        wait_until(lambda: file_has(out, flood.end_text, tail=4096), timeout,
+                   f"{flood.end_text!r} in `run --yes`'s output {out}", interval=0.01)  # fmt: skip
+        seconds = time.monotonic() - started
+        producer = flood.producer_seconds(started)
+        flood.hold.touch()
+        wizard.wait(60)
+        return seconds, producer, site
+    finally:
+        if wizard.poll() is None:
+            wizard.kill()
+            wizard.wait(10)
+        stop_leftovers(site.root)
+
+
+def relay_rate(log: Path, folder: Path) -> tuple[float, int]:
+    """The plain loop over the same log: (lines/s, lines)."""
+    with open(folder / "relay.out", "wb") as sink:
+        done = subprocess.run([PYTHON, str(PROGRAMS), "relay", str(log), "flood"], stdout=sink,
+                              stderr=subprocess.PIPE, text=True, timeout=600, check=True)  # fmt: skip
+    said = json.loads(done.stderr.strip().splitlines()[-1])
+    return said["lines"] / said["seconds"], said["lines"]
+
+
+def rows(runs: int, lines: int, size: tuple[int, int]) -> dict[str, Row]:
+    ratio_at_least = lambda value, anchor: value >= 0.8 * anchor  # noqa: E731
+    return {
+        "rate": Row("P2a", f"TUI: {lines:,} lines into the log pane", "lines/s", target="≥ 0.8× the bare app",
+                    judge=ratio_at_least),
+        "rss": Row("P2b", "TUI: the wizard's RSS growth during that flood", "MB", target="≤ 30 MB",
+                   judge=lambda value, anchor: value <= 30),
+        "stall": Row("P2c", "TUI: the longest event-loop stall during that flood", "ms", target="≤ 50 ms",
+                     judge=lambda value, anchor: value <= 50),
+        "headless": Row("P2d", f"headless: {lines:,} lines printed by run --yes", "lines/s",
+                        target="≥ 0.8× a plain loop", judge=ratio_at_least),
+    }  # fmt: skip
+
+
+def measure(work: Path, tree: Path, runs: int, lines: int, size: tuple[int, int]) -> list[Row]:
+    table = rows(runs, lines, size)
+    timeout = max(120.0, lines / 2_000)  # 2,000 lines/s would be very slow indeed
+    producers: list[str] = []
+    for run in range(1, runs + 1):
+        folder = work / f"p2-run{run}"
+        folder.mkdir()
+        table["rate"].loads.append(load())
+        phase(f"P2 run {run}/{runs}: the bare app's log pane (load {load()})")
+        bare = bare_tui(folder, tree, lines, size, timeout)
+        phase(f"P2 run {run}/{runs}: the wizard's log pane, reattached")
+        wizard = wizard_tui(folder, tree, lines, size, timeout)
+        table["rate"].values.append(lines / wizard.seconds)
+        table["rate"].anchors.append(lines / bare.seconds)
+        table["rss"].values.append(wizard.rss_growth / MB)
+        table["rss"].anchors.append(bare.rss_growth / MB)
+        table["stall"].values.append(wizard.stall * 1000)
+        table["stall"].anchors.append(bare.stall * 1000)
+        phase(f"  wizard {lines / wizard.seconds:,.0f} lines/s (+{wizard.rss_growth / MB:.1f} MB, stall "
+              f"{wizard.stall * 1000:.0f} ms); bare {lines / bare.seconds:,.0f} lines/s (+{bare.rss_growth / MB:.1f} MB, "
+              f"stall {bare.stall * 1000:.0f} ms); the step itself: {lines / wizard.producer:,.0f} and "
+              f"{lines / bare.producer:,.0f} lines/s")  # fmt: skip
+        phase(f"P2 run {run}/{runs}: headless `run --yes`, then the plain loop over its log")
+        seconds, producer, site = wizard_headless(folder, tree, lines, timeout)
+        anchor, relayed = relay_rate(site.step_log("flood"), folder)
+        table["headless"].values.append(lines / seconds)
+        table["headless"].anchors.append(anchor)
+        producers.append(f"{lines / producer:,.0f}")
+        phase(f"  run --yes {lines / seconds:,.0f} lines/s (the step itself {lines / producer:,.0f}); "
+              f"plain loop {anchor:,.0f} lines/s over {relayed:,} lines")  # fmt: skip
+        for row in table.values():
+            row.loads = table["rate"].loads
+    table["headless"].note = f"the step alone wrote {', '.join(producers)} lines/s"
+    return list(table.values())
