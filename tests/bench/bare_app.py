@@ -29,7 +29,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Log, Static
 
 sys.path.append(str(Path(__file__).resolve().parent))
-from project import FIRST_SCREEN_INTRO, LOG_PANE_LINES  # noqa: E402  (beside this file, not a package import)
+from project import FIRST_SCREEN_INTRO, LOG_PANE_LINES
 
 TITLE_CSS = """
 #title { dock: top; height: 1; width: 100%; background: $panel; text-align: center; text-style: bold; }

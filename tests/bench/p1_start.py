@@ -45,7 +45,7 @@ def bare_start(tree: Path, size: tuple[int, int]) -> float:
 def measure(work: Path, tree: Path, runs: int, size: tuple[int, int]) -> Row:
     site = make_site(work, "p1", [Step("one", ["quiet", "--mark", "p1", "--seconds", "0", "--owner", str(work)])], tree)
     row = Row("P1", f"cold start to the first painted screen (pty {size[0]}x{size[1]})", "s",
-              target="≤ 1.25× the bare app", judge=lambda value, anchor: value <= 1.25 * anchor)  # fmt: skip
+              target="≤ 1.25x the bare app", judge=lambda value, anchor: value <= 1.25 * anchor)  # fmt: skip
     try:
         phase("P1 warm-up: one start of each, not counted")
         wizard_start(site, size)

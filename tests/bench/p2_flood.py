@@ -33,8 +33,21 @@ from pathlib import Path
 
 from . import project
 from .common import (
-    BARE_APP, PROGRAMS, PYTHON, Row, Site, Step, file_has, load, make_site, nonce, phase, rss,
-    seed_running_step, stop_leftovers, wait_until,
+    BARE_APP,
+    PROGRAMS,
+    PYTHON,
+    Row,
+    Site,
+    Step,
+    file_has,
+    load,
+    make_site,
+    nonce,
+    phase,
+    rss,
+    seed_running_step,
+    stop_leftovers,
+    wait_until,
 )  # fmt: skip
 from .stallprobe import LAUNCHER, longest_stall
 from .terminal import Terminal
@@ -190,14 +203,14 @@ def relay_rate(log: Path, folder: Path) -> tuple[float, int]:
 def rows(runs: int, lines: int, size: tuple[int, int]) -> dict[str, Row]:
     ratio_at_least = lambda value, anchor: value >= 0.8 * anchor  # noqa: E731
     return {
-        "rate": Row("P2a", f"TUI: {lines:,} lines into the log pane", "lines/s", target="≥ 0.8× the bare app",
+        "rate": Row("P2a", f"TUI: {lines:,} lines into the log pane", "lines/s", target="≥ 0.8x the bare app",
                     judge=ratio_at_least),
         "rss": Row("P2b", "TUI: the wizard's RSS growth during that flood", "MB", target="≤ 30 MB",
                    judge=lambda value, anchor: value <= 30),
         "stall": Row("P2c", "TUI: the longest event-loop stall during that flood", "ms", target="≤ 50 ms",
                      judge=lambda value, anchor: value <= 50),
         "headless": Row("P2d", f"headless: {lines:,} lines printed by run --yes", "lines/s",
-                        target="≥ 0.8× a plain loop", judge=ratio_at_least),
+                        target="≥ 0.8x a plain loop", judge=ratio_at_least),
     }  # fmt: skip
 
 

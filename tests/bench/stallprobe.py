@@ -14,20 +14,20 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import time
+from typing import TextIO
 
 INTERVAL = 0.005
 NOTED = 0.005  # overshoots below this are noise, not stalls
 
 
-async def _probe(path: str) -> None:
-    with open(path, "a", buffering=1) as out:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(INTERVAL)
-            after = time.monotonic()
-            late = after - before - INTERVAL
-            if late >= NOTED:
-                out.write(f"{after:.6f} {late:.6f}\n")
+async def _probe(out: TextIO) -> None:
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(INTERVAL)
+        after = time.monotonic()
+        late = after - before - INTERVAL
+        if late >= NOTED:
+            out.write(f"{after:.6f} {late:.6f}\n")
 
 
 def install(path: str) -> None:
@@ -37,7 +37,8 @@ def install(path: str) -> None:
     def run_forever_probed(loop: asyncio.AbstractEventLoop) -> None:
         if not getattr(loop, "_bench_probed", False):
             loop._bench_probed = True  # type: ignore[attr-defined]
-            loop.call_soon(lambda: setattr(loop, "_bench_probe_task", loop.create_task(_probe(path))))
+            out = open(path, "a", buffering=1)  # open for the program's whole life
+            loop.call_soon(lambda: setattr(loop, "_bench_probe_task", loop.create_task(_probe(out))))
         return run_forever(loop)
 
     asyncio.base_events.BaseEventLoop.run_forever = run_forever_probed  # type: ignore[method-assign]

@@ -35,11 +35,6 @@ class _Expectation:
     at: float = 0.0
 
 
-def _become_controlling_tty() -> None:
-    """In the child, after setsid: the pty is its controlling terminal, as in a login shell."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 class Terminal:
     """One program on a pty of ``columns`` x ``rows``, its screen kept by pyte."""
 
@@ -57,9 +52,9 @@ class Terminal:
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             argv, cwd=cwd, env=full_env, stdin=slave, stdout=slave, stderr=slave,
-            start_new_session=True, preexec_fn=_become_controlling_tty, close_fds=True,
+            start_new_session=True, close_fds=True,
         )  # fmt: skip
-        os.close(slave)
+        os.close(slave)  # the program runs in a session of its own, with the pty as its only terminal
         self.master = master
         self.reader = threading.Thread(target=self._drain, name="pty-reader", daemon=True)
         self.reader.start()
