@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 run, 100,000 lines, 10 silent seconds (figures are rough)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the rows, every sample included, to this file")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (sites, logs, outputs)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -102,6 +103,18 @@ def table(rows: list[Row], title: str) -> Table:
         out.add_row(row.id, row.measure, shown(row.value, row.unit), shown(row.anchor, row.unit),
                     "—" if ratio is None else f"{ratio:.2f}x", row.target, met, load_span(row.loads))  # fmt: skip
     return out
+
+
+def markdown(rows: list[Row], title: str) -> str:
+    """The same table for docs/benchmarks.md."""
+    lines = [f"**{title}**", "", "| | measure | value | anchor | ratio | target | met? | load 1 min |",
+             "|---|---|--:|--:|--:|---|:-:|--:|"]  # fmt: skip
+    for row in rows:
+        ratio = "—" if row.ratio is None else f"{row.ratio:.2f}x"
+        met = {True: "yes", False: "**no**", None: "—"}[row.met]
+        lines.append(f"| {row.id} | {row.measure} | {shown(row.value, row.unit)} | {shown(row.anchor, row.unit)} | "
+                     f"{ratio} | {row.target} | {met} | {load_span(row.loads)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def machine() -> str:
@@ -175,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"  [bold red]{name} not measured[/]: {why}")
     console.print("  Not included (separate, on demand): "
                   + "; ".join(f"python -m tests.bench.{name} ({what})" for name, what in NOT_INCLUDED.items()))  # fmt: skip
+    if args.markdown:
+        args.markdown.write_text(markdown(rows, title))
     if args.json:
         args.json.write_text(json.dumps({"tree": str(args.tree), "commit": tree_commit(args.tree), "machine": machine(),
                                          "runs": args.runs, "rows": [row.as_dict() for row in rows],
