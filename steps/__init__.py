@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .models import ReleaseNote, Recipe, StepSpec, StepError
+from .models import Recipe, ReleaseNote, StepError, StepSpec
 
 __all__ = ["Recipe", "RecipeError", "ReleaseNote", "StepSpec", "builtin_recipes", "load_recipe"]
 
@@ -49,7 +49,8 @@ def load_recipe(name_or_path: str) -> Recipe:
 
 def describe_errors(path: Path, raw: dict, exc: ValidationError) -> str:
     """One line per problem: file, step (by id where it has one), field, what is wrong."""
-    steps = raw.get("steps") if isinstance(raw.get("steps"), list) else []
+    given = raw.get("steps")
+    steps = given if isinstance(given, list) else []
     lines = []
     for error in exc.errors():
         loc = list(error["loc"])

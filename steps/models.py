@@ -9,7 +9,9 @@ sees it.
 from __future__ import annotations
 
 import string
-from typing import Annotated, Callable, Literal
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from typing import Annotated, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -235,7 +237,7 @@ class Recipe(_Strict):
         return self
 
 
-def template_problem(step: StepSpec, known: set[str]) -> tuple[str, str] | None:
+def template_problem(step: StepSpec, known: AbstractSet[str]) -> tuple[str, str] | None:
     """(field, message) for the first bad placeholder in a step's argv or env, or None."""
     for field, templates in (("argv", step.argv or []), ("env", list(step.env.values()))):
         for template in templates:

@@ -78,7 +78,7 @@ def start_mariadb() -> MariaDB | None:
                 stop_mariadb(db)
                 raise RuntimeError(
                     f"MariaDB did not start: {(root / 'server.log').read_text(errors='replace')[-2000:]}"
-                )
+                ) from None
             time.sleep(0.2)
     try:
         db.sql(f"CREATE USER '{db.user}'@'%' IDENTIFIED BY {quoted(db.password)}; CREATE DATABASE {db.dbname}; "

@@ -10,7 +10,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,8 @@ import pytest
 from steps import load_recipe
 from wizard.appfiles import app_files
 from wizard.backup import BackupError, rotate, take_backup, unfinished_backups, unfinished_text
-from wizard.dumps.postgres import verify as verify_postgres_dump
 from wizard.dbconf import Database, database_of
+from wizard.dumps.postgres import verify as verify_postgres_dump
 from wizard.instance import Instance
 from wizard.plan import build_plan
 from wizard.secrets import secrets_for
@@ -170,7 +170,7 @@ def a_record(where: Path, instance: str, taken_at: str, sequence: int = 1, **cha
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def test_old_style_folders_and_the_operator_s_are_never_rotated_only_recorded_ones_are(tmp_path):
@@ -422,7 +422,7 @@ def test_pretalx_media_and_secret_are_backed_up_and_restore(tmp_path):
     restored = tmp_path / "restored"
     restored.mkdir()
     tar = next(c for c in backup.restore if c.startswith("tar "))
-    subprocess.run(shlex.split(tar)[:-1] + [str(restored)], check=True)
+    subprocess.run([*shlex.split(tar)[:-1], str(restored)], check=True)
     assert (restored / "media" / "democon" / "slides.pdf").read_bytes() == b"%PDF-1.4 talk slides"
     assert (Path(backup.path) / "files" / ".secret").read_text() == "s3cr3t-key-material"
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import signal
 import stat
+import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import pytest
 
-from wizard.logfollow import LogFollower, clean_line
-from wizard.redact import Redactor
-from wizard.procs import boot_id, start_ticks
 from wizard import runner
 from wizard.errors import WizardError
+from wizard.logfollow import LogFollower, clean_line
+from wizard.procs import boot_id, start_ticks
+from wizard.redact import Redactor
 from wizard.runner import Alive, Finished, Gone, boot_clock, inspect, launch, prepare_attempt, sweep_secret_files
 from wizard.state import StepRecord
 
@@ -52,7 +52,7 @@ def test_the_step_runs_in_its_own_session_with_a_clean_environment(tmp_path, mon
         env={"VIRTUAL_ENV": "/opt/indico/.venv", "INDICO_CONFIG": "/opt/indico/etc/indico.conf"},
     )  # fmt: skip
     assert run_to_end(record, tmp_path).exit_code == 0
-    seen = json.loads([l for l in open(record.log) if l.startswith("{")][0])
+    seen = json.loads(next(line for line in Path(record.log).read_text().splitlines() if line.startswith("{")))
     assert seen["stdin"] == ""  # stdin is closed, not the wizard's terminal
     assert seen["sid"] != os.getsid(0)  # not in the wizard's session: a hang-up does not reach it
     assert seen["env"] == {
@@ -95,7 +95,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_step(tmp_path):
     record = StepRecord(id="x", title="x", argv=["true"], status_file=str(tmp_path / "none.json"), token="t")
     record.pid, record.start_ticks = os.getpid(), start_ticks(os.getpid()) - 100  # same pid, older process
     record.boot_id = boot_id()
-    record.started = datetime.now(timezone.utc) - timedelta(minutes=5)
+    record.started = datetime.now(UTC) - timedelta(minutes=5)
     assert isinstance(inspect(record), Gone)
     record.start_ticks += 100
     assert inspect(record) == Alive(os.getpid())
@@ -156,7 +156,7 @@ def test_log_follower_gives_whole_clean_lines(tmp_path):
     follower = LogFollower(log)
     assert follower.read() == ["red line", "100%"]
     with open(log, "ab") as handle:
-        handle.write(" done\n".encode())
+        handle.write(b" done\n")
     assert follower.read() == ["half done"]
     assert clean_line("a\r") == "a"
     tail_follower, tail = LogFollower.from_tail(log, 2)
@@ -279,12 +279,12 @@ def test_each_attempts_log_is_capped_keeping_its_head_and_tail_in_whole_lines(tm
     assert len(notice) == 1, lines[:3]
     head, tail = lines[1 : notice[0]], lines[notice[0] + 1 : -2]
     numbers = [int(line.split()[1]) for line in head + tail]
-    for i, line in zip(numbers, head + tail):
+    for i, line in zip(numbers, head + tail, strict=True):
         assert line == f"line {i:05d} " + "x" * (i % 97)  # every line whole
     assert numbers[: len(head)] == list(range(len(head)))  # the head from the first line on
     assert numbers[len(head) :] == list(range(numbers[len(head)], total))  # the tail up to the last line
     left_out = numbers[len(head)] - len(head)
-    assert f"[upgrade-wizard] " in lines[notice[0]] and f" {left_out} lines (" in lines[notice[0]]
+    assert "[upgrade-wizard] " in lines[notice[0]] and f" {left_out} lines (" in lines[notice[0]]
     assert sum(len(line) + 1 for line in head) >= cap * 7 // 8 > sum(len(line) + 1 for line in head[:-1])
     assert sum(len(line) + 1 for line in tail) <= cap // 8
 
@@ -326,7 +326,7 @@ def test_an_exit_line_of_an_earlier_attempt_is_not_this_attempts_end(tmp_path):
         handle.write(
             f"[upgrade-wizard] 2024-05-01T10:05:01Z the command was killed by signal 9 after 0.5 s · end {seal}\n"
         )
-    assert inspect(record) == Finished(-9, datetime(2024, 5, 1, 10, 5, 1, tzinfo=timezone.utc))
+    assert inspect(record) == Finished(-9, datetime(2024, 5, 1, 10, 5, 1, tzinfo=UTC))
     with open(log, "a") as handle:  # not the last line: the wrapper did not write it last
         handle.write("some output\n")
     assert isinstance(inspect(record), Gone)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import namedtuple
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ from .supervisor import supervisord_header
 from .wheels import build_wheel, offline_pip_env, venv_with
 
 ROOT = Path("/tmp/upgrade-wizard-snapshots")  # fixed: paths show on screen
-T0 = datetime(2026, 11, 21, 22, 40, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 21, 22, 40, tzinfo=UTC)
 ARRIVE_SECONDS = 90.0  # how long a screen may take to arrive with its content before the test fails saying so
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 STEPS = [
@@ -71,7 +71,7 @@ def instances_file(folder: Path, names=("main",)) -> Path:
 
 def steps_with(statuses: list[str], logs: Path) -> list[StepRecord]:
     records = []
-    for index, ((step_id, title, argv, run_as), status) in enumerate(zip(STEPS, statuses)):
+    for index, ((step_id, title, argv, run_as), status) in enumerate(zip(STEPS, statuses, strict=True)):
         record = StepRecord(id=step_id, title=title, argv=argv, run_as=run_as, safe_to_rerun=True,
                             advice=" ".join(ADVICE[step_id].split()),
                             status=StepStatus(status))  # fmt: skip

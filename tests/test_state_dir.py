@@ -309,7 +309,7 @@ def test_a_full_disk_when_the_run_folder_is_made_is_a_clear_error(tmp_path, monk
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", full)
-    with pytest.raises(StateError, match="cannot make the folder of step logs .*No space left on device"):
+    with pytest.raises(StateError, match=r"cannot make the folder of step logs .*No space left on device"):
         store.run_dir(Session(id="s1", instance="main", recipe="site", steps=[]))
 
 

@@ -15,8 +15,6 @@ from wizard.procs import start_ticks
 from wizard.runner import PACKAGE_ROOT, WRAPPER_BOOT, Finished, Gone, inspect, prepare_attempt
 from wizard.state import StepRecord
 
-from .conftest import wait_for
-
 
 def prepared(tmp_path, argv: list[str]) -> StepRecord:
     record = StepRecord(id="x", title="x", argv=argv)
@@ -225,7 +223,7 @@ def test_a_line_longer_than_the_whole_tail_is_left_out_whole(tmp_path):
 
 def test_a_log_ending_in_half_a_line_gets_the_wrappers_lines_on_lines_of_their_own(tmp_path):
     (tmp_path / "step.log").write_bytes(b"an earlier attempt, cut off")
-    log, output, notes = capped(tmp_path, 1 << 20)
+    log, _output, _notes = capped(tmp_path, 1 << 20)
     assert not log.at_line_start
     log.line(b"[upgrade-wizard] started\n")
     assert open(tmp_path / "step.log", "rb").read() == b"an earlier attempt, cut off\n[upgrade-wizard] started\n"

@@ -24,6 +24,7 @@ import shlex
 import shutil
 import stat
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +89,7 @@ class Estimate:
         return next(part.size for part in self.parts if part.label == label)
 
 
-def estimate(db: Database, config_files: list[Path], root: Path, files: list[AppFile] = ()) -> Estimate:
+def estimate(db: Database, config_files: list[Path], root: Path, files: Sequence[AppFile] = ()) -> Estimate:
     """Measure before writing anything: the database (asked of the server), the config files, the app's files."""
     parts = [Part("database", db.describe(), engine_for(db).size(db))]
     parts += [Part("config", str(path), path.stat().st_size) for path in config_files if path.is_file()]
@@ -111,7 +112,7 @@ def take_backup(
     root: Path,
     keep: int,
     progress: Progress | None = None,
-    files: list[AppFile] = (),
+    files: Sequence[AppFile] = (),
     measured: Estimate | None = None,
     *,
     instance: str = "",

@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -17,6 +18,10 @@ from rich.text import Text
 from .errors import Exit, WizardError
 from .instance import DEFAULT_CONFIG, Instance, load_instances, pick_instance
 from .store import StateStore, default_state_dir, state_dir_conflict
+
+if TYPE_CHECKING:  # both imported when used: the TUI's Textual, the headless engine
+    from .app import WizardApp
+    from .headless import Choices
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +169,7 @@ def tui_for(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
 
 
 def state_root(args: argparse.Namespace, instance: str) -> Path:
-    chosen = getattr(args, "state_dir", None)
+    chosen: Path | None = getattr(args, "state_dir", None)  # absolute_paths() made it a Path
     if chosen:
         return chosen
     other = state_dir_conflict(instance)
@@ -184,7 +189,7 @@ def require_yes(args: argparse.Namespace) -> None:
         )
 
 
-def choices_from(args: argparse.Namespace):
+def choices_from(args: argparse.Namespace) -> Choices:
     from .headless import Choices
 
     if args.end_blocker_after is not None and not args.end_blocker_role:
@@ -231,7 +236,7 @@ def show_status(store: StateStore, as_json: bool) -> Exit:
     return Exit.DONE
 
 
-def start_tui(app) -> Exit:
+def start_tui(app: WizardApp) -> Exit:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise WizardError(
             "the interactive wizard needs a terminal on stdin and stderr",

@@ -18,7 +18,6 @@ from .detect import Detection
 from .instance import Instance
 from .versions import matches
 
-
 # Per server flavour: the database kind it serves, and its name for the operator.
 SERVERS = {
     "postgresql": ("postgresql", "PostgreSQL"),

@@ -42,7 +42,7 @@ def _from_url(url: str) -> Database | None:
     scheme = parts.scheme.split("+", 1)[0]
     if scheme in ("postgresql", "postgres"):
         query = parse_qs(parts.query)
-        host = unquote(parts.hostname) if parts.hostname else (query.get("host") or [None])[0]
+        host = unquote(parts.hostname) if parts.hostname else next(iter(query.get("host", [])), None)
         return Database("postgresql", unquote(parts.path.lstrip("/")), host, parts.port,
                         unquote(parts.username) if parts.username else None,
                         unquote(parts.password) if parts.password else None)  # fmt: skip

@@ -18,7 +18,9 @@ import os
 import shlex
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from .cli import choices_from, require_yes, start_tui, temp_sandbox
@@ -28,6 +30,7 @@ from .errors import Exit, StateError, WizardError
 from .headless import PlainOutput, StoppedBySignal, run_upgrade
 from .instance import load_instances
 from .procs import alive
+from .state import StepRecord
 from .store import StateStore
 
 ENDING_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
@@ -108,7 +111,7 @@ class Ending:
             self.out.line(text)
 
     @contextlib.contextmanager
-    def on_signals(self):
+    def on_signals(self) -> Iterator[None]:
         """SIGHUP and SIGTERM end the demo as Ctrl-C does (the headless run has its own while it follows a step)."""
         previous = {sig: signal.signal(sig, self._signalled) for sig in ENDING_SIGNALS}
         try:
@@ -117,7 +120,7 @@ class Ending:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _signalled(self, signum: int, _frame) -> None:
+    def _signalled(self, signum: int, _frame: FrameType | None) -> None:
         if not self.in_tui:
             raise StoppedBySignal(signum)
         # The TUI dies of these signals as it always did (a lost terminal cannot be drawn on):
@@ -176,7 +179,7 @@ class Ending:
                 out.line(f"left alone pid {pid}: the {service} pid file names it, but it is not the demo's {service}")
 
 
-def running_step(state: Path):
+def running_step(state: Path) -> StepRecord | None:
     try:
         session = StateStore(state, INSTANCE).load()
     except (StateError, OSError):
@@ -202,7 +205,7 @@ def demo(args: argparse.Namespace) -> Exit:
             prepare_sandbox(folder, args.pace, out)
             ending.was_sandbox = True
             instance = load_instances(folder / "instances.toml")[INSTANCE]
-            if args.headless:
+            if choices is not None:  # headless
                 return run_upgrade(instance, StateStore(state, INSTANCE), out, choices)
             from .app import make_app
 

@@ -13,8 +13,8 @@ from packaging.utils import canonicalize_name
 from steps import Recipe
 
 from . import pipquery
-from .errors import ConfigError
 from .dbconf import Database
+from .errors import ConfigError
 from .hostfacts import HostFacts, host_facts
 from .instance import Instance
 from .schema import SchemaState, alembic_state, django_state
@@ -91,7 +91,10 @@ def probe_venv(instance: Instance) -> dict:
         raise ConfigError(f"instance {instance.name!r}: the venv's Python did not answer within 60 s") from None
     except (sh.CommandNotFound, PermissionError, OSError) as exc:
         raise ConfigError(f"instance {instance.name!r}: cannot run {instance.python}: {exc}") from None
-    return json.loads(str(out))
+    probe = json.loads(str(out))
+    if not isinstance(probe, dict):
+        raise ConfigError(f"instance {instance.name!r}: the venv's Python answered {str(out)[:300]!r}")
+    return probe
 
 
 def schema_of(instance: Instance, recipe: Recipe, site_packages: Path, db: Database | None) -> SchemaState | None:
@@ -111,9 +114,9 @@ def schema_of(instance: Instance, recipe: Recipe, site_packages: Path, db: Datab
 
 def detect(instance: Instance, recipe: Recipe) -> Detection:
     probe = probe_venv(instance)
-    dists = {canonicalize_name(name): version for name, version in probe["dists"].items()}
+    dists: dict[str, str] = {canonicalize_name(name): version for name, version in probe["dists"].items()}
     installed = dists.get(canonicalize_name(recipe.package))
-    plugins = {}
+    plugins: dict[str, str] = {}
     if recipe.plugin_prefix:
         prefix = canonicalize_name(recipe.plugin_prefix)
         plugins = {name: v for name, v in sorted(dists.items()) if name.startswith(prefix)}
@@ -138,7 +141,7 @@ def detect(instance: Instance, recipe: Recipe) -> Detection:
         found.releases = pipquery.releases(instance, recipe.package)
         everything = pipquery.releases(instance, recipe.package, any_python=True)
         found.newest_version = everything[-1] if everything else None
-        if found.out_of_reach:
+        if found.out_of_reach and found.newest_version is not None:
             found.newest_requires_python = pipquery.requires_python(instance, recipe.package, found.newest_version)
     except pipquery.PipQueryError as exc:
         if "No matching distribution" in str(exc):

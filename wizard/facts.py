@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .instance import Instance
-from .sizes import human_bytes
 from .plan import Plan
 from .preflight import tool_paths
 from .services import unit_line
+from .sizes import human_bytes
 
 GIB = 1024**3
 DISK_WARNING = 2 * GIB  # a venv rebuild plus a database dump can take that much
@@ -73,13 +73,11 @@ def facts_for(instance: Instance, plan: Plan) -> list[Fact]:
     if host.database:
         facts.append(Fact("database", host.database_text()))
     if found.schema is not None:
-        hint = (
-            "see the notes"
-            if found.schema.state == "blocker"
-            else "the plan applies them"
-            if found.schema.pending
-            else ""
-        )
+        hint = ""
+        if found.schema.state == "blocker":
+            hint = "see the notes"
+        elif found.schema.pending:
+            hint = "the plan applies them"
         facts.append(Fact("schema", found.schema.text, found.schema.state, hint))
     if found.plugins:
         facts.append(Fact("plugins", ", ".join(f"{name} {version}" for name, version in found.plugins.items())))

@@ -54,7 +54,7 @@ class HostFacts:
 
 
 def config_keys(texts: list[str], config_format: str) -> frozenset[str]:
-    keys = set()
+    keys: set[str] = set()
     for text in texts:
         pairs = python_assignments(text) if config_format == "python" else ini_pairs(text)
         keys.update(key for key, value in pairs if value not in (None, "", [], {}, ()))

@@ -135,8 +135,8 @@ def load_instances(path: Path) -> dict[str, Instance]:
     except ValidationError:
         raise ConfigError(f"instances file {path}: it needs at least one [instances.NAME] table") from None
     instances = {}
-    for name, body in table.items():
-        body = dict(body, name=name)
+    for name, given in table.items():
+        body = dict(given, name=name)
         recipe = body.get("recipe")
         if isinstance(recipe, str) and recipe.endswith(".toml"):
             body["recipe"] = str(path.parent / Path(recipe).expanduser())  # relative to the instances file

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
-import re
+import string
 import tokenize
 import warnings
 
@@ -67,7 +67,8 @@ def _literal_chars(segment: str) -> list[tuple[str, int, int]] | None:
         if token.type != tokenize.STRING:
             return None
         start = line_starts[token.start[0] - 1] + token.start[1] - 1  # -1: the "(" added
-        prefix = re.match(r"[A-Za-z]*", token.string).group().lower()
+        quoted = token.string.lstrip(string.ascii_letters)  # the prefix (r, b, f, u...) is letters before a quote
+        prefix = token.string[: len(token.string) - len(quoted)].lower()
         if "b" in prefix or "f" in prefix:
             return None
         quote = token.string[len(prefix) : len(prefix) + 3]
@@ -81,7 +82,7 @@ def _literal_chars(segment: str) -> list[tuple[str, int, int]] | None:
 def _body_chars(body: str, offset: int, raw: bool) -> list[tuple[str, int, int]]:
     if raw:
         return [(char, offset + i, offset + i + 1) for i, char in enumerate(body)]
-    chars = []
+    chars: list[tuple[str, int, int]] = []
     i = 0
     while i < len(body):
         end = _escape_end(body, i) if body[i] == "\\" else i + 1

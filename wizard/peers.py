@@ -33,7 +33,7 @@ def tcp_client(client_addr: str | None, client_port: int | None) -> int | None:
 def unix_socket_client(backend_pid: int) -> int | None:
     """The process connected to this backend through a Unix socket (None when ``ss`` cannot say)."""
     ends = _unix_socket_ends()
-    for inode, (pids, peer) in ends.items():
+    for pids, peer in ends.values():
         if backend_pid in pids and peer in ends:
             others = [pid for pid in ends[peer][0] if pid != backend_pid]
             return others[0] if others else None

@@ -57,9 +57,12 @@ def run_sql(db: Database, statement: str) -> str:
 
 def activity(db: Database) -> list[dict]:
     try:
-        return json.loads(run_sql(db, ACTIVITY) or "[]")
+        rows = json.loads(run_sql(db, ACTIVITY) or "[]")
     except ValueError:
         raise QueryError("psql's answer could not be read") from None
+    if not isinstance(rows, list):
+        raise QueryError("psql's answer was not the list of sessions asked for")
+    return rows
 
 
 def terminate(db: Database, pid: int) -> bool:

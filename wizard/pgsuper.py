@@ -42,6 +42,7 @@ def cluster_superuser(db: Database) -> Database | None:
 
 def _server_process(host: str | None, port: int) -> psutil.Process | None:
     """The process listening for this database: on a loopback TCP port, or on the socket in ``host``'s folder."""
+    wanted: str | None  # the server's Unix socket, or None: its TCP port
     if host is not None and host.startswith("/"):
         wanted = os.path.join(host, f".s.PGSQL.{port}")
     elif host in LOCAL_HOSTS:
@@ -53,7 +54,8 @@ def _server_process(host: str | None, port: int) -> psutil.Process | None:
             pids = [c.pid for c in psutil.net_connections(kind="inet")
                     if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]  # fmt: skip
         else:
-            pids = [c.pid for c in psutil.net_connections(kind="unix") if c.laddr == wanted]
+            # A Unix socket's laddr is its path (a str); types-psutil types every laddr as an (ip, port) pair.
+            pids = [c.pid for c in psutil.net_connections(kind="unix") if c.laddr == wanted]  # type: ignore[comparison-overlap,redundant-expr]
         pid = next(pid for pid in pids if pid)
         return psutil.Process(pid)
     except (StopIteration, psutil.Error, OSError):

@@ -103,7 +103,7 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
                 )
             argv = instance.service_argv(step.service.action, unit)
         else:
-            argv = render_argv(step.argv, values, lists)
+            argv = render_argv(step.argv or [], values, lists)
         env = {**public, **{key: render(value, values) for key, value in step.env.items()}}
         env = {key: value for key, value in env.items() if value}  # an unset config means the app's own lookup
         env["VIRTUAL_ENV"] = str(instance.venv)
@@ -208,7 +208,7 @@ def build_plan(
     if units is None:
         units = {unit.role: unit.name for unit in resolve_units(instance, recipe, states=False)}
     path = hops(found.installed_version or "", found.target_version or "", recipe.hops, found.releases)
-    if not path and found.up_to_date and found.schema is not None and found.schema.pending:
+    if not path and found.target_version and found.up_to_date and found.schema is not None and found.schema.pending:
         path = [found.target_version]  # the code is new but the database is not: finish the upgrade
     steps: list[StepRecord] = []
     notes: dict[str, Note] = {}

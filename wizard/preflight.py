@@ -13,13 +13,13 @@ from .appfiles import app_files
 from .backup import estimate
 from .dumps import ENGINES
 from .errors import BackupError
-from .sizes import free_space, human_bytes, tree_size
 from .instance import Instance
 from .plan import Plan
 from .privilege import current_user
 from .secrets import config_files
 from .services import status_argv
-from .state import Note, StepStatus
+from .sizes import free_space, human_bytes, tree_size
+from .state import Note, Severity, StepStatus
 from .uwsgiconf import touch_reload_check
 
 MIB = 1024**2
@@ -36,7 +36,7 @@ PACKAGES = {
 }
 
 
-def check(check_id: str, severity: str, title: str, text: str, way_out: str = "") -> Note:
+def check(check_id: str, severity: Severity, title: str, text: str, way_out: str = "") -> Note:
     return Note(id=f"check-{check_id}", version="", severity=severity, title=title, text=text, way_out=way_out)
 
 
@@ -171,7 +171,7 @@ def settle_reload_steps(instance: Instance, plan: Plan) -> list[Note]:
     for spec in plan.recipe.steps:
         unit = units.get(spec.reloads) if spec.reloads else None
         records = [r for r in plan.steps if r.id == spec.id or r.id.startswith(f"{spec.id}-")]
-        if unit is None or not records:
+        if not spec.reloads or unit is None or not records:
             continue
         watched, note = touch_reload_check(instance, spec.reloads, unit, records[0].argv[-1])
         notes[note.id] = note

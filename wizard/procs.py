@@ -8,6 +8,7 @@ when NTP or an operator steps the clock, and a live step would look dead.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -37,10 +38,12 @@ def alive(pid: int | None, ticks: int | None) -> bool:
     if not pid or ticks is None:
         return False
     fields = _stat_fields(pid)
-    return bool(fields) and fields[0] not in ("Z", "X") and int(fields[19]) == ticks
+    if not fields:
+        return False
+    return fields[0] not in ("Z", "X") and int(fields[19]) == ticks
 
 
-def command_lines():
+def command_lines() -> Iterator[tuple[int, list[bytes]]]:
     """(pid, arguments as bytes) of every process we may look at (all of them as root, else at least our own)."""
     try:
         entries = [name for name in os.listdir("/proc") if name.isdigit()]

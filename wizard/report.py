@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 from rich.console import Console
@@ -10,12 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .detect import Detection
+from .instance import Instance
 from .plan import Plan
 from .preflight import tool_paths
-from .instance import Instance
 from .runner import Alive, Finished, inspect
 from .services import Unit
-from .state import Session, StepRecord, StepStatus
+from .state import Note, Session, StepRecord, StepStatus
 
 
 def esc(value: object) -> str:
@@ -108,7 +110,7 @@ def unit_text(unit: Unit) -> str:
     return text + (state if unit.state == "running" else f"{state} [dim]({esc(unit.said)})[/]")
 
 
-def newest_text(found) -> str:
+def newest_text(found: Detection) -> str:
     if not found.out_of_reach:
         return f"{found.newest_version} (within reach)"
     needs = (
@@ -117,7 +119,7 @@ def newest_text(found) -> str:
     return f"{found.newest_version} ({needs}; this venv has {found.python_version})"
 
 
-def print_notes(console: Console, notes) -> None:
+def print_notes(console: Console, notes: Iterable[Note]) -> None:
     for note in notes:
         style = {"blocker": "bold red", "warning": "yellow", "info": "dim"}[note.severity]
         version = f" ({esc(note.version)})" if note.version else ""

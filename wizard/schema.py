@@ -13,6 +13,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from steps.models import SchemaCheck
 
@@ -26,11 +27,13 @@ REVISION = re.compile(r"^revision\s*=\s*['\"]([0-9a-z_]+)['\"]", re.M)
 DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.+)$", re.M)
 QUOTED = re.compile(r"['\"]([0-9a-z_]+)['\"]")
 
+Level = Literal["ok", "warning", "blocker"]
+
 
 @dataclass(frozen=True)
 class SchemaState:
     text: str  # for the operator, one line
-    state: str = "ok"  # ok, warning (pending or unknown), blocker (a revision the code does not know)
+    state: Level = "ok"  # ok, warning (pending or unknown), blocker (a revision the code does not know)
     pending: bool | None = None
     unknown: tuple[str, ...] = ()  # "core at 1234abcd", "plugin livesync at ..." the code does not know
 
@@ -81,8 +84,9 @@ def stored_revisions(db: Database) -> dict[str | None, str]:
         if not tables:
             return {}
         union = " UNION ALL ".join(f"SELECT '{t}', version_num FROM public.{t}" for t in tables)
-        rows = [tuple(line.split("|", 1)) for line in run_sql(db, union).splitlines() if "|" in line]
-    return {ALEMBIC_TABLE.match(table).group(1): revision for table, revision in rows}
+        lines = run_sql(db, union).splitlines()
+        rows = [(table, revision) for table, bar, revision in (line.partition("|") for line in lines) if bar]
+    return {found.group(1): revision for table, revision in rows if (found := ALEMBIC_TABLE.match(table))}
 
 
 def alembic_state(check: SchemaCheck, db: Database, site_packages: Path) -> SchemaState:
@@ -108,7 +112,7 @@ def alembic_state(check: SchemaCheck, db: Database, site_packages: Path) -> Sche
             behind = set().union(*(ancestry(graph, head) for head in heads(graph))) - ancestry(graph, revision)
             pending += len(behind)
             parts.append(f"{who} at {where}" + (f", {len(behind)} migration(s) to apply" if behind else " (head)"))
-    state = "blocker" if unknown else "warning" if pending else "ok"
+    state: Level = "blocker" if unknown else "warning" if pending else "ok"
     return SchemaState("; ".join(parts), state, pending=pending > 0, unknown=tuple(unknown))
 
 

@@ -17,6 +17,7 @@ import configparser
 import pwd
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -39,7 +40,7 @@ def url_passwords(value: str) -> set[str]:
     return {password, unquote(password)} if password else set()
 
 
-def _from_pairs(pairs) -> list[str]:
+def _from_pairs(pairs: Iterable[tuple[str, object]]) -> list[str]:
     found = []
     for key, value in pairs:
         if not isinstance(value, str) or not value:

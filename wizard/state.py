@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -14,7 +14,7 @@ SCHEMA_VERSION = 1
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class StepStatus(StrEnum):
@@ -71,12 +71,15 @@ class StepRecord(BaseModel):
         return None
 
 
+Severity = Literal["blocker", "warning", "info"]
+
+
 class Note(BaseModel):
     """A release note that applies to this upgrade, as planned."""
 
     id: str
     version: str
-    severity: Literal["blocker", "warning", "info"]
+    severity: Severity
     title: str
     text: str
     way_out: str = ""

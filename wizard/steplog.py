@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 LOG_CAP = 64 * 1024 * 1024  # bytes of one attempt's output in the log: 7/8 from its start, 1/8 from its end
@@ -47,7 +48,7 @@ class LogFile:
         while view:
             written = os.write(self.fd, view)
             if written:
-                self.at_line_start = view[written - 1 : written] == b"\n"
+                self.at_line_start = view[written - 1] == ord("\n")
             view = view[written:]
 
     def line(self, data: bytes) -> None:
@@ -68,7 +69,9 @@ class CappedLog:
     the tail is left out whole.
     """
 
-    def __init__(self, log: LogFile, cap: int, note, clock=time.monotonic):
+    def __init__(
+        self, log: LogFile, cap: int, note: Callable[[str], object], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.log, self.cap, self.note, self.clock = log, cap, note, clock
         self.tail = max(cap // 8, 1)
         self.head_left = cap - self.tail

@@ -42,7 +42,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from secrets import token_hex
 
@@ -57,7 +58,7 @@ STATUS_RETRY_PAUSE = 0.2
 
 
 def stamp() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _write_all(fd: int, data: bytes, offset: int | None = None) -> None:
@@ -107,6 +108,7 @@ def overwrite_status(path: Path, payload: dict) -> None:
 
 def record_end(path: Path, payload: dict) -> bool:
     """Write the final status come what may; False when it could not be written at all (the log still has it)."""
+    error: OSError | None = None
     for attempt in range(STATUS_TRIES):
         if attempt:
             time.sleep(STATUS_RETRY_PAUSE * attempt)
@@ -168,7 +170,7 @@ def parse_env(data: bytes | None) -> tuple[dict[str, str], list[str]]:
     return {str(k): str(v) for k, v in env.items()}, [str(s) for s in redact]
 
 
-def step_environment(inherited, extra: dict[str, str]) -> dict[str, str]:
+def step_environment(inherited: Mapping[str, str], extra: dict[str, str]) -> dict[str, str]:
     """The step's environment: the wizard's, without its own Python settings, plus the step's.
 
     A step with VIRTUAL_ENV runs as in an activated venv (its bin first on PATH),
@@ -188,6 +190,7 @@ def pump(child: subprocess.Popen, log: CappedLog, redactor: Redactor) -> None:
     (an init script starting a daemon): once the child has exited, the rest is
     drained for a moment, then the step counts as ended.
     """
+    assert child.stdout is not None, "the step is started with its output on a pipe"
     fd = child.stdout.fileno()
     selector = selectors.DefaultSelector()
     selector.register(fd, selectors.EVENT_READ)
@@ -219,7 +222,7 @@ def pump(child: subprocess.Popen, log: CappedLog, redactor: Redactor) -> None:
     selector.close()
 
 
-def _try(function, *args) -> None:
+def _try(function: Callable[..., object], *args: object) -> None:
     """Best effort: a failure here must not stop the step's end from being recorded."""
     try:
         function(*args)
@@ -229,6 +232,7 @@ def _try(function, *args) -> None:
 
 def drain(child: subprocess.Popen) -> None:
     """Keep reading (and dropping) output so the step never blocks on a full pipe."""
+    assert child.stdout is not None, "the step is started with its output on a pipe"
     try:
         while child.poll() is None and os.read(child.stdout.fileno(), 65536):
             pass
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     child: subprocess.Popen | None = None
     stop_asked = False
 
-    def forward_stop(*_):
+    def forward_stop(*_: object) -> None:
         # A polite stop for the step, then still record how it ended; asked before it started, it stops at once.
         nonlocal stop_asked
         stop_asked = True

@@ -78,8 +78,8 @@ def _ini_touch_reload(spec: str) -> set[str] | None:
     except (OSError, UnicodeDecodeError):
         return None
     wanted, current, found = f"[{section or 'uwsgi'}]", None, set()
-    for line in lines:
-        line = line.strip()
+    for raw in lines:
+        line = raw.strip()
         if line.startswith("["):
             current = line
         elif current == wanted and "=" in line and not line.startswith((";", "#")):

@@ -27,7 +27,7 @@ def newer(version: str | None, than: str | None) -> bool:
 def crosses(version: str, installed: str | None, target: str | None) -> bool:
     """Does going from ``installed`` to ``target`` pass the release ``version``?"""
     start, passed, end = parsed(installed), parsed(version), parsed(target)
-    return None not in (start, passed, end) and start < passed <= end
+    return start is not None and passed is not None and end is not None and start < passed <= end
 
 
 def sort_key(version: str) -> tuple[int, Version | str]:

@@ -408,8 +408,8 @@ class IndicoSite:
         heads = {"core": _one_head(self.indico("db", "heads").stdout, "core")}
         out = self.indico("db", "--all-plugins", "heads").stdout
         plugin = None
-        for line in out.splitlines():
-            line = line.strip()
+        for raw in out.splitlines():
+            line = raw.strip()
             if line.startswith("executing command for plugin"):
                 plugin = line.split("'")[1]
             elif plugin and line.endswith("(head)"):

@@ -16,6 +16,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 LIFETIME = 2 * 3600  # a forgotten demo does not run forever
 
@@ -24,7 +25,7 @@ class Stop(Exception):
     pass
 
 
-def _stop(*_):
+def _stop(*_: object) -> NoReturn:
     raise Stop
 
 

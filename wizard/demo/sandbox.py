@@ -67,7 +67,7 @@ def build(folder: Path, pace: float = 1.0) -> Path:
         f"config = {toml_string(config)}\n"
         f"target = {toml_string(TARGET_VERSION)}\n"
         f"service_manager = [{', '.join(toml_string(part) for part in manager)}]\n"
-        f"service_pid = [{', '.join(toml_string(part) for part in manager[:-2] + ['pid', '{service}'])}]\n"
+        f"service_pid = [{', '.join(toml_string(part) for part in [*manager[:-2], 'pid', '{service}'])}]\n"
         f"\n[instances.{INSTANCE}.vars]\n"
         f"demo_python = {toml_string(sys.executable)}\n"
         f"database = {toml_string(database)}\n"

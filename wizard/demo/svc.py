@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def parked_file(sandbox: Path) -> Path:
 
 
 @contextlib.contextmanager
-def service_lock(sandbox: Path):
+def service_lock(sandbox: Path) -> Iterator[None]:
     """One service action at a time in a sandbox (across processes): held for the whole action."""
     (sandbox / "run").mkdir(parents=True, exist_ok=True)
     with open(sandbox / "run" / "svc.lock", "a") as handle:
@@ -160,11 +161,11 @@ def _print(text: str) -> None:
     print(text, flush=True)
 
 
-def stop(sandbox: Path, service: str, say=_print) -> int | None:
+def stop(sandbox: Path, service: str, say: Callable[[str], None] = _print) -> int | None:
     """Stop the service if its pid file names a process proven to be it; returns the pid stopped."""
     record = read_record(sandbox, service)
     proc = proven(record, sandbox, service) if record else None
-    if proc is None:
+    if record is None or proc is None:
         if record and psutil.pid_exists(record["pid"]):
             say(
                 f"{service} is not running (its pid file names pid {record['pid']}, which is not this service: left alone)"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import sh
 
@@ -22,7 +23,7 @@ class Dump:
     restore: str  # the command that puts it back, for the operator to type
 
 
-def private_file(path: Path):
+def private_file(path: Path) -> io.BufferedWriter:
     """A new file only its owner can read (a dump holds every password hash of the app)."""
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 

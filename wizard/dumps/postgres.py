@@ -8,11 +8,11 @@ from pathlib import Path
 
 import sh
 
+from ..clientcall import last_line
 from ..dbconf import Database
 from ..errors import BackupError
 from ..pgquery import QueryError, psql_env, run_sql
 from ..privilege import as_db_client
-from ..clientcall import last_line
 from .common import Dump, Progress, stream_to_file
 
 
