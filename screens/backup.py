@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -25,7 +26,12 @@ from wizard.backup import HEADROOM, Estimate, Unfinished, unfinished_backups
 from wizard.errors import BackupError, WizardError
 from wizard.sizes import human_bytes
 from wizard.state import Backup
+
+from .messages import RouteNext
 from .widgets import TitleBar
+
+if TYPE_CHECKING:
+    from wizard.engine import Engine
 
 
 def parts_table(plan: Estimate) -> Table:
@@ -66,12 +72,15 @@ class BackupScreen(Screen):
     BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Quit", priority=True)]
     AUTO_FOCUS = "#take"
 
-    plan: Estimate | None = None
-    can_take = False
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.plan: Estimate | None = None
+        self.can_take = False
 
     def compose(self) -> ComposeResult:
-        name = self.app.engine.instance.name
-        self.can_take = can_take = self.app.engine.backup_possible()  # reads the app's config: once
+        name = self.engine.instance.name
+        self.can_take = can_take = self.engine.backup_possible()  # reads the app's config: once
         yield TitleBar()
         with VerticalScroll(id="body"):
             yield Static("Nothing changes before a backup of this instance is recorded: its database, its config "
@@ -85,7 +94,7 @@ class BackupScreen(Screen):
                     yield Button("Take a backup now", id="take", variant="primary", disabled=True)
                     yield Static("The wizard takes it and reads it back before anything else happens.", id="status",
                                  classes="hint")  # fmt: skip
-            left = unfinished_backups(self.app.engine.backup_root, name)  # a few folders: quick to measure
+            left = unfinished_backups(self.engine.backup_root, name)  # a few folders: quick to measure
             if left:
                 yield Static(unfinished_text(left), id="unfinished")
             with Vertical(id="declare", classes="panel"):
@@ -105,7 +114,7 @@ class BackupScreen(Screen):
 
     @work(thread=True, exclusive=True, group="measure", exit_on_error=False)
     def measure(self) -> Estimate:
-        return self.app.engine.backup_estimate()
+        return self.engine.backup_estimate()
 
     def show_plan(self, plan: Estimate) -> None:
         self.plan = plan
@@ -160,7 +169,7 @@ class BackupScreen(Screen):
             )
             self.app.call_from_thread(self.status, text)
 
-        return self.app.engine.take_backup(progress, chosen, measured=self.plan)
+        return self.engine.take_backup(progress, chosen, measured=self.plan)
 
     def status(self, text: Text) -> None:
         self.query_one("#status", Static).update(text)
@@ -173,19 +182,18 @@ class BackupScreen(Screen):
             else str(error)
         )
         if event.worker.group == "measure":
-            if event.state == WorkerState.SUCCESS:
-                self.show_plan(event.worker.result)
+            if event.state == WorkerState.SUCCESS and isinstance(plan := event.worker.result, Estimate):
+                self.show_plan(plan)
             elif event.state == WorkerState.ERROR:
                 self.query_one("#parts", Static).update(
                     Text(f"Could not measure the backup: {message}", style="bold red")
                 )
                 self.query_one("#take", Button).disabled = False  # taking measures again, and says what fails
         elif event.worker.group == "take":
-            if event.state == WorkerState.SUCCESS:
-                backup = event.worker.result
-                self.app.engine.pass_gate(backup)
+            if event.state == WorkerState.SUCCESS and isinstance(backup := event.worker.result, Backup):
+                self.engine.pass_gate(backup)
                 self.app.notify(f"Backup verified: {backup.path}")
-                self.app.route()
+                self.post_message(RouteNext())
             elif event.state == WorkerState.ERROR:
                 self.status(Text(f"The backup failed: {message}", style="bold red"))
                 self.query_one("#take", Button).disabled = self.plan is not None and not self.plan.fits
@@ -207,11 +215,11 @@ class BackupScreen(Screen):
             self.query_one("#path", Input).focus()
             return
         try:
-            self.app.engine.declare_backup(path, typed)
+            self.engine.declare_backup(path, typed)
         except WizardError as exc:
             self.problem(exc.message + (f" ({exc.hint})" if exc.hint else ""))
             return
-        self.app.route()
+        self.post_message(RouteNext())
 
     def problem(self, text: str) -> None:
         self.query_one("#problem", Static).update(Text(text))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -16,7 +17,12 @@ from textual.worker import Worker, WorkerState
 from wizard.errors import WizardError
 from wizard.facts import facts_for
 from wizard.plan import Plan, plan_for
+
+from .messages import Planned, RouteNext
 from .widgets import TitleBar
+
+if TYPE_CHECKING:
+    from wizard.engine import Engine
 
 STATE_MARK = {
     "ok": ("ok", "green"),
@@ -34,13 +40,16 @@ class DetectScreen(Screen):
         Binding("q", "app.quit_wizard", "Quit"),
     ]
 
-    plan: Plan | None = None
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.plan: Plan | None = None
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("Looking at the installation: its venv's Python, the database, and what pip would install "
                      "there (pip resolving against a real index can take a minute)…", id="summary", classes="intro")  # fmt: skip
-        table = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
+        table: DataTable[str | Text] = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
         table.add_columns("", "what", "found")
         yield table
         with VerticalScroll(id="below"):
@@ -52,7 +61,7 @@ class DetectScreen(Screen):
 
     @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
     def detect(self) -> Plan:
-        return plan_for(self.app.engine.instance, self.app.engine.backup_root)
+        return plan_for(self.engine.instance, self.engine.backup_root)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "detect":
@@ -66,15 +75,15 @@ class DetectScreen(Screen):
                 else repr(error)
             )
             summary.update(Text("Detection failed: " + text, style="bold red"))
-        elif event.state == WorkerState.SUCCESS:
-            self.show_plan(event.worker.result)
+        elif event.state == WorkerState.SUCCESS and isinstance(plan := event.worker.result, Plan):
+            self.show_plan(plan)
 
     def show_plan(self, plan: Plan) -> None:
+        self.post_message(Planned(plan.blocked))
         self.plan = plan
-        self.app.plan_blocked = plan.blocked
         table = self.query_one("#facts", DataTable)
         hints: dict[str, list[str]] = {}  # a hint said once, with every fact it is about
-        for fact in facts_for(self.app.engine.instance, plan):
+        for fact in facts_for(self.engine.instance, plan):
             label, style = STATE_MARK[fact.state]
             table.add_row(Text(label, style=style), fact.name, fact.value)
             if fact.hint and fact.state != "ok":
@@ -111,5 +120,5 @@ class DetectScreen(Screen):
 
     def action_continue(self) -> None:
         if self.plan and self.plan.steps:
-            self.app.engine.begin(self.plan)
-            self.app.route()
+            self.engine.begin(self.plan)
+            self.post_message(RouteNext())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,9 +12,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from wizard.state import StepStatus
+from wizard.state import Session, StepStatus
 
+from .messages import PlanAgain
 from .widgets import GLYPH, TitleBar, duration_text
+
+if TYPE_CHECKING:
+    from wizard.engine import Engine
 
 
 class DoneScreen(Screen):
@@ -23,8 +28,18 @@ class DoneScreen(Screen):
         Binding("q", "app.quit_wizard", "Quit"),
     ]
 
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    @property
+    def session(self) -> Session:
+        session = self.engine.session
+        assert session is not None, "the done screen is shown for a finished session"
+        return session
+
     def compose(self) -> ComposeResult:
-        session = self.app.engine.session
+        session = self.session
         total = sum((s.duration or 0) for s in session.steps)
         yield TitleBar()
         yield Static(
@@ -32,7 +47,7 @@ class DoneScreen(Screen):
                  f"{session.target_version}, {len(session.steps)} steps in {total:.0f} s.", style="bold green"),
             classes="intro",
         )  # fmt: skip
-        table = DataTable(id="summary", cursor_type="row", classes="panel")
+        table: DataTable[Text] = DataTable(id="summary", cursor_type="row", classes="panel")
         table.add_column("", width=1)
         table.add_column("step", width=32)
         table.add_column("result", width=27)
@@ -48,15 +63,14 @@ class DoneScreen(Screen):
         yield Footer()
 
     def where_things_are(self) -> Text:
-        engine = self.app.engine
-        session = engine.session
+        session = self.session
         text = Text()
         logs = sorted({str(Path(s.log).parent) for s in session.steps if s.log})
         if logs:
             text.append("logs:    ", style="bold")
             text.append(" ".join(logs) + "\n")
         text.append("session: ", style="bold")
-        text.append(f"{engine.store.session_path}\n")
+        text.append(f"{self.engine.store.session_path}\n")
         if session.backup:
             text.append("backup:  ", style="bold")
             text.append(f"{session.backup.path}\n         {session.backup.summary()}\n")
@@ -66,6 +80,4 @@ class DoneScreen(Screen):
         return text
 
     def action_new(self) -> None:
-        from .detect import DetectScreen
-
-        self.app.show(DetectScreen())
+        self.post_message(PlanAgain())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -12,7 +13,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from wizard.state import Note, Session
+
+from .messages import RouteNext
 from .widgets import TitleBar
+
+if TYPE_CHECKING:
+    from wizard.engine import Engine
 
 SEVERITY = {"blocker": ("BLOCKER", "bold red"), "warning": ("warning", "yellow"), "info": ("info", "dim")}
 
@@ -25,10 +32,14 @@ class NotesScreen(Screen):
         Binding("q", "app.quit_wizard", "Quit"),
     ]
 
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("", id="verdict", classes="intro")
-        table = DataTable(id="notes", cursor_type="row", classes="panel")
+        table: DataTable[str | Text] = DataTable(id="notes", cursor_type="row", classes="panel")
         table.add_columns("", "kind", "from", "note")
         yield table
         with VerticalScroll(id="detail-box", classes="panel"):
@@ -36,8 +47,10 @@ class NotesScreen(Screen):
         yield Footer()
 
     @property
-    def session(self):
-        return self.app.engine.session
+    def session(self) -> Session:
+        session = self.engine.session
+        assert session is not None, "the notes screen is shown for a session"
+        return session
 
     def on_mount(self) -> None:
         table = self.query_one("#notes", DataTable)
@@ -47,7 +60,7 @@ class NotesScreen(Screen):
         self.update_verdict()
         table.focus()
 
-    def mark(self, note) -> str:
+    def mark(self, note: Note) -> str:
         if note.severity != "warning":
             return " "
         return "✓" if note.id in self.session.acknowledged else "☐"
@@ -68,7 +81,7 @@ class NotesScreen(Screen):
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_note(next(n for n in self.session.notes if n.id == event.row_key.value))
 
-    def show_note(self, note) -> None:
+    def show_note(self, note: Note) -> None:
         detail = Text()
         detail.append(note.title + "\n", style="bold")
         detail.append(note.text + "\n")
@@ -80,7 +93,7 @@ class NotesScreen(Screen):
             detail.append("\n" + ("Acknowledged." if acked else "Press Space to acknowledge."), style="italic")
         self.query_one("#detail", Static).update(detail)
 
-    def current_note(self):
+    def current_note(self) -> Note | None:
         table = self.query_one("#notes", DataTable)
         if not self.session.notes:
             return None
@@ -98,7 +111,7 @@ class NotesScreen(Screen):
         note = self.current_note()
         if note is None or note.severity != "warning" or note.id in self.session.acknowledged:
             return
-        self.app.engine.acknowledge(note.id)
+        self.engine.acknowledge(note.id)
         table = self.query_one("#notes", DataTable)
         table.update_cell(note.id, table.ordered_columns[0].key, self.mark(note))
         self.update_verdict()
@@ -108,4 +121,4 @@ class NotesScreen(Screen):
 
     def action_continue(self) -> None:
         if not self.session.blockers and not self.session.unacknowledged:
-            self.app.route()
+            self.post_message(RouteNext())

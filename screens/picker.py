@@ -12,6 +12,8 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from wizard.instance import Instance
+
+from .messages import InstancePicked
 from .widgets import TitleBar
 
 
@@ -39,4 +41,5 @@ class PickerScreen(Screen):
 
     @on(OptionList.OptionSelected, "#instances")
     def picked(self, event: OptionList.OptionSelected) -> None:
-        self.app.open_instance(event.option.id)
+        if event.option.id is not None:  # every option is made with its instance's name as id
+            self.post_message(InstancePicked(event.option.id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -12,15 +13,29 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from wizard.runner import Alive, inspect
-from wizard.state import FINISHED, StepStatus
+from wizard.state import FINISHED, Session, StepRecord, StepStatus
 
 from .dialogs import ConfirmDialog, ReasonDialog
+from .messages import RouteNext
 from .widgets import TitleBar
+
+if TYPE_CHECKING:
+    from wizard.engine import Engine
 
 
 class ResumeScreen(Screen):
     CSS_PATH = Path(__file__).with_name("resume.tcss")
     BINDINGS = [Binding("q", "app.quit_wizard", "Quit")]
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    @property
+    def session(self) -> Session:
+        session = self.engine.session
+        assert session is not None, "the resume screen is shown for an unfinished session"
+        return session
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -29,11 +44,13 @@ class ResumeScreen(Screen):
         yield Footer()
 
     def summary(self) -> str:
-        session = self.app.engine.session
+        session = self.session
         done = sum(1 for s in session.steps if s.status in FINISHED)
         lines = [
-            f"An upgrade of {session.instance} ({session.installed_version} → {session.target_version}) "
-            f"is under way, begun {session.created:%Y-%m-%d %H:%M} UTC.",
+            (
+                f"An upgrade of {session.instance} ({session.installed_version} → {session.target_version}) "
+                f"is under way, begun {session.created:%Y-%m-%d %H:%M} UTC."
+            ),
             f"{done} of {len(session.steps)} steps are done.",
         ]
         step = session.current
@@ -45,7 +62,7 @@ class ResumeScreen(Screen):
                 lines.append(f"Its log: {step.log}")
         return "\n".join(lines)
 
-    def state_of(self, step) -> str:
+    def state_of(self, step: StepRecord) -> str:
         if step.status == StepStatus.RUNNING:
             outcome = inspect(step)
             return f"still running (pid {outcome.pid})" if isinstance(outcome, Alive) else "running"
@@ -56,12 +73,12 @@ class ResumeScreen(Screen):
         return "not started yet"
 
     def choices(self) -> list[Option]:
-        step = self.app.engine.session.current
+        step = self.session.current
         status = step.status if step else None
         if status == StepStatus.RUNNING:
             # No abandoning here: the step would run on with no session watching it.
             return [Option("Reattach: follow the running step's live log", id="continue")]
-        if status == StepStatus.INTERRUPTED:
+        if step is not None and status == StepStatus.INTERRUPTED:
             rerun = Option(
                 "Run it again" + (" (it is marked safe to run again)" if step.safe_to_rerun else
                                   " — careful: it is not marked safe to run twice"),
@@ -80,16 +97,10 @@ class ResumeScreen(Screen):
 
     @on(OptionList.OptionSelected, "#choices")
     def chosen(self, event: OptionList.OptionSelected) -> None:
-        engine = self.app.engine
-        step = engine.session.current
-        if event.option.id == "continue":
-            self.app.route()
-        elif event.option.id == "retry":
-            engine.retry(step)
-            self.app.route()
-        elif event.option.id == "skip":
-            self.app.push_screen(ReasonDialog(f"Why skip “{step.title}”?"), self.skip_with)
-        elif event.option.id == "abandon":
+        choice, step = event.option.id, self.session.current
+        if choice == "continue":
+            self.post_message(RouteNext())
+        elif choice == "abandon":
             self.app.push_screen(
                 ConfirmDialog(
                     "Abandon this session?",
@@ -97,14 +108,22 @@ class ResumeScreen(Screen):
                 ),
                 self.abandon_if,
             )
+        elif step is None:  # retry and skip are offered only for a step that stopped
+            return
+        elif choice == "retry":
+            self.engine.retry(step)
+            self.post_message(RouteNext())
+        elif choice == "skip":
+            self.app.push_screen(ReasonDialog(f"Why skip “{step.title}”?"), self.skip_with)
 
     def skip_with(self, reason: str | None) -> None:
-        if reason:
-            self.app.engine.skip(self.app.engine.session.current, reason)
-            self.app.route()
+        step = self.session.current
+        if reason and step is not None:
+            self.engine.skip(step, reason)
+            self.post_message(RouteNext())
 
     def abandon_if(self, yes: bool | None) -> None:
         if yes:
-            kept = self.app.engine.abandon()
+            kept = self.engine.abandon()
             self.app.notify(f"The session was kept as {kept}")
-            self.app.route()
+            self.post_message(RouteNext())

@@ -1,17 +1,21 @@
 """The Textual app: the only core module that imports Textual.
 
 It owns the Engine of the instance being upgraded and shows the screen that
-fits where the session stands.  Screens change the session only through the
-engine's methods, which save before they return.
+fits where the session stands.  Screens are given the engine when they are
+made, change the session only through its methods (which save before they
+return), and post a message (screens.messages) when the App should move on.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
+
+from screens.messages import InstancePicked, LeaveWizard, PlanAgain, Planned, RouteNext
 
 from .engine import Blocked, Done, Engine, GateClosed, NotesPending
 from .errors import Exit, WizardError
@@ -51,7 +55,7 @@ class WizardApp(App[int]):
         if self.chosen is None and len(self.instances) > 1:
             from screens.picker import PickerScreen
 
-            self.push_screen(PickerScreen(self.instances))
+            self.push_screen(PickerScreen(self.instances))  # it posts InstancePicked
         else:
             self.open_instance(self.chosen or next(iter(self.instances)))
 
@@ -71,9 +75,13 @@ class WizardApp(App[int]):
             self.resumed = True
             from screens.resume import ResumeScreen
 
-            self.show(ResumeScreen())
+            self.show(ResumeScreen(engine))
             return
         self.route()
+
+    @on(InstancePicked)
+    def instance_picked(self, message: InstancePicked) -> None:
+        self.open_instance(message.name)
 
     def stop_with(self, error: WizardError) -> None:
         """Leave saying what went wrong and what to do, as the command line does, never with a traceback."""
@@ -104,19 +112,34 @@ class WizardApp(App[int]):
         engine = self.engine
         assert engine is not None
         if engine.session is None:
-            self.show(DetectScreen())
+            self.show(DetectScreen(engine))
             return
         nxt = engine.next()
         if isinstance(nxt, Done):
-            self.show(DoneScreen())
+            self.show(DoneScreen(engine))
         elif isinstance(nxt, (Blocked, NotesPending)):
-            self.show(NotesScreen())
+            self.show(NotesScreen(engine))
         elif isinstance(nxt, GateClosed):
-            self.show(BackupScreen())
+            self.show(BackupScreen(engine))
         else:
-            self.show(RunScreen())
+            self.show(RunScreen(engine=engine, lock_threshold=self.lock_threshold))
 
-    def show(self, screen: Screen) -> None:
+    @on(RouteNext)
+    def route_next(self) -> None:
+        self.route()
+
+    @on(PlanAgain)
+    def plan_again(self) -> None:
+        from screens.detect import DetectScreen
+
+        assert self.engine is not None
+        self.show(DetectScreen(self.engine))
+
+    @on(Planned)
+    def planned(self, message: Planned) -> None:
+        self.plan_blocked = message.blocked
+
+    def show(self, screen: Screen[object]) -> None:
         if len(self.screen_stack) <= 1:
             self.push_screen(screen)
         else:
@@ -144,6 +167,10 @@ class WizardApp(App[int]):
 
     def action_quit_wizard(self) -> None:
         self.leave()
+
+    @on(LeaveWizard)
+    def leave_wizard(self, message: LeaveWizard) -> None:
+        self.leave(message.text)
 
     def leave(self, message: str | None = None) -> None:
         code = self.exit_code()
