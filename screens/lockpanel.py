@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -28,7 +30,7 @@ class LockPanel(VerticalScroll):
     class RestartPressed(Message):
         pass
 
-    def __init__(self, app_server: str, **kwargs):
+    def __init__(self, app_server: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app_server = app_server
 
@@ -50,7 +52,7 @@ class LockPanel(VerticalScroll):
                      StepStatus.FAILED: f"restart FAILED (exit code {job.run.exit_code})"}.get(job.run.status, job.run.status.value)  # fmt: skip
             head.append(f"\n{job.run.title}: {state}.", style="bold")
         self.query_one("#lock-head", Static).update(head)
-        more = lines[len(head_lines):] + ([f"Restart log: {job.run.log}"] if job is not None else [])
+        more = lines[len(head_lines) :] + ([f"Restart log: {job.run.log}"] if job is not None else [])
         self.query_one("#lock-more", Static).update("\n".join(more))
         button = self.query_one("#restart", Button)
         button.display = can_restart and verdict is not None and verdict.restart_would_help

@@ -1,34 +1,89 @@
-"""The upgrade itself: the step list, the live log of the running (or chosen) step, and the advice panel."""
+"""The upgrade itself: the step list, the live log of the running (or chosen) step, and the advice panel.
+
+The Driver carries the upgrade forward in a thread worker; its events arrive
+here as ``Driven`` messages, and only they change what is shown.  The
+operator's choices go back either to the driver (restart the app server, end
+a blocking session: carried out in its thread) or, once it has stopped for a
+decision, to the engine, and the driver is started again.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log
 from textual.worker import Worker, WorkerState
 
-from wizard.engine import Done, Failed, NeedsDecision, Run, Running
+from wizard.driver import Driver
+from wizard.engine import Engine, Failed, NeedsDecision
 from wizard.errors import StateError, WizardError
+from wizard.events import (
+    DecisionNeeded,
+    Declined,
+    Event,
+    Output,
+    Reattached,
+    SessionEnded,
+    SideJobEnded,
+    SideJobStarted,
+    StepEnded,
+    StepStarted,
+    StepStarting,
+    UpgradeDone,
+    VerdictChanged,
+)
 from wizard.logfollow import LogFollower
-from wizard.runner import Alive
-from wizard.state import SideJob, StepRecord, StepStatus
-from wizard.watchdog import LockWatch, Verdict
+from wizard.state import Session, SideJob, StepRecord, StepStatus
+from wizard.watchdog import Verdict
 
 from .dialogs import ConfirmDialog, ReasonDialog
 from .lockpanel import LockPanel
+from .messages import LeaveWizard, RouteNext
 from .widgets import AdvicePanel, StepList, TitleBar
 
-TICK_SECONDS = 0.2
 MAX_LOG_LINES = 10_000
 TAIL_ON_SHOW = 2_000
+MAX_PENDING_LINES = 20_000  # lines posted and not yet written: the driver waits beyond this (memory stays bounded)
 
 FAILED_CHOICES = "It failed (exit code {code}). r: run it again · s: skip it, saying why · a: stop here (kept)"
 INTERRUPTED_CHOICES = "It was interrupted: its process ended with no exit status. r: run it again · s: skip it"
+
+
+class Driven(Message):
+    """One event of the driver, posted from its thread."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class Backlog:
+    """Lines posted to the screen and not yet written: the driver's thread waits while there are too many."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.room = threading.Condition()
+
+    def add(self, count: int, stopping: Callable[[], bool]) -> None:
+        with self.room:
+            while self.pending > MAX_PENDING_LINES and not stopping():
+                self.room.wait(0.5)
+            self.pending += count
+
+    def written(self, count: int) -> None:
+        with self.room:
+            self.pending -= count
+            self.room.notify_all()
 
 
 class RunScreen(Screen):
@@ -46,15 +101,19 @@ class RunScreen(Screen):
         Binding("q", "quit_wizard", "Quit"),
     ]
 
-    def __init__(self) -> None:
+    verdict: reactive[Verdict | None] = reactive(None, init=False)  # the lock watch's, on the followed step
+
+    def __init__(self, engine: Engine, lock_threshold: float | None = None) -> None:
         super().__init__()
-        self.shown: StepRecord | None = None
-        self.follower: LogFollower | None = None
+        self.engine = engine
+        self.lock_threshold = lock_threshold
+        self.driver: Driver | None = None  # while it runs; None once it has stopped for a decision
+        self.backlog = Backlog()
+        self.shown: StepRecord | None = None  # whose log the pane shows
         self.pinned = False  # the operator chose a step to look at: do not switch away from it
-        self.watch: LockWatch | None = None  # on the running step, when it can hang on a lock
-        self.verdict: Verdict | None = None
-        self.watching = False
-        self.offered: tuple = ()
+        self.live: StepRecord | None = None  # the step the driver follows
+        self.live_tail: deque[str] = deque(maxlen=TAIL_ON_SHOW)  # its latest lines, for a return to it
+        self.watched: StepRecord | None = None  # the step the verdict is about
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -67,187 +126,168 @@ class RunScreen(Screen):
         yield Footer()
 
     @property
-    def engine(self):
-        return self.app.engine
-
-    @property
     def app_server(self) -> str:
         return self.engine.recipe.app_server_role
+
+    @property
+    def session(self) -> Session:
+        assert self.engine.session is not None
+        return self.engine.session
 
     def on_mount(self) -> None:
         self.query_one("#steps").border_title = "steps"
         self.query_one("#advice").border_title = "about this step"
         self.query_one("#lock").border_title = "lock watch"
-        self.timer = self.set_interval(TICK_SECONDS, self.tick)
-        self.tick()
-
-    # -- the loop ---------------------------------------------------------------
-
-    def tick(self) -> None:
-        ended = self.engine.poll_side_jobs()
-        if self.watch is not None and any(job.kind == "restart" and job.for_step == self.watch.step.id for job in ended):
-            self.look_again(self.watch)  # does the step still wait, and on whom?
-        nxt = self.engine.next()
-        if isinstance(nxt, Done):
-            self.timer.stop()
-            self.app.route()
-            return
-        if isinstance(nxt, Run):
-            try:
-                self.engine.start(nxt.step)
-            except StateError:
-                raise  # the session could not be saved (a full disk): the wizard stops, saying so
-            except WizardError as exc:
-                self.app.notify(exc.message, severity="error", timeout=15)
-            if not self.pinned:
-                self.show_step(nxt.step)
-        elif isinstance(nxt, Running):
-            if not self.pinned and self.shown is not nxt.step:
-                self.show_step(nxt.step)
-            self.pump_log()
-            self.keep_watch(nxt.step)
-            if not isinstance(self.engine.poll(nxt.step), Alive):
-                self.pump_log(final=True)
-                self.watch = self.verdict = None
-        elif isinstance(nxt, (Failed, NeedsDecision)) and self.shown is None:
-            self.show_step(nxt.step)
         self.refresh_view()
+        self.set_interval(1.0, self.tick_clock)
+        self.drive()
 
-    # -- the lock watch --------------------------------------------------------------
+    def on_unmount(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()  # the step goes on; the driver's thread ends at its next look
 
-    def keep_watch(self, step: StepRecord) -> None:
-        if self.watch is None or self.watch.step is not step:
-            self.watch, self.verdict = self.engine.lock_watch(step, self.app.lock_threshold), None
-        if self.watch is not None and not self.watching:
-            self.watching = True
-            self.observe(self.watch)
+    # -- the driver ---------------------------------------------------------------------
 
-    @work(thread=True, group="watch", exit_on_error=False)
-    def observe(self, watch: LockWatch) -> tuple[LockWatch, Verdict]:
-        return watch, watch.observe()  # psutil and perhaps a psql query: off the event loop
+    def drive(self) -> None:
+        """Start the driver in a thread worker (once: it runs until the upgrade is done or needs a decision)."""
+        if self.driver is not None:
+            return
+        self.driver = Driver(self.engine, self.emit, lock_threshold=self.lock_threshold)
+        self.run_worker(self.driver.run, thread=True, group="driver", exit_on_error=False)
 
-    @work(thread=True, group="watch", exit_on_error=False)
-    def look_again(self, watch: LockWatch) -> tuple[LockWatch, Verdict]:
-        return watch, watch.look_again()
+    def emit(self, event: Event) -> None:
+        """Called in the driver's thread: hand the event to the screen (waiting while the pane is behind)."""
+        driver = self.driver
+        if isinstance(event, Output) and driver is not None:
+            self.backlog.add(len(event.lines), lambda: driver.stopping)
+        if not self.post_message(Driven(event)) and driver is not None:
+            driver.stop()  # the screen is gone
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if not event.worker.is_finished:
+        if event.worker.group != "driver" or not event.worker.is_finished:
             return
-        if event.worker.group == "end-session":
-            self.ended(event)
+        self.driver = None
+        if event.state != WorkerState.ERROR:
+            self.refresh_view()  # the choices of a decision are offered once the driver has stopped
             return
-        if event.worker.group != "watch":
-            return
-        self.watching = False
-        if event.state == WorkerState.SUCCESS:
-            watch, verdict = event.worker.result
-            if watch is self.watch:
+        error = event.worker.error
+        assert error is not None
+        if isinstance(error, StateError) or not isinstance(error, WizardError):
+            raise error  # the session could not be saved (a full disk), or a bug: the wizard stops, saying so
+        self.app.notify(error.message, severity="error", timeout=15)  # a launch failed: the step is recorded failed
+        self.drive()  # which stops at once at that failed step, for the operator's choice
+
+    @on(Driven)
+    def driven(self, message: Driven) -> None:
+        event = message.event
+        match event:
+            case Output(step, lines):
+                self.backlog.written(len(lines))
+                self.live_tail.extend(lines)
+                if self.shown is step:
+                    self.write(lines)
+                return  # nothing else on screen changes with a line of output
+            case StepStarting(step) | Reattached(step):
+                self.live = step
+                self.live_tail.clear()
+                if isinstance(event, Reattached):
+                    self.live_tail.extend(event.tail)
+                if not self.pinned:
+                    self.show_live()
+            case StepStarted():
+                pass
+            case StepEnded(step):
+                if self.watched is step:
+                    self.watched, self.verdict = None, None
+            case VerdictChanged(step, verdict):
+                self.watched = step
                 self.verdict = verdict
-                self.refresh_view()
+            case SideJobStarted():
+                self.verdict = None  # about the world before the restart; the watch looks again when it ends
+            case SideJobEnded():
+                pass
+            case Declined(_, reason):
+                self.app.notify(reason, severity="error", timeout=15)
+            case SessionEnded(_, pid, ended, error):
+                if error:
+                    self.app.notify(error, severity="error", timeout=15)
+                else:
+                    self.app.notify(f"Database session {pid} {'ended' if ended else 'was already gone'}.")
+            case DecisionNeeded(nxt):
+                if isinstance(nxt, (Failed, NeedsDecision)):
+                    if self.shown is None or not self.pinned:
+                        self.show_step(nxt.step)
+                else:
+                    self.post_message(RouteNext())  # a blocker, warnings or the gate: another screen's business
+                    return
+            case UpgradeDone():
+                self.post_message(RouteNext())
+                return
+        self.refresh_view()
+
+    def tick_clock(self) -> None:
+        """The running step's time, once a second (the only thing that changes while a step is silent)."""
+        if self.live is not None and self.live.status == StepStatus.RUNNING:
+            self.query_one(StepList).show_time(self.live)
+
+    # -- what is shown ------------------------------------------------------------------
+
+    def watch_verdict(self) -> None:
+        self.refresh_view()
 
     def last_restart(self) -> SideJob | None:
-        jobs = [job for job in self.engine.session.side_jobs if job.kind == "restart"]
+        jobs = [job for job in self.session.side_jobs if job.kind == "restart"]
         return jobs[-1] if jobs else None
 
     def can_restart(self) -> bool:
         job = self.last_restart()
         has_unit = self.engine.service_unit(self.app_server) is not None
-        return has_unit and not (job and job.run.status == StepStatus.RUNNING)
-
-    @on(LockPanel.RestartPressed)
-    def action_restart_app_server(self) -> None:
-        if not (self.verdict and self.verdict.restart_would_help and self.can_restart()):
-            return
-        holders = ", ".join(b.who for b in self.verdict.blockers) or "unknown (the database could not be asked)"
-        step = self.watch.step
-        try:
-            self.engine.restart_service(self.app_server, f"{step.id} waited on a lock held by {holders}", for_step=step.id)
-        except StateError:
-            raise
-        except WizardError as exc:
-            self.app.notify(exc.message, severity="error", timeout=15)
-        # Start watching afresh: the old verdict is about the world before the restart.
-        self.watch, self.verdict = self.engine.lock_watch(step, self.app.lock_threshold), None
-        self.refresh_view()
-
-    def action_end_session(self) -> None:
-        blockers = [b for b in (self.verdict.blockers if self.verdict else ()) if b.session and b.pid and b.app_server is not True]
-        if not blockers:
-            return
-        blocker, watch = blockers[0], self.watch
-        question = f"End database session {blocker.pid} ({blocker.who}, {blocker.state})? Type {blocker.pid} to confirm."
-        self.app.push_screen(ReasonDialog(question), lambda typed: self.end_session(watch, blocker.pid, typed))
-
-    def end_session(self, watch: LockWatch | None, pid: int, typed: str | None) -> None:
-        if typed is None:
-            return
-        if typed.strip() != str(pid):
-            self.app.notify(f"Nothing ended: type {pid} exactly to confirm.", severity="warning")
-            return
-        still = self.watch is watch and self.verdict and any(b.pid == pid for b in self.verdict.blockers)
-        if not still:
-            self.app.notify(f"Session {pid} no longer blocks this step: nothing ended.", severity="warning")
-            return
-        self.ending(pid)
-
-    @work(thread=True, group="end-session", exit_on_error=False)
-    def ending(self, pid: int) -> tuple[int, bool]:
-        return pid, self.engine.end_session(pid)  # only the query runs here; the record is made on the loop
-
-    def ended(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.app.notify(getattr(error, "message", str(error)), severity="error", timeout=15)
-        elif event.state == WorkerState.SUCCESS:
-            pid, ended = event.worker.result
-            self.engine.record_ended_session(pid, ended, "it held the lock the upgrade waited for")
+        return has_unit and self.driver is not None and not (job and job.run.status == StepStatus.RUNNING)
 
     def refresh_view(self) -> None:
-        session = self.engine.session
+        if not self.is_mounted:
+            return
+        session = self.session
         self.query_one(StepList).show(session)
         current = session.current
         shown = self.shown or current
         choices = ""
-        if shown is current and current is not None:
+        if shown is current and current is not None and self.driver is None:
             if current.status == StepStatus.FAILED:
                 choices = FAILED_CHOICES.format(code=current.exit_code)
             elif current.status == StepStatus.INTERRUPTED:
                 choices = INTERRUPTED_CHOICES
-        self.query_one(AdvicePanel).show(shown, choices)
-        watched = self.verdict if (self.watch and self.watch.step is shown) else None
+        advice = self.query_one(AdvicePanel)
+        advice.show(shown, choices)
+        verdict = self.verdict if self.watched is not None and self.watched is shown else None
         lock = self.query_one(LockPanel)
-        lock.show(watched, self.last_restart(), self.can_restart())
-        self.query_one(AdvicePanel).display = not lock.has_class("-shown")
+        lock.show(verdict, self.last_restart(), self.can_restart())
+        advice.display = not lock.has_class("-shown")
         self.query_one("#log").border_title = f"log: {shown.title}" if shown else "log"
-        # The footer recomposes on every refresh: only when the keys on offer really change.
-        offered = tuple(self.check_action(action, ()) for action in ("retry", "restart_app_server", "end_session"))
-        if offered != self.offered:
-            self.offered = offered
-            self.refresh_bindings()
+        self.refresh_bindings()
 
-    # -- the log pane -------------------------------------------------------------
+    # -- the log pane -------------------------------------------------------------------
 
     def show_step(self, step: StepRecord) -> None:
-        """Show this step's log: its recent past, then whatever it writes next."""
+        """Show this step's log: the running one from what the driver handed out, another from its file."""
+        if step is self.live and step.status == StepStatus.RUNNING:
+            self.show_live()
+            return
+        tail: list[str] = []
+        if step.log:
+            _, tail = LogFollower.from_tail(step.log, TAIL_ON_SHOW, step.log_offset)
+        self.fill(step, tail)
+
+    def show_live(self) -> None:
+        if self.live is not None:
+            self.fill(self.live, list(self.live_tail))
+
+    def fill(self, step: StepRecord, lines: list[str]) -> None:
         log = self.query_one(Log)
         log.clear()
         self.shown = step
-        self.follower = None
-        if step.log:
-            self.follower, tail = LogFollower.from_tail(step.log, TAIL_ON_SHOW, step.log_offset)
-            self.write(tail)
+        self.write(lines)
         log.scroll_end(animate=False)
-
-    def pump_log(self, final: bool = False) -> None:
-        if self.follower is None and self.shown is not None and self.shown.log:
-            self.follower = LogFollower(self.shown.log, self.shown.log_offset)
-        if self.follower is None:
-            return
-        if final:  # the step has ended: everything it wrote, however fast
-            for lines in self.follower.rest():
-                self.write(lines)
-        else:
-            self.write(self.follower.read())
 
     def write(self, lines: list[str]) -> None:
         if lines:
@@ -257,22 +297,25 @@ class RunScreen(Screen):
     @on(DataTable.RowSelected, "#steps")
     def step_chosen(self, event: DataTable.RowSelected) -> None:
         self.pinned = True
-        self.show_step(self.engine.session.step(event.row_key.value))
+        step = self.session.step(str(event.row_key.value))
+        self.show_step(step)
         self.refresh_view()
 
     def action_follow(self) -> None:
         """Back to the step that runs now, at the end of its log."""
         self.pinned = False
-        current = self.engine.session.current
+        current = self.live if self.driver is not None and self.live is not None else self.session.current
         if current is not None and current is not self.shown:
             self.show_step(current)
         self.query_one(Log).scroll_end(animate=False)
         self.refresh_view()
 
-    # -- the operator's choices ---------------------------------------------------
+    # -- the operator's choices -----------------------------------------------------------
 
     def decision_pending(self) -> StepRecord | None:
-        current = self.engine.session.current
+        if self.driver is not None:
+            return None
+        current = self.session.current
         if current is not None and current.status in (StepStatus.FAILED, StepStatus.INTERRUPTED):
             return current
         return None
@@ -280,18 +323,56 @@ class RunScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "skip", "abort"):
             return self.decision_pending() is not None
-        waiting = self.verdict is not None and self.verdict.kind == "lock_wait"
+        verdict = self.verdict
+        waiting = verdict is not None and verdict.kind == "lock_wait"
         if action == "restart_app_server":
-            return waiting and self.verdict.restart_would_help and self.can_restart()
+            return waiting and verdict is not None and verdict.restart_would_help and self.can_restart()
         if action == "end_session":
-            return waiting and any(b.session and b.app_server is not True for b in self.verdict.blockers)
+            return (
+                waiting
+                and verdict is not None
+                and any(b.session and b.app_server is not True for b in verdict.blockers)
+            )
         return True
+
+    @on(LockPanel.RestartPressed)
+    def action_restart_app_server(self) -> None:
+        verdict, step = self.verdict, self.watched
+        if not (verdict and step and verdict.restart_would_help and self.can_restart() and self.driver):
+            return
+        holders = ", ".join(b.who for b in verdict.blockers) or "unknown (the database could not be asked)"
+        self.driver.restart_app_server(f"{step.id} waited on a lock held by {holders}")
+
+    def action_end_session(self) -> None:
+        verdict = self.verdict
+        blockers = [
+            b for b in (verdict.blockers if verdict else ()) if b.session and b.pid and b.app_server is not True
+        ]
+        if not blockers:
+            return
+        blocker = blockers[0]
+        question = (
+            f"End database session {blocker.pid} ({blocker.who}, {blocker.state})? Type {blocker.pid} to confirm."
+        )
+        self.app.push_screen(ReasonDialog(question), lambda typed: self.end_session(blocker.pid, typed))
+
+    def end_session(self, pid: int, typed: str | None) -> None:
+        if typed is None:
+            return
+        if typed.strip() != str(pid):
+            self.app.notify(f"Nothing ended: type {pid} exactly to confirm.", severity="warning")
+            return
+        verdict = self.verdict
+        if self.driver is None or not (verdict and any(b.pid == pid for b in verdict.blockers)):
+            self.app.notify(f"Session {pid} no longer blocks this step: nothing ended.", severity="warning")
+            return
+        self.driver.end_session(pid, "it held the lock the upgrade waited for")
 
     def action_retry(self) -> None:
         if step := self.decision_pending():
             self.engine.retry(step)
             self.pinned = False
-            self.tick()
+            self.drive()
 
     def action_skip(self) -> None:
         if step := self.decision_pending():
@@ -302,21 +383,25 @@ class RunScreen(Screen):
         if reason and step:
             self.engine.skip(step, reason)
             self.pinned = False
-            self.tick()
+            self.drive()
 
     def action_abort(self) -> None:
         if step := self.decision_pending():
-            self.app.leave(f"Stopped at the step {step.id!r}; the session is kept. Run the wizard again to retry or skip it.")
+            self.post_message(
+                LeaveWizard(
+                    f"Stopped at the step {step.id!r}; the session is kept. Run the wizard again to retry or skip it."
+                )
+            )
 
     def action_quit_wizard(self) -> None:
-        running = self.engine.session.running
+        running = self.session.running
         if running is None:
-            self.app.leave()
+            self.post_message(LeaveWizard())
             return
-        self.app.push_screen(
-            ConfirmDialog(
-                "Quit while a step runs?",
-                f"“{running.title}” goes on without the wizard. Run the wizard again to reattach to it.",
-            ),
-            lambda yes: yes and self.app.leave(f"The step {running.id!r} goes on; run the wizard again to reattach."),
-        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.post_message(LeaveWizard(f"The step {running.id!r} goes on; run the wizard again to reattach."))
+
+        question = f"“{running.title}” goes on without the wizard. Run the wizard again to reattach to it."
+        self.app.push_screen(ConfirmDialog("Quit while a step runs?", question), answered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable, Static
@@ -39,7 +40,7 @@ class StepList(DataTable):
 
     TITLE_WIDTH = 26  # with the mark, time and exit columns: 38 cells, the side panel's inside at 80 columns
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
 
     def on_mount(self) -> None:
@@ -54,8 +55,12 @@ class StepList(DataTable):
             glyph, style = GLYPH[step.status]
             cells = {
                 "mark": Text(glyph + " ", style=style),
-                "title": Text(step.title, style="bold" if step.status == StepStatus.RUNNING else "",
-                              overflow="ellipsis", no_wrap=True),
+                "title": Text(
+                    step.title,
+                    style="bold" if step.status == StepStatus.RUNNING else "",
+                    overflow="ellipsis",
+                    no_wrap=True,
+                ),
                 "time": Text(duration_text(step), justify="right"),
                 "exit": Text("" if step.exit_code is None else str(step.exit_code), justify="right"),
             }
@@ -64,6 +69,11 @@ class StepList(DataTable):
             else:
                 for column, value in cells.items():
                     self.update_cell(step.id, column, value)
+
+    def show_time(self, step: StepRecord) -> None:
+        """Only the time of one step (the running one, once a second)."""
+        if step.id in self.rows:
+            self.update_cell(step.id, "time", Text(duration_text(step), justify="right"))
 
 
 class AdvicePanel(Static):

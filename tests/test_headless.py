@@ -116,14 +116,14 @@ def test_ctrl_c_stops_following_but_not_the_step(site_root):
 
 
 def test_a_wizard_dying_between_launch_and_save_leaves_a_record_to_resume(site_root, monkeypatch):
-    from wizard import engine
+    from wizard import runner
     from wizard.headless import Choices, PlainOutput, run_upgrade
     from wizard.instance import load_instances
     from wizard.store import StateStore
 
     runs = site_root / "runs.txt"
     site = make_site(site_root, counting_steps(runs, slow_seconds=2))
-    real_launch = engine.launch
+    real_launch = runner.launch
 
     def launch_then_die(step, **kwargs):
         child = real_launch(step, **kwargs)
@@ -131,7 +131,7 @@ def test_a_wizard_dying_between_launch_and_save_leaves_a_record_to_resume(site_r
             raise SystemExit("the wizard dies right after the launch, before saving the pid")
         return child
 
-    monkeypatch.setattr(engine, "launch", launch_then_die)
+    monkeypatch.setattr(runner, "launch", launch_then_die)  # as the engine's step processes call it
     instance = load_instances(site.config)[site.name]
     with pytest.raises(SystemExit):
         run_upgrade(instance, StateStore(site.state, site.name), PlainOutput(io.StringIO()),

@@ -7,16 +7,15 @@ the method returns, so what a screen or a log line shows is already on disk.
 from __future__ import annotations
 
 import secrets as random_tokens
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .appfiles import app_files
+from .backup import Estimate, Progress, declared_backup, estimate, take_backup
 from .binding import check_belongs
-from .backup import Estimate, declared_backup, estimate, take_backup
-from .dbconf import Database
+from .dbconf import Database, database_of
 from .detect import os_family
 from .dumps import ENGINES
 from .errors import WizardError
@@ -24,10 +23,11 @@ from .instance import Instance
 from .plan import Plan
 from .preflight import missing_tools
 from .remedies import LockRemedies
-from .runner import Alive, Finished, Gone, Outcome, inspect, launch, prepare_attempt, sweep_secret_files
+from .runner import Alive, Finished, Gone, Outcome, StepProcesses, inspect, prepare_attempt, sweep_secret_files
 from .secrets import config_files, secret_env, secrets_for
-from .state import Backup, Note, Session, StepRecord, StepStatus, now
+from .state import FINISHED, Backup, Note, Session, SideJob, StepRecord, StepStatus, now
 from .store import InstanceLock, StateStore
+from .watchdog import LockWatch
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,27 @@ class Failed:
     step: StepRecord
 
 
-Next = Done | Blocked | NotesPending | GateClosed | Run | Running | NeedsDecision | Failed
+@dataclass(frozen=True)
+class NotNeeded:
+    """A step made unnecessary by what happened beside it (its service was restarted): settle() skips it."""
+
+    step: StepRecord
+    reason: str
+
+
+@dataclass(frozen=True)
+class AllEnded:
+    """Every step has ended and nothing runs beside them: settle() marks the session finished."""
+
+
+Next = Done | Blocked | NotesPending | GateClosed | Run | Running | NeedsDecision | Failed | NotNeeded | AllEnded
 
 
 def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + random_tokens.token_hex(2)
 
 
-class Engine(LockRemedies):
+class Engine:
     """Holds the instance's lock and its Session for as long as the wizard works on it."""
 
     def __init__(self, instance: Instance, store: StateStore, say: Callable[[str], None] = lambda _: None):
@@ -93,9 +106,10 @@ class Engine(LockRemedies):
         self.session: Session | None = None
         self.tools_missing: list[Note] = []  # found when a session is resumed; the next wizard looks again
         self._lock: InstanceLock | None = None
-        self._children: dict[str, subprocess.Popen] = {}
-        self.recipe = instance.load_recipe()  # once: the screens and the watch ask for it every tick
+        self.recipe = instance.load_recipe()
         self._secrets = secrets_for(self.recipe, instance)
+        self.processes = StepProcesses(instance.user, secret_env(instance.env), self._secrets)
+        self.remedies = LockRemedies(instance, self.recipe, self.database)
 
     # -- opening and closing ------------------------------------------------
 
@@ -137,8 +151,7 @@ class Engine(LockRemedies):
         return missing_tools(self.instance, tools, os_family()) if tools else []
 
     def close(self) -> None:
-        for child in self._children.values():
-            child.poll()  # reap what has ended; the rest goes on without us
+        self.processes.reap()  # what has ended; the rest goes on without us
         if self._lock:
             self._lock.release()
             self._lock = None
@@ -146,7 +159,7 @@ class Engine(LockRemedies):
     def __enter__(self) -> Engine:
         return self.open()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -203,11 +216,11 @@ class Engine(LockRemedies):
     # -- what comes next -----------------------------------------------------
 
     def next(self) -> Next:
+        """Where the session stands: what runs, waits or is to be decided next (a query: changes nothing)."""
         session = self.session
         assert session is not None
         if session.done:
             return Done()
-        self.poll_side_jobs()
         if session.blockers:
             return Blocked(session.blockers)
         if self.tools_missing:
@@ -216,7 +229,9 @@ class Engine(LockRemedies):
             return NotesPending(session.unacknowledged)
         if session.backup is None:
             return GateClosed()
-        while (step := session.current) is not None:
+        for step in session.steps:
+            if step.status in FINISHED:
+                continue
             if step.status == StepStatus.RUNNING:
                 return Running(step)
             if step.status == StepStatus.INTERRUPTED:
@@ -228,15 +243,30 @@ class Engine(LockRemedies):
                 if restarting is not None:
                     return Running(restarting)  # wait: whether this step is needed depends on it
                 if session.restarted(step.unless_restarted):
-                    self.skip(step, f"not needed: {step.unless_restarted} was restarted during the upgrade")
-                    continue
+                    return NotNeeded(step, f"not needed: {step.unless_restarted} was restarted during the upgrade")
             return Run(step)
         side = next((job.run for job in session.side_jobs if job.run.status == StepStatus.RUNNING), None)
         if side is not None:
             return Running(side)  # a restart still winding down: the session ends after it
-        session.finished = now()
-        self._save_note("all steps finished")
-        return Done()
+        return AllEnded()
+
+    def settle(self) -> Next:
+        """Make the changes that need no one's decision, then say what comes next (never NotNeeded or AllEnded).
+
+        Recorded and saved: side jobs that have ended, a step a restart made unnecessary, the end of the session.
+        """
+        self.poll_side_jobs()
+        while True:
+            nxt = self.next()
+            if isinstance(nxt, NotNeeded):
+                self.skip(nxt.step, nxt.reason)
+            elif isinstance(nxt, AllEnded):
+                assert self.session is not None
+                self.session.finished = now()
+                self._save_note("all steps finished")
+                return Done()
+            else:
+                return nxt
 
     def acknowledge(self, note_id: str, how: str = "by the operator") -> None:
         assert self.session is not None
@@ -274,7 +304,9 @@ class Engine(LockRemedies):
         files = app_files(self.recipe, self.instance, chosen)
         return estimate(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root, files)
 
-    def take_backup(self, progress=None, chosen: set[str] | None = None, measured: Estimate | None = None) -> Backup:
+    def take_backup(
+        self, progress: Progress | None = None, chosen: set[str] | None = None, measured: Estimate | None = None
+    ) -> Backup:
         """Dump the database, copy the config and the app's files, verified (runs long: call it from a worker).
 
         ``chosen``: the optional parts the operator picked (None: as the instance's settings say);
@@ -305,23 +337,19 @@ class Engine(LockRemedies):
         prepare_attempt(step, run_dir, index)
         self.save()
         try:
-            child = launch(step, app_user=self.instance.user, secret_env=secret_env(self.instance.env), redact=self._secrets)
+            self.processes.launch(step, step.id)
         except WizardError:
             step.status = StepStatus.FAILED
             step.ended = now()
             self._save_note(f"step {step.id} could not be launched")
             raise
-        if child is not None:
-            self._children[step.id] = child
         self._save_note(f"step {step.id} started (attempt {step.attempts}, pid {step.pid})")
 
     def poll(self, step: StepRecord) -> Outcome:
         """Look at a running step; when it has ended, record how (once)."""
         if step.status != StepStatus.RUNNING:
             return Finished(step.exit_code, step.ended) if step.exit_code is not None else Gone()
-        child = self._children.get(step.id)
-        if child is not None:
-            child.poll()  # reap the wrapper, so a finished one does not linger as a zombie
+        self.processes.reap(step.id)
         outcome = inspect(step)
         if isinstance(outcome, Finished):
             self._record_end(step, outcome)
@@ -354,7 +382,9 @@ class Engine(LockRemedies):
     def retry(self, step: StepRecord) -> None:
         """Put a failed or interrupted step back in line; the next start runs it again."""
         if step.status not in (StepStatus.FAILED, StepStatus.INTERRUPTED):
-            raise WizardError(f"step {step.id} is {step.status.value}; only a failed or interrupted step can be retried")
+            raise WizardError(
+                f"step {step.id} is {step.status.value}; only a failed or interrupted step can be retried"
+            )
         was = step.status.value
         step.status = StepStatus.PENDING
         self._save_note(f"operator chose to run the {was} step {step.id} again")
@@ -367,3 +397,67 @@ class Engine(LockRemedies):
         step.skip_reason = reason
         step.ended = step.ended or now()
         self._save_note(f"step {step.id} skipped: {reason}")
+
+    # -- beside the steps: the lock watch and its remedies ------------------------------------
+
+    def database(self) -> Database | None:
+        """The instance's database as its config says, asked as the app's own Unix user."""
+        return database_of(self.recipe, self.instance)
+
+    def service_unit(self, role: str) -> str | None:
+        """The unit this session found for a role at planning time (else the configured one)."""
+        found = self.session.services.get(role) if self.session else None
+        return found or self.instance.service_unit(self.recipe, role)
+
+    def lock_watch(self, step: StepRecord, threshold: float | None = None) -> LockWatch | None:
+        """A watch for a step that can hang on a database lock (None for other steps)."""
+        return self.remedies.watch(step, threshold, self.service_unit(self.recipe.app_server_role))
+
+    def restart_service(self, role: str, reason: str, for_step: str | None = None) -> SideJob:
+        """Restart a service beside the running step (never touching it), detached, with its own log."""
+        assert self.session is not None
+        unit = self.service_unit(role)
+        run = self.remedies.restart_record(role, unit)
+        job = SideJob(kind="restart", role=role, reason=reason, for_step=for_step, run=run)
+        prepare_attempt(run, self.store.run_dir(self.session), 90 + len(self.session.side_jobs))
+        self.session.side_jobs.append(job)
+        self.save()
+        self.processes.launch(run, f"side-{len(self.session.side_jobs)}")
+        self._save_note(f"{unit} restart started: {reason}")
+        return job
+
+    def restart_running(self, role: str) -> StepRecord | None:
+        jobs = self.session.side_jobs if self.session else []
+        return next(
+            (j.run for j in jobs if j.kind == "restart" and j.role == role and j.run.status == StepStatus.RUNNING), None
+        )
+
+    def poll_side_jobs(self) -> list[SideJob]:
+        """Record the end of side jobs that have finished; returns those that just did."""
+        ended = []
+        for job in self.session.side_jobs if self.session else []:
+            if job.run.status != StepStatus.RUNNING:
+                continue
+            outcome = inspect(job.run)
+            if isinstance(outcome, Finished):
+                job.run.exit_code, job.run.ended = outcome.exit_code, outcome.ended or now()
+                job.run.status = StepStatus.SUCCEEDED if outcome.exit_code == 0 else StepStatus.FAILED
+            elif isinstance(outcome, Gone):
+                job.run.status, job.run.ended = StepStatus.INTERRUPTED, now()
+            else:
+                continue
+            ended.append(job)
+            self._save_note(f"{job.run.title}: {job.run.status.value} (exit code {job.run.exit_code})")
+        return ended
+
+    def end_session(self, backend_pid: int) -> bool:
+        """pg_terminate_backend on one blocking session (only the query: records nothing)."""
+        return self.remedies.end_session(backend_pid)
+
+    def record_ended_session(self, backend_pid: int, ended: bool, reason: str) -> None:
+        assert self.session is not None
+        run = StepRecord(id="terminate-session", title=f"End database session {backend_pid}",
+                         argv=["pg_terminate_backend", str(backend_pid)], attempts=1, started=now(), ended=now(),
+                         exit_code=0 if ended else 1, status=StepStatus.SUCCEEDED if ended else StepStatus.FAILED)  # fmt: skip
+        self.session.side_jobs.append(SideJob(kind="terminate", role="database", reason=reason, run=run))
+        self._save_note(f"database session {backend_pid} {'ended' if ended else 'was already gone'}: {reason}")

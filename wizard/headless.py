@@ -6,22 +6,36 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending, Run, Running
+from .driver import Allowances, Driver
+from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending
 from .errors import Exit, WizardError
+from .events import (
+    Declined,
+    Event,
+    Output,
+    Reattached,
+    SessionEnded,
+    SessionEnding,
+    SideJobEnded,
+    SideJobStarted,
+    StepEnded,
+    StepStarting,
+    VerdictChanged,
+)
 from .instance import Instance
 from .lockadvice import explain, summary
-from .logfollow import LogFollower
 from .plan import plan_for
-from .runner import Alive, Finished
+from .resume import flags_text
+from .runner import Finished
 from .sizes import human_bytes
 from .state import Backup, StepRecord, StepStatus
 from .store import StateStore
-from .watchdog import Blocker, Verdict
+from .watchdog import Verdict
 
-POLL_SECONDS = 0.2
 REPEAT_SECONDS = 30.0  # while a step waits on a lock, the verdict is said again this often
 REATTACH_TAIL = 10
 
@@ -44,23 +58,28 @@ class PlainOutput:
         self.stream = stream or sys.stdout
 
     def line(self, text: str, step: str | None = None) -> None:
-        prefix = time.strftime("%Y-%m-%d %H:%M:%S")
-        where = f" [{step}]" if step else ""
-        self.stream.write(f"{prefix}{where} {text}\n")
+        self.lines([text], step)
+
+    def lines(self, texts: list[str], step: str | None = None) -> None:
+        """Each line with the time and the step; written and flushed once for the whole batch."""
+        if not texts:
+            return
+        prefix = time.strftime("%Y-%m-%d %H:%M:%S") + (f" [{step}] " if step else " ")
+        self.stream.write("".join(f"{prefix}{text}\n" for text in texts))
         self.stream.flush()
-
-
-def decision_help(step: StepRecord) -> str:
-    first = "--retry (it is marked safe to run again)" if step.safe_to_rerun else "--retry"
-    return f"decide with {first}, or --skip 'REASON' to go on without it"
 
 
 def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
     """Drive the session until it is done, a step fails, or the operator must decide."""
     if not isinstance(engine.next(), Blocked):  # a --retry is kept for when the blocker is gone
         apply_choices(engine, out, choices)
+    allowances = Allowances(choices.restart_after, choices.end_blocker_after, choices.end_blocker_roles)
+    printer = EventLines(out, engine.recipe.app_server_role, choices)
+    driver = Driver(engine, printer, lock_threshold=choices.lock_threshold, allowances=allowances)
+    session = engine.session
+    assert session is not None
     while True:
-        nxt = engine.next()
+        nxt = driver.run()
         if isinstance(nxt, Done):
             report_done(engine, out)
             return Exit.DONE
@@ -87,26 +106,17 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
             out.line(f"step {step.id!r} ({step.title}) was interrupted: its process ended without an exit status")
             if step.log:
                 out.line(f"its log: {step.log}")
-            out.line(decision_help(step))
+            out.line(f"decide with {flags_text(session)}")
             return Exit.NEEDS_DECISION
         if isinstance(nxt, Failed):
             step = nxt.step
             out.line(f"step {step.id!r} ({step.title}) failed with exit code {step.exit_code}; log: {step.log}")
-            waiting = [s.title for s in engine.session.steps if s.status == StepStatus.PENDING]
+            waiting = [s.title for s in session.steps if s.status == StepStatus.PENDING]
             if waiting:  # e.g. the services still run the old code on what the steps before changed
                 out.line(f"not run yet: {'; '.join(waiting)}")
-            out.line("fix the cause, then run again with --retry, or --skip 'REASON' to go on without it")
+            out.line(f"fix the cause, then run again with {flags_text(session)}")
             return Exit.STEP_FAILED
-        if isinstance(nxt, Run):
-            out.line(f"starting: {nxt.step.title}", nxt.step.id)
-            engine.start(nxt.step)
-            follow(engine, nxt.step, out, LogFollower(nxt.step.log, nxt.step.log_offset), choices)
-        elif isinstance(nxt, Running):
-            follower, tail = LogFollower.from_tail(nxt.step.log, REATTACH_TAIL, nxt.step.log_offset)
-            out.line(f"reattached to the running step (pid {nxt.step.pid}); its last lines:", nxt.step.id)
-            for line in tail:
-                out.line(line, nxt.step.id)
-            follow(engine, nxt.step, out, follower, choices)
+        raise AssertionError(f"the driver stopped at {nxt!r}")  # it returns only the answers above
 
 
 def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
@@ -163,115 +173,72 @@ class ProgressLines:
             self.out.line(f"  {part}: {human_bytes(done)} of about {human_bytes(expected)}")
 
 
-def follow(engine: Engine, step: StepRecord, out: PlainOutput, follower: LogFollower, choices: Choices) -> None:
-    """Print the step's new output until it ends (or Ctrl-C, which leaves the step running)."""
-    watch = HeadlessWatch(engine, step, out, choices)
-    while True:
-        for line in follower.read():
-            out.line(line, step.id)
-        watch.check()
-        outcome = engine.poll(step)
-        if not isinstance(outcome, Alive):
-            for lines in follower.rest():  # all of it, however fast the step wrote: the error is often last
-                for line in lines:
-                    out.line(line, step.id)
-            if isinstance(outcome, Finished):
-                verdict = "done" if outcome.exit_code == 0 else f"FAILED (exit code {outcome.exit_code})"
-                seconds = f" in {step.duration:.1f} s" if step.duration is not None else ""
-                out.line(f"{verdict}{seconds}", step.id)
-            return
-        time.sleep(POLL_SECONDS)
+class EventLines:
+    """The driver's events as log lines; the lock watch is said at each change of verdict and every REPEAT_SECONDS."""
 
-
-class HeadlessWatch:
-    """The lock watch as log lines: said at each change of verdict and every REPEAT_SECONDS while it waits.
-
-    It acts only when the command line allows it and the database has shown the
-    cause: a restart when every holder of the lock is the app server, ending a
-    session only for the roles named with --end-blocker-role.
-    """
-
-    def __init__(self, engine: Engine, step: StepRecord, out: PlainOutput, choices: Choices):
-        self.engine, self.step, self.out, self.choices = engine, step, out, choices
-        self.watch = engine.lock_watch(step, choices.lock_threshold)
-        self.role = engine.recipe.app_server_role
+    def __init__(self, out: PlainOutput, role: str, choices: Choices):
+        self.out, self.role, self.choices = out, role, choices
         self.said: tuple | None = None
         self.said_at = 0.0
-        self.reported_at: float | None = None
-        self.restarted = False
-        self.declined: tuple | None = None  # the verdict a restart was refused for
-        self.ended: set[int] = set()
 
-    def say(self, text: str) -> None:
-        self.out.line(f"lock watch: {text}", self.step.id)
+    def __call__(self, event: Event) -> None:
+        match event:
+            case StepStarting(step):
+                self.out.line(f"starting: {step.title}", step.id)
+            case Reattached(step, tail):
+                self.out.line(f"reattached to the running step (pid {step.pid}); its last lines:", step.id)
+                self.out.lines(tail[-REATTACH_TAIL:], step.id)
+            case Output(step, lines):
+                self.out.lines(lines, step.id)
+            case StepEnded(step, Finished(exit_code)):
+                verdict = "done" if exit_code == 0 else f"FAILED (exit code {exit_code})"
+                seconds = f" in {step.duration:.1f} s" if step.duration is not None else ""
+                self.out.line(f"{verdict}{seconds}", step.id)
+            case VerdictChanged(step, verdict, after_restart):
+                self.verdict(step, verdict, after_restart)
+            case SideJobStarted(job, True):
+                self.watch(job.for_step, f"restarting {self.role}, as --restart-after allows")
+                self.watch(job.for_step, f"{job.run.title}: see {job.run.log}")
+            case SideJobEnded(job) if job.kind == "restart" and job.for_step:
+                self.watch(job.for_step, f"{job.run.title}: {job.run.status.value}; looking again")
+            case Declined(step, reason):
+                self.watch(step.id, reason)
+            case SessionEnding(step, pid, role, who):
+                self.watch(step.id, f"ending session {pid} (role {role}, {who}), as --end-blocker-after allows")
+            case SessionEnded(step, pid, ended, error):
+                said = (
+                    f"could not end session {pid}: {error}"
+                    if error
+                    else f"session {pid} {'ended' if ended else 'was already gone'}"
+                )
+                self.watch(step.id if step else None, said)
 
-    def check(self) -> None:
-        for job in self.engine.poll_side_jobs():
-            if job.kind == "restart" and job.for_step == self.step.id and self.watch is not None:
-                self.say(f"{job.run.title}: {job.run.status.value}; looking again")
-                self.report(self.watch.look_again(), after_restart=True)
-        if self.watch is None:
-            return
-        verdict = self.watch.observe()
-        if verdict.key() != self.said or (verdict.kind == "lock_wait" and time.monotonic() - self.said_at >= REPEAT_SECONDS):
-            self.report(verdict)
-        if verdict.kind == "lock_wait" and self.reported_at is not None:
-            self.act(verdict, time.monotonic() - self.reported_at)
+    def watch(self, step_id: str | None, text: str) -> None:
+        self.out.line(f"lock watch: {text}", step_id)
 
-    def report(self, verdict: Verdict, after_restart: bool = False) -> None:
+    def verdict(self, step: StepRecord, verdict: Verdict, after_restart: bool) -> None:
         moment = time.monotonic()
         first = verdict.key() != self.said
-        if first:
-            self.reported_at = moment if verdict.kind == "lock_wait" else None
+        if not (first or after_restart or (verdict.kind == "lock_wait" and moment - self.said_at >= REPEAT_SECONDS)):
+            return
         self.said, self.said_at = verdict.key(), moment
         if after_restart:
             if verdict.kind != "lock_wait":
-                self.say("after the restart the step no longer waits on a lock")
+                self.watch(step.id, "after the restart the step no longer waits on a lock")
                 return
-            self.say("after the restart the step STILL waits on a lock:")
+            self.watch(step.id, "after the restart the step STILL waits on a lock:")
         elif not first:
-            self.say(f"still waiting, {verdict.silent_for:.0f} s without output:")
+            self.watch(step.id, f"still waiting, {verdict.silent_for:.0f} s without output:")
             for line in summary(verdict, self.role)[1:] or summary(verdict, self.role):
-                self.say(line)
+                self.watch(step.id, line)
             return
         for line in explain(verdict, self.role):
-            self.say(line)
+            self.watch(step.id, line)
         if verdict.restart_would_help and self.choices.restart_after is None:
-            self.say(f"waiting; pass --restart-after N to let the wizard restart {self.role} itself when it is proven to hold the lock")
-
-    def act(self, verdict: Verdict, waited: float) -> None:
-        choices = self.choices
-        if choices.restart_after is not None and waited >= choices.restart_after and not self.restarted:
-            if not verdict.restart_proven:
-                if self.declined != verdict.key():  # said once for each verdict
-                    self.declined = verdict.key()
-                    self.say(f"not restarting {self.role}: it is not proven to hold the lock (see above); the wizard waits")
-            elif self.engine.restart_running(self.role) is None:
-                self.restarted = True  # once: afterwards the watch looks again and says who holds the lock
-                self.say(f"restarting {self.role}, as --restart-after allows")
-                reason = f"{self.step.id} waited on a lock held by {self.role} (--restart-after)"
-                job = self.engine.restart_service(self.role, reason, for_step=self.step.id)
-                self.say(f"{job.run.title}: see {job.run.log}")
-        if choices.end_blocker_after is not None and waited >= choices.end_blocker_after:
-            for blocker in verdict.blockers:
-                if self.may_end(blocker):
-                    self.end(blocker)
-
-    def may_end(self, blocker: Blocker) -> bool:
-        return (blocker.session and blocker.pid > 0 and blocker.pid not in self.ended and blocker.app_server is not True
-                and blocker.role in self.choices.end_blocker_roles and blocker.state.startswith("idle in transaction"))  # fmt: skip
-
-    def end(self, blocker: Blocker) -> None:
-        self.ended.add(blocker.pid)
-        reason = f"it held the lock {self.step.id} waited for (--end-blocker-role {blocker.role})"
-        self.say(f"ending session {blocker.pid} (role {blocker.role}, {blocker.who}), as --end-blocker-after allows")
-        try:
-            ended = self.engine.end_session(blocker.pid)
-        except WizardError as exc:
-            self.say(f"could not end session {blocker.pid}: {exc.message}")
-            return
-        self.engine.record_ended_session(blocker.pid, ended, reason)
-        self.say(f"session {blocker.pid} {'ended' if ended else 'was already gone'}")
+            self.watch(
+                step.id,
+                f"waiting; pass --restart-after N to let the wizard restart {self.role} itself when it is proven to hold the lock",
+            )
 
 
 def report_done(engine: Engine, out: PlainOutput) -> None:
@@ -325,7 +292,9 @@ def run_upgrade(
             running = engine.session.running if engine.session else None
             if running:
                 with contextlib.suppress(OSError):  # after a hang-up the terminal may be gone
-                    out.line(f"stopped following; the step goes on (pid {running.pid}): run again to reattach", running.id)
+                    out.line(
+                        f"stopped following; the step goes on (pid {running.pid}): run again to reattach", running.id
+                    )
             return stop.exit if isinstance(stop, StoppedBySignal) else Exit.STOPPED
 
 
@@ -338,8 +307,8 @@ class StoppedBySignal(Exception):
 
 
 @contextlib.contextmanager
-def stopped_by_hangup_or_term():
-    def stop(signum, _frame):
+def stopped_by_hangup_or_term() -> Iterator[None]:
+    def stop(signum: int, _frame: object) -> None:
         raise StoppedBySignal(signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGHUP, signal.SIGTERM)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import codecs
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -42,7 +42,7 @@ class LogFollower:
             data = handle.read(size - start)
         head, _, _ = data.rpartition(b"\n")
         text = head.decode("utf-8", errors="replace")
-        tail = [clean_line(l) for l in text.split("\n")[-lines:]] if text else []
+        tail = [clean_line(line) for line in text.split("\n")[-lines:]] if text else []
         return cls(path, start + len(head) + (1 if head else 0)), tail
 
     def read(self, limit: int = 1 << 20) -> list[str]:
@@ -62,11 +62,11 @@ class LogFollower:
         self._pending = lines.pop()
         return [clean_line(line) for line in lines]
 
-    def rest(self) -> Iterator[list[str]]:
+    def rest(self, limit: int = 1 << 20) -> Iterator[list[str]]:
         """Once the writer is done: every line still unread, chunk by chunk, then the unfinished last one."""
         while True:
             before = self.offset
-            lines = self.read()
+            lines = self.read(limit)
             if lines:
                 yield lines
             elif self.offset == before:  # nothing more on disk (a chunk inside one long line yields no line)

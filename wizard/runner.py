@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from .errors import WizardError
@@ -130,11 +130,15 @@ def launch(
 
     Returns the Popen of the wrapper when it is our child (to reap it), else None.
     """
+    if not (record.status_file and record.log and record.token):
+        raise WizardError(f"step {record.id!r} was not prepared for an attempt (no log, status file or token)")
     run_dir = Path(record.status_file).parent
     env_file = run_dir / f".{Path(record.log).stem}.{record.token[:8]}.env"
     started = False  # once the wrapper is under way, the file is its to remove
     try:
-        _write_secret_file(env_file, json.dumps({"env": {**record.env, **(secret_env or {})}, "redact": list(redact)}).encode())
+        _write_secret_file(
+            env_file, json.dumps({"env": {**record.env, **(secret_env or {})}, "redact": list(redact)}).encode()
+        )
         command = as_runner(record.argv, record.run_as, app_user, record.env)
         wrapper = [
             sys.executable, "-c", WRAPPER_BOOT, str(PACKAGE_ROOT),
@@ -168,6 +172,32 @@ def launch(
     return process
 
 
+class StepProcesses:
+    """Launches an instance's steps and side jobs, and reaps the wrappers that are our children.
+
+    Knows who the app's steps run as, the secrets they get in their environment
+    and the secrets masked in their logs; the Engine hands records to it.
+    """
+
+    def __init__(self, app_user: str | None, secret_env: dict[str, str], redact: list[str]):
+        self.app_user = app_user
+        self.secret_env = secret_env
+        self.redact = redact
+        self._children: dict[str, subprocess.Popen] = {}
+
+    def launch(self, record: StepRecord, key: str) -> None:
+        """Start the prepared attempt of ``record`` detached (WizardError when it cannot be)."""
+        child = launch(record, app_user=self.app_user, secret_env=self.secret_env, redact=self.redact)
+        if child is not None:
+            self._children[key] = child
+
+    def reap(self, key: str | None = None) -> None:
+        """Collect the exit of ended wrappers (one, or all), so none lingers as a zombie; the rest go on."""
+        for name, child in list(self._children.items()):
+            if key is None or name == key:
+                child.poll()
+
+
 def _write_secret_file(path: Path, data: bytes) -> None:
     """A new 0600 file: never one that was there already, never through a planted symlink."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -181,7 +211,7 @@ def _write_secret_file(path: Path, data: bytes) -> None:
 
 def _launch_unit(record: StepRecord, run_dir: Path, wrapper: list[str], unit_prefix: str) -> None:
     """As a transient systemd unit, out of reach of logind's cleanup of the SSH session."""
-    unit = f"{unit_prefix}-{record.id}-{record.token[:8]}"
+    unit = f"{unit_prefix}-{record.id}-{(record.token or '')[:8]}"
     # systemd expands $VAR in ExecStart arguments: double every $ so data stays literal.
     escaped = [part.replace("$", "$$") for part in wrapper]
     subprocess.run(
@@ -294,13 +324,15 @@ def exit_from_log(record: StepRecord, seal: str | None) -> Finished | None:
         os.close(fd)
     if not data.endswith(b"\n"):
         return None
-    before, newline, last = data[:-1].rpartition(b"\n")
+    _, newline, last = data[:-1].rpartition(b"\n")
     if not newline and start > record.log_offset:
         return None  # a line longer than what was read: not the wrapper's
     match = EXIT_LINE.fullmatch(last)
     if not match or match[4].decode() != seal:
         return None
-    return Finished(int(match[2]) if match[2] is not None else -int(match[3]), _parse_time(match[1].decode() + "+00:00"))
+    return Finished(
+        int(match[2]) if match[2] is not None else -int(match[3]), _parse_time(match[1].decode() + "+00:00")
+    )
 
 
 def _own_status(record: StepRecord) -> dict | None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Literal
+from typing import Literal
 
 import psutil
 
@@ -21,6 +22,7 @@ from .state import StepRecord
 HIDDEN = "<insufficient privilege>"
 BUSY_CPU_SECONDS = 0.05  # more CPU than this between two looks means the step is working
 DIAGNOSE_EVERY = 2.0
+TREE_EVERY = 2.0  # finding the step's processes walks all of /proc: their CPU is read every look, the list less often
 
 Kind = Literal["running", "busy", "not_a_lock", "lock_wait"]
 
@@ -62,7 +64,12 @@ class Verdict:
     @property
     def restart_proven(self) -> bool:
         """The database named every holder of the lock, and each one is the app server's own process."""
-        return self.kind == "lock_wait" and self.confirmed and bool(self.blockers) and all(b.app_server for b in self.blockers)
+        return (
+            self.kind == "lock_wait"
+            and self.confirmed
+            and bool(self.blockers)
+            and all(b.app_server for b in self.blockers)
+        )
 
     def key(self) -> tuple:
         """What changes the advice (not the seconds counting up)."""
@@ -140,14 +147,16 @@ class LockWatch:
     step: StepRecord
     threshold: float
     database: Database | None
-    app_server_pids: Callable[[], set[int]] = lambda: set()
+    app_server_pids: Callable[[], set[int]] = set
     clock: Callable[[], float] = time.monotonic
     _last_output: float = field(init=False)
     _last_busy: float = field(init=False)
     _log_size: int = field(init=False, default=-1)
     _cpu: float = field(init=False, default=-1.0)
     _last_diagnosis: tuple[float, Verdict] | None = field(init=False, default=None)
-    _superuser: Database | None | bool = field(init=False, default=False)  # False: not looked for yet
+    _superuser: Database | bool | None = field(init=False, default=False)  # False: not looked for yet
+    _tree: list[psutil.Process] = field(init=False, default_factory=list)
+    _tree_at: float = field(init=False, default=float("-inf"))
 
     def __post_init__(self) -> None:
         self._last_output = self._last_busy = self.clock()
@@ -162,7 +171,7 @@ class LockWatch:
         size = _file_size(self.step.log)
         if size != self._log_size:
             self._log_size, self._last_output = size, now
-        tree = process_tree(self.step.pid)
+        tree = self._processes(now)
         cpu = cpu_seconds(tree)
         if self._cpu < 0 or cpu - self._cpu > BUSY_CPU_SECONDS:
             self._last_busy = now
@@ -179,6 +188,12 @@ class LockWatch:
         verdict = self.diagnose(silent, {p.pid for p in tree})
         self._last_diagnosis = (now, verdict)
         return verdict
+
+    def _processes(self, now: float) -> list[psutil.Process]:
+        """The step's process tree, found again every TREE_EVERY seconds or when one of it has ended."""
+        if now - self._tree_at >= TREE_EVERY or not all(proc.is_running() for proc in self._tree):
+            self._tree, self._tree_at = process_tree(self.step.pid), now
+        return self._tree
 
     def diagnose(self, silent: float, own_pids: set[int]) -> Verdict:
         db = self.database
@@ -203,7 +218,7 @@ class LockWatch:
         """The cluster's superuser login, looked for once (only as root, only for a local cluster)."""
         if self._superuser is False:
             self._superuser = cluster_superuser(self.database) if self.database else None
-        return self._superuser or None
+        return self._superuser if isinstance(self._superuser, Database) else None
 
     def _diagnose_postgres(self, silent: float, rows: list[dict], own_pids: set[int]) -> Verdict:
         by_pid = {row["pid"]: row for row in rows}
@@ -218,14 +233,18 @@ class LockWatch:
         waiting = [row for row in mine if row.get("wait_event_type") == "Lock"]
         if not waiting:
             state = mine[0].get("state") or "unknown"
-            return Verdict("not_a_lock", silent, confirmed=True, db_note=f"its database session is {state}, not waiting")
+            return Verdict(
+                "not_a_lock", silent, confirmed=True, db_note=f"its database session is {state}, not waiting"
+            )
         own = {row["pid"] for row in mine}
         roots = root_blockers(waiting, by_pid, own)
         if not roots:
             return Verdict("lock_wait", silent, db_note="the database showed the wait but not who holds the lock")
         pids = self.app_server_pids()
         blockers = tuple(self._describe_blocker(pid, by_pid.get(pid, {"pid": pid}), pids) for pid in roots)
-        return Verdict("lock_wait", silent, confirmed=True, blockers=blockers, waiting_query=waiting[0].get("query") or "")
+        return Verdict(
+            "lock_wait", silent, confirmed=True, blockers=blockers, waiting_query=waiting[0].get("query") or ""
+        )
 
     @staticmethod
     def _describe_blocker(pid: int, row: dict, app_server_pids: set[int]) -> Blocker:
@@ -237,14 +256,18 @@ class LockWatch:
         if kind != "client backend":
             return Blocker(pid, kind, True, state, seconds, query, False, role)  # autovacuum and the like: not the app
         if query == HIDDEN:  # another role's session, seen without the right to see it
-            return Blocker(pid, "a session of another role (hidden from the app's role)", True, "unknown", None, "", None, role)
+            return Blocker(
+                pid, "a session of another role (hidden from the app's role)", True, "unknown", None, "", None, role
+            )
         client = "the local socket" if row.get("client_port") == -1 else row.get("client_addr") or "the local socket"
         local = client_process(row)
         if local:
             who = f"{describe_process(local)} via {client}"
             return Blocker(pid, who, True, state, seconds, query, looks_like_app_server(local, app_server_pids), role)
         # A remote client, or one whose process this user may not look at: unknown.
-        return Blocker(pid, f"{row.get('application_name') or 'a client'} via {client}", True, state, seconds, query, None, role)
+        return Blocker(
+            pid, f"{row.get('application_name') or 'a client'} via {client}", True, state, seconds, query, None, role
+        )
 
     def _diagnose_sqlite(self, silent: float, db: Database, own_pids: set[int]) -> Verdict:
         path = os.path.realpath(db.name)
@@ -263,7 +286,9 @@ class LockWatch:
                 continue
         if not blockers:
             if unseen:
-                return Verdict("lock_wait", silent, db_note="some processes could not be looked at (run as root to see them)")
+                return Verdict(
+                    "lock_wait", silent, db_note="some processes could not be looked at (run as root to see them)"
+                )
             return Verdict("not_a_lock", silent, db_note="nothing else has the database file open")
         return Verdict("lock_wait", silent, confirmed=True, blockers=tuple(blockers))
 

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wizard.dbconf import Database
-from wizard.headless import POLL_SECONDS
+from wizard.driver import POLL_SECONDS
 from wizard.runner import launch, prepare_attempt
 from wizard.state import StepRecord
 from wizard.watchdog import LockWatch, application_tag
