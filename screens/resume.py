@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from wizard.resume import resume_choices
 from wizard.runner import Alive, inspect
 from wizard.state import FINISHED, Session, StepRecord, StepStatus
 
@@ -73,27 +74,7 @@ class ResumeScreen(Screen):
         return "not started yet"
 
     def choices(self) -> list[Option]:
-        step = self.session.current
-        status = step.status if step else None
-        if status == StepStatus.RUNNING:
-            # No abandoning here: the step would run on with no session watching it.
-            return [Option("Reattach: follow the running step's live log", id="continue")]
-        if step is not None and status == StepStatus.INTERRUPTED:
-            rerun = Option(
-                "Run it again" + (" (it is marked safe to run again)" if step.safe_to_rerun else
-                                  " — careful: it is not marked safe to run twice"),
-                id="retry",
-            )  # fmt: skip
-            skip = Option("Skip it, saying why (e.g. you finished it by hand)", id="skip")
-            options = [rerun, skip] if step.safe_to_rerun else [skip, rerun]
-            options.append(Option("Read its log first, and decide on the run screen", id="continue"))
-        elif status == StepStatus.FAILED:
-            options = [Option("Run it again (after fixing the cause)", id="retry"),
-                       Option("Skip it, saying why", id="skip"),
-                       Option("Read its log first, and decide on the run screen", id="continue")]  # fmt: skip
-        else:
-            options = [Option("Continue where it stopped", id="continue")]
-        return [*options, Option("Abandon this session (it is kept on disk)", id="abandon")]
+        return [Option(choice.label, id=choice.id) for choice in resume_choices(self.session)]
 
     @on(OptionList.OptionSelected, "#choices")
     def chosen(self, event: OptionList.OptionSelected) -> None:

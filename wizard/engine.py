@@ -96,10 +96,24 @@ def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + random_tokens.token_hex(2)
 
 
+def real_processes(instance: Instance, redact: list[str]) -> StepProcesses:
+    """Steps launched detached through the wrapper, as the app's user, with the instance's secrets."""
+    return StepProcesses(instance.user, secret_env(instance.env), redact)
+
+
 class Engine:
     """Holds the instance's lock and its Session for as long as the wizard works on it."""
 
-    def __init__(self, instance: Instance, store: StateStore, say: Callable[[str], None] = lambda _: None):
+    def __init__(
+        self,
+        instance: Instance,
+        store: StateStore,
+        say: Callable[[str], None] = lambda _: None,
+        *,
+        processes: Callable[[Instance, list[str]], StepProcesses] | None = None,
+    ):
+        """``processes``: makes what launches the steps, from the instance and the secrets to mask
+        (default: the detached wrapper; tests of screens may hand in a stand-in)."""
         self.instance = instance
         self.store = store
         self.say = say
@@ -108,7 +122,7 @@ class Engine:
         self._lock: InstanceLock | None = None
         self.recipe = instance.load_recipe()
         self._secrets = secrets_for(self.recipe, instance)
-        self.processes = StepProcesses(instance.user, secret_env(instance.env), self._secrets)
+        self.processes = (processes or real_processes)(instance, self._secrets)
         self.remedies = LockRemedies(instance, self.recipe, self.database)
 
     # -- opening and closing ------------------------------------------------
