@@ -242,6 +242,20 @@ def seed_running_step(site: Site, step_id: str, ready: str, timeout: float = 60)
         wizard.wait(10)
 
 
+def reattach(terminal: Terminal, newest: str, timeout: float = 60) -> tuple[float | None, float]:
+    """Bring a relaunched TUI to the running step's log: (moment of the resume screen or None, moment of ``newest``).
+
+    Today the wizard first asks, on its resume screen, and the bench presses
+    its key as soon as the choice is painted; a wizard that goes straight to
+    the log is measured all the same.
+    """
+    seen, moment = terminal.wait_for_any([project.RESUME_TEXT, newest], timeout, "the resume screen or the step's log")
+    if seen == newest:
+        return None, moment
+    terminal.press(project.RESUME_KEY)
+    return moment, terminal.wait_for(newest, timeout, "the step's newest line in the log pane")
+
+
 def _step_log_has(site: Site, step_id: str, text: str) -> bool:
     logs = project.state_logs(site.state, site.name, step_id)
     return bool(logs) and file_has(logs[-1], text)

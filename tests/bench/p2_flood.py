@@ -44,6 +44,7 @@ from .common import (
     make_site,
     nonce,
     phase,
+    reattach,
     rss,
     seed_running_step,
     stop_leftovers,
@@ -145,8 +146,7 @@ def wizard_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeou
         probe = site.root / "probe.txt"
         terminal = site.tui(probe_out=probe, size=size)
         try:
-            terminal.wait_for(project.RESUME_TEXT, 60, "the resume screen's reattach choice")
-            terminal.press(project.RESUME_KEY)
+            reattach(terminal, flood.ready_text)
             return flood_on_screen(terminal, flood, probe, "the wizard", timeout)
         finally:
             terminal.close()

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import psutil
 
-from . import project
 from .common import (
     Row,
     Site,
@@ -34,6 +33,7 @@ from .common import (
     make_site,
     nonce,
     phase,
+    reattach,
     seed_running_step,
     stop_leftovers,
     wait_until,
@@ -74,9 +74,7 @@ def quiet_step(work: Path, mark: str, watched: bool, seconds: float) -> Step:
 def start_tui(site: Site, mark: str, size: tuple[int, int]) -> Follower:
     seed_running_step(site, "quiet", f"QUIET {mark}")
     terminal = site.tui(size=size)
-    terminal.wait_for(project.RESUME_TEXT, 60, "the resume screen's reattach choice")
-    terminal.press(project.RESUME_KEY)
-    terminal.wait_for(f"QUIET {mark}", 60, "the silent step's mark in the log pane")
+    reattach(terminal, f"QUIET {mark}")
     return Follower(f"tui {site.root.name}", terminal.pid, terminal=terminal)
 
 

@@ -14,25 +14,22 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from . import project
-from .common import Row, Site, Step, load, make_site, median, nonce, phase, seed_running_step, stop_leftovers
+from .common import Row, Site, Step, load, make_site, median, nonce, phase, reattach, seed_running_step, stop_leftovers
 from .terminal import Terminal
 
 LOG_LINES = 500
 TIMEOUT = 60.0
 
 
-def relaunch(site: Site, mark: str, size: tuple[int, int]) -> tuple[float, float, Terminal]:
-    """(seconds to the resume screen, seconds to the mark in the log pane) and the TUI, left running."""
+def relaunch(site: Site, mark: str, size: tuple[int, int]) -> tuple[float | None, float, Terminal]:
+    """(seconds to the resume screen if one shows, seconds to the mark in the log pane) and the TUI, left running."""
     terminal = site.tui(size=size)
     try:
-        resumed = terminal.wait_for(project.RESUME_TEXT, TIMEOUT, "the resume screen's reattach choice")
-        terminal.press(project.RESUME_KEY)
-        shown = terminal.wait_for(f"QUIET {mark}", TIMEOUT, "the step's newest line in the log pane")
+        resumed, shown = reattach(terminal, f"QUIET {mark}", TIMEOUT)
     except BaseException:
         terminal.close()
         raise
-    return resumed - terminal.started, shown - terminal.started, terminal
+    return None if resumed is None else resumed - terminal.started, shown - terminal.started, terminal
 
 
 def measure(work: Path, tree: Path, runs: int, size: tuple[int, int], p1_seconds: list[float]) -> Row:
@@ -55,11 +52,14 @@ def measure(work: Path, tree: Path, runs: int, size: tuple[int, int], p1_seconds
             row.loads.append(load())
             resumed, shown, terminal = relaunch(site, mark, size)
             row.values.append(shown)
-            resumes.append(resumed)
-            phase(f"P6 run {run}/{runs}: resume screen at {resumed:.3f} s, the step's newest line at {shown:.3f} s "
+            if resumed is not None:
+                resumes.append(resumed)
+            screen = "no resume screen" if resumed is None else f"resume screen at {resumed:.3f} s"
+            phase(f"P6 run {run}/{runs}: {screen}, the step's newest line at {shown:.3f} s "
                   f"(load {row.loads[-1]})")  # fmt: skip
         terminal.close()
     finally:
         stop_leftovers(site.root)
-    row.note = f"the resume screen itself: {median(resumes):.3f} s (median)"
+    row.note = (f"the resume screen itself: {median(resumes):.3f} s (median); Enter pressed on it as soon as painted"
+                if resumes else "no resume screen: the wizard went straight to the step's log")  # fmt: skip
     return row

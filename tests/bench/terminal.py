@@ -97,20 +97,31 @@ class Terminal:
 
     def wait_for(self, text: str, timeout: float, what: str = "") -> float:
         """The moment (time.monotonic) ``text`` was first on the screen; gives up loudly after ``timeout`` s."""
-        expectation = _Expectation(text)
+        return self.wait_for_any([text], timeout, what)[1]
+
+    def wait_for_any(self, texts: list[str], timeout: float, what: str = "") -> tuple[str, float]:
+        """The first of ``texts`` to be on the screen, and the moment it was first there."""
+        expectations = [_Expectation(text) for text in texts]
         with self.lock:
-            if text in self._text_locked():
-                return time.monotonic()
-            self.expectations.append(expectation)
+            shown = self._text_locked()
+            for expectation in expectations:
+                if expectation.text in shown:
+                    return expectation.text, time.monotonic()
+            self.expectations.extend(expectations)
         deadline = time.monotonic() + timeout
-        while not expectation.seen.wait(0.05):
-            if time.monotonic() > deadline or (self.closed.is_set() and not expectation.seen.is_set()):
+        while True:
+            seen = [e for e in expectations if e.seen.is_set()]
+            if seen:
+                first = min(seen, key=lambda e: e.at)
+                return first.text, first.at
+            ended = self.closed.is_set()
+            if time.monotonic() > deadline or ended:
                 gone = f" (the program ended with {self.process.poll()})" if self.process.poll() is not None else ""
                 raise WaitTimeout(
-                    f"waited {timeout:.0f} s for {what or 'the text'} {text!r} on the screen{gone}; "
-                    f"the screen shows:\n{self.text()}"
+                    f"waited {timeout:.0f} s for {what or 'the text'} {' or '.join(map(repr, texts))} on the screen"
+                    f"{gone}; the screen shows:\n{self.text()}"
                 )
-        return expectation.at
+            time.sleep(0.005)
 
     # -- acting ---------------------------------------------------------------------
 
