@@ -1,4 +1,7 @@
-"""Pilot tests of the backup screen: what it measures, what the operator chooses, and the gate holding."""
+"""Pilot tests of the backup screen: what it measures, what the operator chooses, and the gate holding.
+
+Where the gate opens, the site's one step is played by the stand-in (tests/fakes.py): it marks that it ran.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from textual.widgets import Button, Checkbox
 
 from wizard import backup
 from wizard.sizes import human_bytes, tree_size
+from wizard.state import StepRecord
 
 from .conftest import make_site, step_toml, wait_for
+from .fakes import FakeSteps
 from .test_tui import on_screen, screen_name, site_app, until
 
 pytestmark = pytest.mark.slow
@@ -33,6 +38,18 @@ def indico_like_site(site_root: Path, database_bytes: bytes | None = None):
     return make_site(site_root, step_toml("one", f"open({str(site_root / 'ran')!r}, 'w')"), app_config=config)
 
 
+class MarksItRan(FakeSteps):
+    """The stand-in for the site's one step: it creates ``ran`` in the site's folder, as the real step's argv does."""
+
+    def __init__(self, site_root: Path):
+        super().__init__()
+        self.site_root = site_root
+
+    def launch(self, record: StepRecord, key: str) -> None:
+        (self.site_root / "ran").touch()
+        super().launch(record, key)
+
+
 def size(path: Path) -> str:
     return human_bytes(tree_size(path))
 
@@ -45,7 +62,7 @@ async def to_backup_screen(pilot, app) -> None:
 
 async def test_the_archive_is_offered_with_its_size_and_taken_when_chosen(site_root):
     site = indico_like_site(site_root)
-    app = site_app(site)
+    app = site_app(site, processes=MarksItRan(site_root))
     async with app.run_test(size=(80, 24)) as pilot:
         await to_backup_screen(pilot, app)
         box = app.screen.query_one(Checkbox)
@@ -142,7 +159,7 @@ async def test_unfinished_backups_are_named_with_their_size_and_left_for_the_ope
     theirs = backups / "wizard-other-20261101-000000-abcd"  # another instance's, in a shared backup_dir
     theirs.mkdir()
     (theirs / backup.UNFINISHED).write_text(backup.unfinished_text("other"))
-    app = site_app(site)
+    app = site_app(site, processes=MarksItRan(site_root))
     async with app.run_test(size=(80, 24)) as pilot:
         await to_backup_screen(pilot, app)
         shown = str(app.screen.query_one("#unfinished").render())

@@ -1,10 +1,14 @@
-"""Pilot tests of every screen and transition, over the real engine and real step processes."""
+"""Pilot tests of every screen and transition, over the real engine and real step processes.
+
+Where a test only needs steps to end to reach a screen, tests/fakes.py stands in for the process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -13,12 +17,16 @@ import psutil
 import pytest
 from textual.widgets import Input, Log
 
+from screens.widgets import GLYPH, StepList
 from wizard.app import make_app
 from wizard.demo.sandbox import build, start_services
 from wizard.instance import load_instances
+from wizard.runner import Alive, inspect
+from wizard.state import StepStatus
 from wizard.store import StateStore
 
 from .conftest import kill_tree_leftovers, make_site, step_toml, toml_str, wait_for
+from .fakes import Attempt, FakeSteps
 from .test_headless import counting_steps, kill_step_and_wizard, start_and_kill
 from .wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
 
@@ -89,7 +97,7 @@ async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
 
 async def test_the_backup_gate_wants_the_instance_name_typed(site_root):
     site = make_site(site_root, step_toml("one", "print('one')"))
-    app = site_app(site)
+    app = site_app(site, processes=FakeSteps())
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
         await pilot.press("c")
@@ -157,14 +165,16 @@ async def test_a_failed_step_offers_retry_and_skip_with_a_reason(site_root):
         + step_toml("last", "print('last')"),
     )
     assert site.cli("run", "--yes", "--backup-done", str(site_root)).returncode == 1  # flaky fails
-    app = site_app(site)
+    # In the wizard below, the stand-in plays the steps: flaky fails once more, then (as if fixed) succeeds.
+    fake = FakeSteps({"flaky": [Attempt(["checking"], 3), Attempt(["checking"])],
+                      "broken": Attempt(["cannot"], 5), "last": Attempt(["last"])})  # fmt: skip
+    app = site_app(site, processes=fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, on_screen(app, "ResumeScreen"))
         await pilot.press("enter")  # "Run it again" comes first for a failed step
         await until(pilot, lambda: screen_name(app) == "RunScreen"
                     and app.engine.session.step("flaky").status == "failed" and app.engine.session.step("flaky").attempts == 2)  # fmt: skip
         assert "It failed (exit code 3)" in str(app.screen.query_one("#advice").render())
-        flag.touch()
         await pilot.press("r")
         await until(pilot, lambda: app.engine.session.step("broken").status == "failed", what="the broken step to fail")
         await pilot.press("s")
@@ -177,6 +187,7 @@ async def test_a_failed_step_offers_retry_and_skip_with_a_reason(site_root):
         assert steps["flaky"].status == "succeeded" and steps["flaky"].attempts == 3
         assert steps["broken"].status == "skipped" and steps["broken"].skip_reason == "fixed by hand"
         assert steps["last"].status == "succeeded"
+    assert fake.launched == ["flaky", "flaky", "broken", "last"]
 
 
 def failed_once(site_root):
@@ -284,6 +295,49 @@ async def straight_to_run(pilot, app, site_root) -> None:
         app.engine.acknowledge(note.id)
     app.engine.declare_backup(str(site_root), "site")
     app.route()
+
+
+async def test_the_stand_in_s_failure_shows_its_exit_code_and_offers_retry_and_skip(site_root):
+    site = make_site(site_root, step_toml("one", "print('one')") + step_toml("two", "print('two')"))
+    fake = FakeSteps({"one": [Attempt(["about to fail"], 7), Attempt(["fine now"])]})
+    app = site_app(site, processes=fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await straight_to_run(pilot, app, site_root)
+        await until(pilot, lambda: screen_name(app) == "RunScreen" and app.screen.check_action("retry", ()),
+                    what="the decision after the failure")  # fmt: skip
+        assert app.screen.check_action("skip", ()) and app.engine.session.step("one").status == "failed"
+        assert "It failed (exit code 7)" in str(app.screen.query_one("#advice").render())
+        assert str(app.screen.query_one(StepList).get_cell("one", "exit")).strip() == "7"
+        lines = app.screen.query_one(Log).lines
+        assert "about to fail" in lines and "the command exited with code 7 after" in lines[-1]
+        await pilot.press("r")
+        await until(pilot, on_screen(app, "DoneScreen"), what="the retry and the second step")
+    saved = StateStore(site.state, site.name).load()
+    assert [(s.id, s.status, s.exit_code, s.attempts) for s in saved.steps] == [
+        ("one", "succeeded", 0, 2),
+        ("two", "succeeded", 0, 1),
+    ]
+    assert fake.launched == ["one", "one", "two"]
+    assert not list(site.state.rglob("*.wrapper.err"))  # no wrapper was started
+
+
+async def test_a_step_the_stand_in_holds_runs_until_released(site_root):
+    site = make_site(site_root, step_toml("slow", "print('begin')"))
+    fake = FakeSteps({"slow": Attempt(["begin"], hold=True)})
+    app = site_app(site, processes=fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await straight_to_run(pilot, app, site_root)
+        await until(pilot, on_screen(app, "RunScreen"))
+        log = app.screen.query_one(Log)
+        await until(pilot, lambda: "begin" in log.lines, what="the held step's output")
+        step = app.engine.session.step("slow")
+        assert step.status == "running" and step.pid == os.getpid() and inspect(step) == Alive(os.getpid())
+        assert str(app.screen.query_one(StepList).get_cell("slow", "mark")).strip() == GLYPH[StepStatus.RUNNING][0]
+        await pilot.pause(0.5)
+        assert screen_name(app) == "RunScreen" and fake.running() == ["slow"]
+        fake.release("slow")
+        await until(pilot, on_screen(app, "DoneScreen"), what="the released step to end")
+    assert StateStore(site.state, site.name).load().step("slow").exit_code == 0
 
 
 async def test_scrolling_back_is_not_undone_by_new_output_and_f_follows_again(site_root):

@@ -8,6 +8,7 @@ return), and post a message (screens.messages) when the App should move on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import on
@@ -17,9 +18,10 @@ from textual.screen import Screen
 
 from screens.messages import InstancePicked, LeaveWizard, PlanAgain, Planned, RouteNext
 
-from .engine import Blocked, Done, Engine, GateClosed, NotesPending
+from .engine import Blocked, Done, Engine, GateClosed, NotesPending, real_processes
 from .errors import Exit, WizardError
 from .instance import Instance
+from .runner import StepProcesses
 from .state import StepStatus
 from .store import StateStore
 
@@ -39,9 +41,11 @@ class WizardApp(App[int]):
         *,
         chosen: str | None = None,
         lock_threshold: float | None = None,
+        processes: Callable[[Instance, list[str]], StepProcesses] = real_processes,
     ):
         super().__init__()
         self.lock_threshold = lock_threshold  # seconds of silence before a lock wait is suspected
+        self.processes = processes  # makes what launches the steps: the detached wrapper, or a test's stand-in
         self.instances = instances
         self.state_root = state_root
         self.chosen = chosen
@@ -62,7 +66,7 @@ class WizardApp(App[int]):
     def open_instance(self, name: str) -> None:
         instance = self.instances[name]
         self.sub_title = f"{name} ({instance.recipe})"
-        engine = Engine(instance, StateStore(self.state_root, name), say=self.say)
+        engine = Engine(instance, StateStore(self.state_root, name), say=self.say, processes=self.processes)
         try:
             engine.open()
         except WizardError as exc:
@@ -186,9 +190,14 @@ def make_app(
     state_root: Path,
     chosen: str | None = None,
     lock_threshold: float | None = None,
+    processes: Callable[[Instance, list[str]], StepProcesses] = real_processes,
 ) -> WizardApp:
-    """The one way to build the app: the CLI and the tests both come through here."""
-    return WizardApp(instances, state_root, chosen=chosen, lock_threshold=lock_threshold)
+    """The one way to build the app: the CLI and the tests both come through here.
+
+    ``processes``: makes what launches the steps, from the instance and the secrets to mask (default: the
+    detached wrapper); screen tests hand in a stand-in (tests/fakes.py) where the process is not what they test.
+    """
+    return WizardApp(instances, state_root, chosen=chosen, lock_threshold=lock_threshold, processes=processes)
 
 
 def run_tui(app: WizardApp) -> int:
