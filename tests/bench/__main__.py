@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if row.note:
             console.print(f"  {row.id}: {row.note}")
+    for row in rows:
+        if row.failure:
+            failures.setdefault(row.id, row.failure)
     for name, why in failures.items():
         console.print(f"  [bold red]{name} not measured[/]: {why}")
     console.print("  Not included (separate, on demand): "

@@ -60,9 +60,10 @@ class Row:
     target: str = ""
     #: (value, anchor) -> met?; None when the target cannot be judged
     judge: Callable[[float, float], bool] | None = None
-    #: "ratio" = value / anchor; "inverse" = anchor / value (rates: higher is better, the ratio says value/anchor too)
     note: str = ""
     loads: list[str] = field(default_factory=list)
+    #: why this measure has no figure (a wait gave up), empty when it has one
+    failure: str = ""
 
     @property
     def value(self) -> float:
@@ -87,7 +88,8 @@ class Row:
     def as_dict(self) -> dict:
         return {"id": self.id, "measure": self.measure, "unit": self.unit, "values": self.values,
                 "anchors": self.anchors, "value": self.value, "anchor": self.anchor, "ratio": self.ratio,
-                "target": self.target, "met": self.met, "note": self.note, "loads": self.loads}  # fmt: skip
+                "target": self.target, "met": self.met, "note": self.note, "loads": self.loads,
+                "failure": self.failure}  # fmt: skip
 
 
 # -- sites ------------------------------------------------------------------------------

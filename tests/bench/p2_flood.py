@@ -25,6 +25,7 @@ write) is printed too, since the wizard's figure cannot beat it.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -51,9 +52,11 @@ from .common import (
     wait_until,
 )  # fmt: skip
 from .stallprobe import LAUNCHER, longest_stall
-from .terminal import Terminal
+from .terminal import Terminal, WaitTimeout
 
 MB = 1_000_000
+STUCK_SECONDS = 30.0
+LINE_NUMBER = re.compile(r"example_pkg-(\d{7})")
 
 
 @dataclass
@@ -121,6 +124,36 @@ class RssSampler(threading.Thread):
         return self.highest
 
 
+def highest_line(text: str) -> int:
+    """The highest flood line number on the screen (0 for none)."""
+    return max((int(number) for number in LINE_NUMBER.findall(text)), default=0)
+
+
+def wait_for_end(terminal: Terminal, flood: Flood, what: str, timeout: float) -> float:
+    """The moment the end mark is painted; gives up early, saying so, when the pane stops moving on.
+
+    A log pane that stopped repainting would otherwise keep the bench waiting
+    for the whole timeout: when the highest line number on the screen has not
+    grown for STUCK_SECONDS, that is the answer.
+    """
+    deadline = time.monotonic() + timeout
+    highest, since = 0, time.monotonic()
+    while True:
+        try:
+            return terminal.wait_for(flood.end_text, 2.0, f"the end mark in {what}'s log pane")
+        except WaitTimeout:
+            now, shown = time.monotonic(), highest_line(terminal.text())
+            if shown > highest:
+                highest, since = shown, now
+            if now - since > STUCK_SECONDS or now > deadline:
+                why = f"showed no line after {highest:,} for {now - since:.0f} s" if now <= deadline else "is too slow"
+                raise WaitTimeout(
+                    f"waited {now - deadline + timeout:.0f} s for the end mark {flood.end_text!r} in {what}'s log pane, "
+                    f"which {why} (the step {'had' if flood.done.exists() else 'had not'} written all {flood.lines:,} lines); "
+                    f"the screen shows:\n{terminal.text()}"
+                ) from None
+
+
 def flood_on_screen(terminal: Terminal, flood: Flood, probe: Path, what: str, timeout: float) -> Result:
     """With the ready line painted: go, and time until the end mark is painted; RSS and stalls meanwhile."""
     terminal.wait_for(flood.ready_text, 60, f"the ready line in {what}'s log pane")
@@ -130,7 +163,7 @@ def flood_on_screen(terminal: Terminal, flood: Flood, probe: Path, what: str, ti
     sampler.start()
     started = time.monotonic()
     flood.go.touch()
-    seen = terminal.wait_for(flood.end_text, timeout, f"the end mark in {what}'s log pane")
+    seen = wait_for_end(terminal, flood, what, timeout)
     time.sleep(1.0)  # growth may land just after the last paint
     highest = sampler.stop()
     flood.hold.touch()
@@ -214,37 +247,67 @@ def rows(runs: int, lines: int, size: tuple[int, int]) -> dict[str, Row]:
     }  # fmt: skip
 
 
+def tui_run(table: dict[str, Row], folder: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float) -> None:
+    """One run of P2a-c: the bare app, then the reattached wizard."""
+    phase(f"  the bare app's log pane (load {load()})")
+    bare = bare_tui(folder, tree, lines, size, timeout)
+    phase("  the wizard's log pane, reattached")
+    wizard = wizard_tui(folder, tree, lines, size, timeout)
+    table["rate"].values.append(lines / wizard.seconds)
+    table["rate"].anchors.append(lines / bare.seconds)
+    table["rss"].values.append(wizard.rss_growth / MB)
+    table["rss"].anchors.append(bare.rss_growth / MB)
+    table["stall"].values.append(wizard.stall * 1000)
+    table["stall"].anchors.append(bare.stall * 1000)
+    phase(f"  wizard {lines / wizard.seconds:,.0f} lines/s (+{wizard.rss_growth / MB:.1f} MB, stall "
+          f"{wizard.stall * 1000:.0f} ms); bare {lines / bare.seconds:,.0f} lines/s (+{bare.rss_growth / MB:.1f} MB, "
+          f"stall {bare.stall * 1000:.0f} ms); the step itself: {lines / wizard.producer:,.0f} and "
+          f"{lines / bare.producer:,.0f} lines/s")  # fmt: skip
+
+
+def headless_run(row: Row, folder: Path, tree: Path, lines: int, timeout: float) -> float:
+    """One run of P2d: `run --yes`, then the plain loop over the log it followed; the step's own rate."""
+    phase("  headless `run --yes`, then the plain loop over its log")
+    seconds, producer, site = wizard_headless(folder, tree, lines, timeout)
+    anchor, relayed = relay_rate(site.step_log("flood"), folder)
+    row.values.append(lines / seconds)
+    row.anchors.append(anchor)
+    phase(f"  run --yes {lines / seconds:,.0f} lines/s (the step itself {lines / producer:,.0f}); "
+          f"plain loop {anchor:,.0f} lines/s over {relayed:,} lines")  # fmt: skip
+    return lines / producer
+
+
 def measure(work: Path, tree: Path, runs: int, lines: int, size: tuple[int, int]) -> list[Row]:
+    """P2a-d over ``runs``; a part that gives up is reported on its rows and not tried again, the other goes on."""
     table = rows(runs, lines, size)
     timeout = max(120.0, lines / 2_000)  # 2,000 lines/s would be very slow indeed
     producers: list[str] = []
+    loads: list[str] = []
     for run in range(1, runs + 1):
         folder = work / f"p2-run{run}"
         folder.mkdir()
-        table["rate"].loads.append(load())
-        phase(f"P2 run {run}/{runs}: the bare app's log pane (load {load()})")
-        bare = bare_tui(folder, tree, lines, size, timeout)
-        phase(f"P2 run {run}/{runs}: the wizard's log pane, reattached")
-        wizard = wizard_tui(folder, tree, lines, size, timeout)
-        table["rate"].values.append(lines / wizard.seconds)
-        table["rate"].anchors.append(lines / bare.seconds)
-        table["rss"].values.append(wizard.rss_growth / MB)
-        table["rss"].anchors.append(bare.rss_growth / MB)
-        table["stall"].values.append(wizard.stall * 1000)
-        table["stall"].anchors.append(bare.stall * 1000)
-        phase(f"  wizard {lines / wizard.seconds:,.0f} lines/s (+{wizard.rss_growth / MB:.1f} MB, stall "
-              f"{wizard.stall * 1000:.0f} ms); bare {lines / bare.seconds:,.0f} lines/s (+{bare.rss_growth / MB:.1f} MB, "
-              f"stall {bare.stall * 1000:.0f} ms); the step itself: {lines / wizard.producer:,.0f} and "
-              f"{lines / bare.producer:,.0f} lines/s")  # fmt: skip
-        phase(f"P2 run {run}/{runs}: headless `run --yes`, then the plain loop over its log")
-        seconds, producer, site = wizard_headless(folder, tree, lines, timeout)
-        anchor, relayed = relay_rate(site.step_log("flood"), folder)
-        table["headless"].values.append(lines / seconds)
-        table["headless"].anchors.append(anchor)
-        producers.append(f"{lines / producer:,.0f}")
-        phase(f"  run --yes {lines / seconds:,.0f} lines/s (the step itself {lines / producer:,.0f}); "
-              f"plain loop {anchor:,.0f} lines/s over {relayed:,} lines")  # fmt: skip
-        for row in table.values():
-            row.loads = table["rate"].loads
-    table["headless"].note = f"the step alone wrote {', '.join(producers)} lines/s"
+        loads.append(load())
+        phase(f"P2 run {run}/{runs} (load {loads[-1]})")
+        if not table["rate"].failure:
+            try:
+                tui_run(table, folder, tree, lines, size, timeout)
+            except WaitTimeout as exc:
+                give_up([table["rate"], table["rss"], table["stall"]], exc)
+        if not table["headless"].failure:
+            try:
+                producers.append(f"{headless_run(table['headless'], folder, tree, lines, timeout):,.0f}")
+            except WaitTimeout as exc:
+                give_up([table["headless"]], exc)
+    for row in table.values():
+        row.loads = loads
+    if producers:
+        table["headless"].note = f"the step alone wrote {', '.join(producers)} lines/s"
     return list(table.values())
+
+
+def give_up(rows: list[Row], error: Exception) -> None:
+    """Say loudly why these rows have no figure, and keep it for the table."""
+    first = str(error).splitlines()[0]
+    phase(f"  GAVE UP: {error}")
+    for row in rows:
+        row.failure = first

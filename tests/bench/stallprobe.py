@@ -34,14 +34,14 @@ def install(path: str) -> None:
     """Start the probe in each event loop as it starts running (Textual's included)."""
     run_forever = asyncio.base_events.BaseEventLoop.run_forever
 
-    def run_forever_probed(loop: asyncio.AbstractEventLoop) -> None:
+    def run_forever_probed(loop: asyncio.base_events.BaseEventLoop) -> None:
         if not getattr(loop, "_bench_probed", False):
             loop._bench_probed = True  # type: ignore[attr-defined]
             out = open(path, "a", buffering=1)  # open for the program's whole life
             loop.call_soon(lambda: setattr(loop, "_bench_probe_task", loop.create_task(_probe(out))))
         return run_forever(loop)
 
-    asyncio.base_events.BaseEventLoop.run_forever = run_forever_probed  # type: ignore[method-assign]
+    asyncio.base_events.BaseEventLoop.run_forever = run_forever_probed  # type: ignore[method-assign,assignment]
 
 
 def longest_stall(path: str, start: float, end: float) -> float:
