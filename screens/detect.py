@@ -61,7 +61,7 @@ class DetectScreen(Screen):
 
     @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
     def detect(self) -> Plan:
-        return plan_for(self.engine.instance, self.engine.backup_root)
+        return plan_for(self.engine.context, self.engine.backup_root)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "detect":

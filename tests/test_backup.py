@@ -18,6 +18,7 @@ import pytest
 from steps import load_recipe
 from wizard.appfiles import app_files
 from wizard.backup import BackupError, rotate, take_backup, unfinished_backups, unfinished_text
+from wizard.context import InstanceContext
 from wizard.dbconf import Database, database_of
 from wizard.dumps.postgres import verify as verify_postgres_dump
 from wizard.instance import Instance
@@ -413,7 +414,11 @@ def test_pretalx_media_and_secret_are_backed_up_and_restore(tmp_path):
     instance = Instance(name="talks", recipe="pretalx", venv=tmp_path / "venv", config=cfg)
     recipe = load_recipe("pretalx")
     backup = take_backup(
-        database_of(recipe, instance), [cfg], tmp_path / "backups", keep=3, files=app_files(recipe, instance)
+        database_of(recipe, instance),
+        [cfg],
+        tmp_path / "backups",
+        keep=3,
+        files=app_files(InstanceContext.open(instance)),
     )
     assert any(line.startswith("media (") for line in backup.contents) and any(
         line.startswith(".secret (") for line in backup.contents
@@ -435,7 +440,7 @@ def test_pretalx_secret_in_the_config_means_no_secret_file(tmp_path):
     cfg.write_text(f"[filesystem]\ndata = {data}\n[django]\nsecret = in-the-config\n")
     labels = [
         f.label
-        for f in app_files(load_recipe("pretalx"), Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg))
+        for f in app_files(InstanceContext.open(Instance(name="t", recipe="pretalx", venv=tmp_path, config=cfg)))
     ]
     assert labels == ["media"]
 
@@ -463,7 +468,9 @@ def test_pretalx_settings_from_its_environment_win_over_its_config(tmp_path):
     instance = Instance(name="talks", recipe="pretalx", venv=tmp_path, config=cfg, env=env)
     recipe = load_recipe("pretalx")
     assert database_of(recipe, instance) == Database("mysql", "talks", "db.internal", 3307, "pretalx", "env-s3cret")
-    assert [(f.label, f.path) for f in app_files(recipe, instance)] == [("media", data / "media")]  # no .secret yet
+    assert [(f.label, f.path) for f in app_files(InstanceContext.open(instance))] == [
+        ("media", data / "media")
+    ]  # no .secret yet
     assert "env-s3cret" in secrets_for(recipe, instance)  # masked in every log
 
 
@@ -479,7 +486,7 @@ def test_indico_archive_is_included_only_when_asked_and_its_size_is_said(tmp_pat
     for include in (False, True):
         instance = Instance(name="i", recipe="indico", venv=tmp_path, config=conf, backup_archive=include)
         backup = take_backup(database_of(recipe, instance), [conf], tmp_path / f"b{include}", keep=3,
-                             files=app_files(recipe, instance))  # fmt: skip
+                             files=app_files(InstanceContext.open(instance)))  # fmt: skip
         line = next(c for c in backup.contents if "archive-default" in c)
         assert "293.0 KiB" in line
         assert line.startswith("NOT included") is not include

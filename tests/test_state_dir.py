@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from wizard.context import InstanceContext
 from wizard.engine import Engine
 from wizard.errors import StateError
 from wizard.instance import load_instances
@@ -217,7 +218,7 @@ def test_a_session_file_others_can_read_is_made_private_and_said(site_root):
 
 def _engine(site) -> Engine:
     instance = load_instances(site.config)[site.name]
-    return Engine(instance, StateStore(site.state, site.name))
+    return Engine(InstanceContext.open(instance), StateStore(site.state, site.name))
 
 
 def test_the_takeover_note_says_what_became_of_the_earlier_pid(site_root):

@@ -18,6 +18,7 @@ from textual.screen import Screen
 
 from screens.messages import InstancePicked, LeaveWizard, PlanAgain, Planned, RouteNext
 
+from .context import InstanceContext
 from .engine import Blocked, Done, Engine, GateClosed, NotesPending, real_processes
 from .errors import Exit, WizardError
 from .instance import Instance
@@ -66,7 +67,8 @@ class WizardApp(App[int]):
     def open_instance(self, name: str) -> None:
         instance = self.instances[name]
         self.sub_title = f"{name} ({instance.recipe})"
-        engine = Engine(instance, StateStore(self.state_root, name), say=self.say, processes=self.processes)
+        context = InstanceContext.open(instance)  # the recipe and the app's config, read once for this run
+        engine = Engine(context, StateStore(self.state_root, name), say=self.say, processes=self.processes)
         try:
             engine.open()
         except WizardError as exc:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from steps import Recipe
+from .secrets import ini_values, python_assignments
 
-from .instance import Instance
-from .secrets import config_overrides, config_texts, ini_values, python_assignments
+if TYPE_CHECKING:
+    from .context import InstanceContext
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,15 @@ class AppFile:
     optional: bool = False  # the operator chooses (on the backup screen, or in the instance's settings)
 
 
-def app_files(recipe: Recipe, instance: Instance, chosen: set[str] | None = None) -> list[AppFile]:
+def app_files(context: InstanceContext, chosen: set[str] | None = None) -> list[AppFile]:
     """The app's files to back up; ``chosen``: the optional ones the operator picked (None: as the instance says)."""
-    texts = config_texts(recipe, instance)
+    texts = context.config_texts
     found: list[AppFile] = []
-    if recipe.config_format == "ini":
-        found.extend(_pretalx_files(ini_values(texts, config_overrides(recipe, instance))))
+    if context.recipe.config_format == "ini":
+        found.extend(_pretalx_files(ini_values(texts, context.overrides)))
     else:
         for text in texts:
-            found.extend(_indico_files(dict(python_assignments(text)), instance.backup_archive))
+            found.extend(_indico_files(dict(python_assignments(text)), context.instance.backup_archive))
     if chosen is not None:
         found = [replace(f, included=f.label in chosen, why_not="left out on the backup screen") if f.optional else f
                  for f in found]  # fmt: skip

@@ -205,6 +205,7 @@ def choices_from(args: argparse.Namespace) -> Choices:
 
 
 def show_plan(instance: Instance, backup_root: Path) -> Exit:
+    from .context import InstanceContext
     from .plan import plan_for
     from .report import print_plan
 
@@ -212,7 +213,7 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
         Console(stderr=True, highlight=False).print(
             f"asking pip what it would install into {instance.venv} (resolving against the index can take a minute)…"
         )
-    plan = plan_for(instance, backup_root)
+    plan = plan_for(InstanceContext.open(instance), backup_root)
     print_plan(Console(highlight=False), instance, plan)
     return Exit.USAGE if plan.blocked else Exit.DONE
 

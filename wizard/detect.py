@@ -6,6 +6,7 @@ import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sh
 from packaging.utils import canonicalize_name
@@ -20,6 +21,9 @@ from .instance import Instance
 from .schema import SchemaState, alembic_state, django_state
 from .secrets import public_env, secret_env
 from .versions import newer
+
+if TYPE_CHECKING:
+    from .context import InstanceContext
 
 # Runs inside the instance's own venv Python: its answers are the venv's, not ours.  It also
 # runs on an old Python (2.7, 3.7) far enough to say which Python and which releases are there.
@@ -112,7 +116,8 @@ def schema_of(instance: Instance, recipe: Recipe, site_packages: Path, db: Datab
     return alembic_state(check, db, site_packages)
 
 
-def detect(instance: Instance, recipe: Recipe) -> Detection:
+def detect(context: InstanceContext) -> Detection:
+    instance, recipe = context.instance, context.recipe
     probe = probe_venv(instance)
     dists: dict[str, str] = {canonicalize_name(name): version for name, version in probe["dists"].items()}
     installed = dists.get(canonicalize_name(recipe.package))
@@ -127,7 +132,7 @@ def detect(instance: Instance, recipe: Recipe) -> Detection:
         plugins=plugins,
         os_family=os_family(),
         dists=dists,
-        host=host_facts(instance, recipe),
+        host=host_facts(context),
     )
     if installed is None:
         return found

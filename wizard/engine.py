@@ -15,7 +15,8 @@ from pathlib import Path
 from .appfiles import app_files
 from .backup import Estimate, Progress, declared_backup, estimate, take_backup
 from .binding import check_belongs
-from .dbconf import Database, database_of
+from .context import InstanceContext
+from .dbconf import Database
 from .detect import os_family
 from .dumps import ENGINES
 from .errors import WizardError
@@ -24,7 +25,7 @@ from .plan import Plan
 from .preflight import missing_tools
 from .remedies import LockRemedies
 from .runner import Alive, Finished, Gone, Outcome, StepProcesses, inspect, prepare_attempt, sweep_secret_files
-from .secrets import config_files, secret_env, secrets_for
+from .secrets import secret_env
 from .state import FINISHED, Backup, Note, Session, SideJob, StepRecord, StepStatus, now
 from .store import InstanceLock, StateStore
 from .watchdog import LockWatch
@@ -106,24 +107,26 @@ class Engine:
 
     def __init__(
         self,
-        instance: Instance,
+        context: InstanceContext,
         store: StateStore,
         say: Callable[[str], None] = lambda _: None,
         *,
         processes: Callable[[Instance, list[str]], StepProcesses] | None = None,
     ):
         """``processes``: makes what launches the steps, from the instance and the secrets to mask
-        (default: the detached wrapper; tests of screens may hand in a stand-in)."""
-        self.instance = instance
+        (default: the detached wrapper; tests of screens may hand in a stand-in).
+        ``context``: the instance as read for this run (InstanceContext.open)."""
+        self.context = context
+        self.instance = instance = context.instance
         self.store = store
         self.say = say
         self.session: Session | None = None
         self.tools_missing: list[Note] = []  # found when a session is resumed; the next wizard looks again
         self._lock: InstanceLock | None = None
-        self.recipe = instance.load_recipe()
-        self._secrets = secrets_for(self.recipe, instance)
+        self.recipe = context.recipe
+        self._secrets = context.secrets  # a config that cannot be read stops us here: nothing of it would be masked
         self.processes = (processes or real_processes)(instance, self._secrets)
-        self.remedies = LockRemedies(instance, self.recipe, self.database)
+        self.remedies = LockRemedies(context)
 
     # -- opening and closing ------------------------------------------------
 
@@ -315,8 +318,8 @@ class Engine:
 
     def backup_estimate(self, chosen: set[str] | None = None) -> Estimate:
         """What a backup taken now would hold, each part measured (asks the database: call it from a worker)."""
-        files = app_files(self.recipe, self.instance, chosen)
-        return estimate(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root, files)
+        files = app_files(self.context, chosen)
+        return estimate(self._backup_database(), self.context.config_files, self.backup_root, files)
 
     def take_backup(
         self, progress: Progress | None = None, chosen: set[str] | None = None, measured: Estimate | None = None
@@ -326,8 +329,8 @@ class Engine:
         ``chosen``: the optional parts the operator picked (None: as the instance's settings say);
         ``measured``: the estimate made for those same choices, when there is one.
         """
-        return take_backup(self._backup_database(), config_files(self.recipe, self.instance), self.backup_root,
-                           self.instance.backup_keep, progress, files=app_files(self.recipe, self.instance, chosen),
+        return take_backup(self._backup_database(), self.context.config_files, self.backup_root,
+                           self.instance.backup_keep, progress, files=app_files(self.context, chosen),
                            measured=measured, instance=self.instance.name)  # fmt: skip
 
     def pass_gate(self, backup: Backup) -> None:
@@ -416,7 +419,7 @@ class Engine:
 
     def database(self) -> Database | None:
         """The instance's database as its config says, asked as the app's own Unix user."""
-        return database_of(self.recipe, self.instance)
+        return self.context.database
 
     def service_unit(self, role: str) -> str | None:
         """The unit this session found for a role at planning time (else the configured one)."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from .context import InstanceContext
 from .driver import Allowances, Driver
 from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending
 from .errors import Exit, WizardError
@@ -265,7 +266,7 @@ def run_upgrade(
     new: bool = False,
 ) -> Exit:
     """The whole headless run: lock, resume or plan, then the steps."""
-    with Engine(instance, store, say=out.line) as engine:
+    with Engine(InstanceContext.open(instance), store, say=out.line) as engine:
         engine.reconcile()
         session = engine.session
         if session is not None and session.done and not new:
@@ -275,7 +276,7 @@ def run_upgrade(
             out.line("this upgrade is finished; pass --new to plan another one")
             return Exit.DONE
         if session is None or new:
-            plan = plan_for(instance, engine.backup_root)
+            plan = plan_for(engine.context, engine.backup_root)
             found = plan.found
             if not plan.steps:
                 out.line(plan.nothing_to_do)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from steps import Recipe
-
-from .dbconf import Database, database_of
+from .dbconf import Database
 from .instance import Instance
 from .mysqlclient import MySQLError, run_query
 from .pgquery import QueryError, run_sql
-from .secrets import config_overrides, config_texts, ini_pairs, python_assignments
+from .secrets import ini_pairs, python_assignments
 from .services import installed_systemd_units
+
+if TYPE_CHECKING:
+    from .context import InstanceContext
 
 WEB_SERVER_UNITS = {"nginx.service": "nginx", "apache2.service": "apache", "httpd.service": "apache"}
 WEB_SERVER_PATHS = {
@@ -101,12 +103,11 @@ def web_servers(instance: Instance) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def host_facts(instance: Instance, recipe: Recipe) -> HostFacts:
-    texts = config_texts(recipe, instance)  # read once: the keys and the database both come from them
-    db = database_of(recipe, instance, texts)
+def host_facts(context: InstanceContext) -> HostFacts:
+    recipe, instance, db = context.recipe, context.instance, context.database
     server, unknowns = server_facts(db)
     return HostFacts(
-        config_keys=config_keys(texts, recipe.config_format) | frozenset(config_overrides(recipe, instance)),
+        config_keys=config_keys(context.config_texts, recipe.config_format) | frozenset(context.overrides),
         database=db.kind if db else None,
         db=db,
         **server,

@@ -81,22 +81,6 @@ class Instance(BaseModel):
         """The service manager's command, each element filled on its own (never a shell string)."""
         return [part.replace("{action}", action).replace("{service}", unit) for part in self.service_manager]
 
-    def service_main_pid(self, unit: str) -> int | None:
-        """The service's main process, to recognise its database sessions (None when unknown)."""
-        import sh
-
-        template = self.service_pid
-        if template is None and self.service_manager[0].endswith("systemctl"):
-            template = ["systemctl", "show", "--property=MainPID", "--value", "{service}"]
-        if template is None:
-            return None
-        argv = [part.replace("{service}", unit) for part in template]
-        try:
-            out = str(sh.Command(argv[0])(*argv[1:], _tty_out=False, _timeout=10)).strip()
-        except (sh.ErrorReturnCode, sh.CommandNotFound, sh.TimeoutException, OSError):
-            return None
-        return int(out) if out.isdigit() and int(out) > 0 else None
-
     def check_paths(self) -> None:
         """Raise ConfigError when the venv or the config file is not where the instance says."""
         if not self.python.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
@@ -20,6 +21,9 @@ from .services import Unit, resolve_units
 from .state import Note, StepRecord, StepStatus
 from .versions import crosses, matches
 from .watchdog import application_tag
+
+if TYPE_CHECKING:
+    from .context import InstanceContext
 
 
 def placeholder_values(recipe: Recipe, instance: Instance, found: Detection) -> dict[str, str]:
@@ -255,22 +259,22 @@ def beyond_target(recipe: Recipe, instance: Instance, found: Detection) -> list[
     return sort_notes(notes)
 
 
-def plan_for(instance: Instance, backup_root: Path | None = None) -> Plan:
+def plan_for(context: InstanceContext, backup_root: Path | None = None) -> Plan:
     """Detect what the instance has and plan its upgrade (no steps when it is up to date)."""
     from .detect import detect
     from .preflight import preflight, schema_checks
 
+    instance, recipe = context.instance, context.recipe
     instance.check_paths()
-    recipe = instance.load_recipe()
-    found = detect(instance, recipe)
+    found = detect(context)
     if found.installed_version is None:
         raise ConfigError(
             f"instance {instance.name!r}: {recipe.package} is not installed in {instance.venv}",
             "check that 'venv' is the virtualenv the app runs from",
         )
-    units = resolve_units(instance, recipe)
+    units = context.services.units(recipe)
     plan = build_plan(recipe, instance, found, {unit.role: unit.name for unit in units})
     plan.units = units
-    checks = preflight(instance, plan, backup_root) if plan.steps else schema_checks(plan)
+    checks = preflight(context, plan, backup_root) if plan.steps else schema_checks(plan)
     plan.notes = sort_notes(plan.notes + checks)
     return plan

@@ -6,6 +6,7 @@ import os
 import shlex
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sh
 
@@ -16,11 +17,13 @@ from .errors import BackupError
 from .instance import Instance
 from .plan import Plan
 from .privilege import current_user
-from .secrets import config_files
 from .services import status_argv
 from .sizes import free_space, human_bytes, tree_size
 from .state import Note, Severity, StepStatus
 from .uwsgiconf import touch_reload_check
+
+if TYPE_CHECKING:
+    from .context import InstanceContext
 
 MIB = 1024**2
 VENV_SPARE = 256 * MIB  # beyond the venv's own size: pip downloads and unpacks beside it
@@ -100,8 +103,8 @@ def rights_checks(instance: Instance, plan: Plan) -> list[Note]:
     return notes
 
 
-def config_checks(instance: Instance, plan: Plan) -> list[Note]:
-    files = config_files(plan.recipe, instance)
+def config_checks(context: InstanceContext, plan: Plan) -> list[Note]:
+    files = context.config_files
     if not files and not plan.recipe.config_paths:
         return []  # the recipe knows of no config, and the instance names none: nothing to look for
     if not files:
@@ -117,7 +120,8 @@ def config_checks(instance: Instance, plan: Plan) -> list[Note]:
     return []
 
 
-def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> list[Note]:
+def disk_checks(context: InstanceContext, plan: Plan, backup_root: Path | None) -> list[Note]:
+    instance = context.instance
     notes = []
     venv_size, free = tree_size(instance.venv), free_space(instance.venv)
     if free < venv_size + VENV_SPARE:
@@ -130,8 +134,8 @@ def disk_checks(instance: Instance, plan: Plan, backup_root: Path | None) -> lis
     if root is None or db is None or db.kind not in ENGINES:
         return notes
     try:
-        files = [f for f in app_files(plan.recipe, instance) if f.included]  # an archive left out is not walked
-        needs = estimate(db, config_files(plan.recipe, instance), root, files)
+        files = [f for f in app_files(context) if f.included]  # an archive left out is not walked
+        needs = estimate(db, context.config_files, root, files)
     except (BackupError, OSError):
         return notes  # the backup screen measures again, and says so if it cannot
     if not needs.fits:
@@ -216,14 +220,15 @@ def service_checks(instance: Instance, plan: Plan) -> list[Note]:
     return notes
 
 
-def preflight(instance: Instance, plan: Plan, backup_root: Path | None = None) -> list[Note]:
+def preflight(context: InstanceContext, plan: Plan, backup_root: Path | None = None) -> list[Note]:
+    instance = context.instance
     return [
         *settle_reload_steps(instance, plan),
         *service_checks(instance, plan),
         *tool_checks(instance, plan),
         *rights_checks(instance, plan),
-        *config_checks(instance, plan),
-        *disk_checks(instance, plan, backup_root),
+        *config_checks(context, plan),
+        *disk_checks(context, plan, backup_root),
         *schema_checks(plan),
         *lookup_checks(plan),
     ]

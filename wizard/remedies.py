@@ -7,13 +7,8 @@ ever touches the running step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from steps.models import Recipe
-
-from .dbconf import Database
+from .context import InstanceContext
 from .errors import WizardError
-from .instance import Instance
 from .pgquery import QueryError, terminate
 from .state import StepRecord, StepStatus
 from .watchdog import LockWatch
@@ -22,10 +17,10 @@ from .watchdog import LockWatch
 class LockRemedies:
     """What an instance offers against a lock hang: its app server's unit and pid, a restart, its database."""
 
-    def __init__(self, instance: Instance, recipe: Recipe, database: Callable[[], Database | None]):
-        self.instance = instance
-        self.recipe = recipe
-        self.database = database  # asked when needed: the config is read then
+    def __init__(self, context: InstanceContext):
+        self.context = context
+        self.instance = context.instance
+        self.recipe = context.recipe
 
     def watch(self, step: StepRecord, threshold: float | None, unit: str | None) -> LockWatch | None:
         """A watch for a step that can hang on a database lock (None for other steps).
@@ -36,21 +31,21 @@ class LockRemedies:
             return None
 
         def app_server_pids() -> set[int]:
-            pid = self.instance.service_main_pid(unit) if unit else None
+            pid = self.context.services.main_pid(unit) if unit else None
             return {pid} if pid else set()
 
-        return LockWatch(step, threshold or self.recipe.lock_wait_seconds, self.database(), app_server_pids)
+        return LockWatch(step, threshold or self.recipe.lock_wait_seconds, self.context.database, app_server_pids)
 
     def restart_record(self, role: str, unit: str | None) -> StepRecord:
         """The side job that restarts the service of ``role`` (launched by the Engine, with its own log)."""
         if unit is None:
             raise WizardError(f"instance {self.instance.name!r} names no {role!r} service to restart")
-        return StepRecord(id=f"restart-{role}", title=f"Restart {unit}", argv=self.instance.service_argv("restart", unit),
+        return StepRecord(id=f"restart-{role}", title=f"Restart {unit}", argv=self.context.services.argv("restart", unit),
                           run_as="root", status=StepStatus.RUNNING, attempts=1)  # fmt: skip
 
     def end_session(self, backend_pid: int) -> bool:
         """pg_terminate_backend on one session (only the query: safe to run in a thread)."""
-        database = self.database()
+        database = self.context.database
         if database is None or database.kind != "postgresql":
             raise WizardError("only a PostgreSQL session can be ended this way")
         try:

@@ -218,7 +218,13 @@ def secrets_for(recipe: Recipe, instance: Instance) -> list[str]:
                 "run the wizard as a user that can read the app's config (usually root)",
             ) from None
         found.extend(secrets_in_text(text, recipe.config_format))
-    for secret in _from_pairs(instance.env.items()):
+    return found + env_secrets(instance.env)
+
+
+def env_secrets(env: dict[str, str]) -> list[str]:
+    """Every form of the secrets in an instance's environment (passwords, tokens, index URLs with a password)."""
+    found: list[str] = []
+    for secret in _from_pairs(env.items()):
         found.extend(_with_forms(secret))
     return found
 

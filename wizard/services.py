@@ -52,6 +52,43 @@ class Unit:
         return self.state in ("stopped", "failed")
 
 
+class ServiceManager:
+    """The instance's service manager, the one way to ask about and act on its services.
+
+    Built from the instance's own command (``service_manager``: systemctl, supervisorctl,
+    or a wrapper around them) and its ``service_pid`` template; systemd's pid lookup is built in.
+    """
+
+    def __init__(self, instance: Instance):
+        self.instance = instance
+
+    def argv(self, action: str, unit: str) -> list[str]:
+        """The command for ``action`` on ``unit`` (start, stop, restart, status…), each part filled on its own."""
+        return self.instance.service_argv(action, unit)
+
+    def state(self, unit: str, timeout: float | None = None) -> tuple[State, str]:
+        return service_state(self.instance, unit, timeout)
+
+    def main_pid(self, unit: str) -> int | None:
+        """The service's main process, to recognise its database sessions (None when unknown)."""
+        template = self.instance.service_pid
+        if template is not None:
+            argv = [part.replace("{service}", unit) for part in template]
+        elif manager_kind(self.instance) == "systemd":
+            argv = [*self.argv("show", unit), "--property=MainPID", "--value"]  # as the instance calls systemctl
+        else:
+            return None
+        try:
+            out = str(sh.Command(argv[0])(*argv[1:], _tty_out=False, _timeout=10)).strip()
+        except (sh.ErrorReturnCode, sh.CommandNotFound, sh.TimeoutException, OSError):
+            return None
+        return int(out) if out.isdigit() and int(out) > 0 else None
+
+    def units(self, recipe: Recipe, states: bool = True) -> list[Unit]:
+        """The unit of each role the recipe or the instance names, with its state unless ``states`` is False."""
+        return resolve_units(self.instance, recipe, states)
+
+
 def manager_kind(instance: Instance) -> Literal["systemd", "supervisor"] | None:
     program = Path(instance.service_manager[0]).name
     if program.endswith("systemctl"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psutil
 
 from .instance import Instance
+from .services import ServiceManager
 from .state import Note
 
 KEYS = ("touch-reload", "touch_reload")
@@ -93,7 +94,7 @@ def _ini_touch_reload(spec: str) -> set[str] | None:
 
 def touch_reload_check(instance: Instance, role: str, unit: str, touched: str) -> tuple[bool | None, Note]:
     """Does the running service reload when ``touched`` changes?  With the note that says what was found."""
-    pid = instance.service_main_pid(unit)
+    pid = ServiceManager(instance).main_pid(unit)
     watched = touch_reload_files(pid) if pid else Watched(None, f"{unit} is not running (or its pid is unknown)")
     note_id, real = f"check-reload-{role}", os.path.realpath(touched)
     if watched.files is None:
