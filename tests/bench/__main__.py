@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import p1_start, p2_flood, p5_idle, p6_relaunch, project
-from .common import Row, load, phase
+from .common import Row, load, phase, stop_leftovers
 
 REPO = Path(__file__).resolve().parents[2]
 MEASURES = ("P1", "P2", "P5", "P6")
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += attempt("P5", lambda: p5_idle.measure(work, args.tree, args.runs, args.silent_seconds, args.size),
                             failures)  # fmt: skip
     finally:
+        stop_leftovers(work)  # whatever a measure that gave up left running
         if args.keep:
             phase(f"the work folder is kept: {work}")
         else:

@@ -59,5 +59,5 @@ def measure(work: Path, tree: Path, runs: int, size: tuple[int, int]) -> Row:
             phase(f"P1 run {run}/{runs}: wizard {value:.3f} s, bare app {anchor:.3f} s (load {row.loads[-1]})")
             time.sleep(0.5)
     finally:
-        stop_leftovers(site.root)
+        stop_leftovers(work)
     return row

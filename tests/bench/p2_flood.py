@@ -184,7 +184,7 @@ def wizard_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeou
         finally:
             terminal.close()
     finally:
-        stop_leftovers(site.root)
+        stop_leftovers(work)  # the step names the run's folder (--owner), its wrapper the site's
 
 
 def bare_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float) -> Result:
@@ -221,7 +221,7 @@ def wizard_headless(work: Path, tree: Path, lines: int, timeout: float) -> tuple
         if wizard.poll() is None:
             wizard.kill()
             wizard.wait(10)
-        stop_leftovers(site.root)
+        stop_leftovers(work)  # the step names the run's folder (--owner), its wrapper the site's
 
 
 def relay_rate(log: Path, folder: Path) -> tuple[float, int]:
@@ -233,7 +233,7 @@ def relay_rate(log: Path, folder: Path) -> tuple[float, int]:
     return said["lines"] / said["seconds"], said["lines"]
 
 
-def rows(runs: int, lines: int, size: tuple[int, int]) -> dict[str, Row]:
+def rows(lines: int) -> dict[str, Row]:
     ratio_at_least = lambda value, anchor: value >= 0.8 * anchor  # noqa: E731
     return {
         "rate": Row("P2a", f"TUI: {lines:,} lines into the log pane", "lines/s", target="≥ 0.8x the bare app",
@@ -279,7 +279,7 @@ def headless_run(row: Row, folder: Path, tree: Path, lines: int, timeout: float)
 
 def measure(work: Path, tree: Path, runs: int, lines: int, size: tuple[int, int]) -> list[Row]:
     """P2a-d over ``runs``; a part that gives up is reported on its rows and not tried again, the other goes on."""
-    table = rows(runs, lines, size)
+    table = rows(lines)
     timeout = max(120.0, lines / 2_000)  # 2,000 lines/s would be very slow indeed
     producers: list[str] = []
     loads: list[str] = []

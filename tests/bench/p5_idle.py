@@ -134,8 +134,7 @@ def one_run(
     finally:
         for follower in followers.values():
             follower.stop()
-        for site, _mark in sites.values():
-            stop_leftovers(site.root)
+        stop_leftovers(work)  # the steps name this folder (--owner), their wrappers their sites'
 
 
 def measure(work: Path, tree: Path, runs: int, silent: float, size: tuple[int, int]) -> list[Row]:

@@ -59,7 +59,7 @@ def measure(work: Path, tree: Path, runs: int, size: tuple[int, int], p1_seconds
                   f"(load {row.loads[-1]})")  # fmt: skip
         terminal.close()
     finally:
-        stop_leftovers(site.root)
+        stop_leftovers(work)  # the step names this folder (--owner), its wrapper the site's
     row.note = (f"the resume screen itself: {median(resumes):.3f} s (median); Enter pressed on it as soon as painted"
                 if resumes else "no resume screen: the wizard went straight to the step's log")  # fmt: skip
     return row
