@@ -26,6 +26,7 @@ from wizard.backup import HEADROOM, Estimate, Unfinished, unfinished_backups
 from wizard.errors import BackupError, WizardError
 from wizard.sizes import human_bytes
 from wizard.state import Backup
+from wizard.views import STYLE, room_text
 
 from .messages import RouteNext
 from .widgets import TitleBar
@@ -51,20 +52,21 @@ def unfinished_text(left: list[Unfinished]) -> Text:
     head = ("Not a usable backup (unfinished); yours to remove, the wizard never will:" if len(left) == 1
             else "Not usable backups (unfinished); yours to remove, the wizard never will:")  # fmt: skip
     return Text(
-        "\n".join([head, *(f"  {folder.path} ({human_bytes(folder.size)})" for folder in left)]), style="yellow"
+        "\n".join([head, *(f"  {folder.path} ({human_bytes(folder.size)})" for folder in left)]),
+        style=STYLE["warning"].style,
     )
 
 
 def space_text(plan: Estimate) -> Text:
-    line = f"Into {plan.root}: about {human_bytes(plan.needed)} needed, {human_bytes(plan.free)} free."
+    line = f"Into {room_text(plan)}."
     left_out = [f"{part.label} ({human_bytes(part.size)})" for part in plan.parts if not part.included]
     if left_out:
         line += f" Left out: {', '.join(left_out)}."
     if plan.fits:
-        return Text(line, style="dim")
+        return Text(line, style=STYLE["info"].style)
     short = plan.needed + HEADROOM - plan.free
     return Text(f"{line} Not enough: free {human_bytes(short)} more there, or set backup_dir in the instance "
-                "to a bigger filesystem.", style="bold red")  # fmt: skip
+                "to a bigger filesystem.", style=STYLE["blocker"].style)  # fmt: skip
 
 
 class BackupScreen(Screen):
@@ -186,7 +188,7 @@ class BackupScreen(Screen):
                 self.show_plan(plan)
             elif event.state == WorkerState.ERROR:
                 self.query_one("#parts", Static).update(
-                    Text(f"Could not measure the backup: {message}", style="bold red")
+                    Text(f"Could not measure the backup: {message}", style=STYLE["blocker"].style)
                 )
                 self.query_one("#take", Button).disabled = False  # taking measures again, and says what fails
         elif event.worker.group == "take":
@@ -195,7 +197,7 @@ class BackupScreen(Screen):
                 self.app.notify(f"Backup verified: {backup.path}")
                 self.post_message(RouteNext())
             elif event.state == WorkerState.ERROR:
-                self.status(Text(f"The backup failed: {message}", style="bold red"))
+                self.status(Text(f"The backup failed: {message}", style=STYLE["blocker"].style))
                 self.query_one("#take", Button).disabled = self.plan is not None and not self.plan.fits
                 for box in self.query(Checkbox):
                     box.disabled = False

@@ -15,21 +15,15 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError
-from wizard.facts import facts_for
+from wizard.facts import detection_rows
 from wizard.plan import Plan, plan_for
+from wizard.views import STYLE, step_rows
 
 from .messages import Planned, RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
     from wizard.engine import Engine
-
-STATE_MARK = {
-    "ok": ("ok", "green"),
-    "warning": ("warning", "yellow"),
-    "blocker": ("BLOCKER", "bold red"),
-    "unknown": ("unknown", "dim"),  # a service's state no one could tell (not a failure)
-}
 
 
 class DetectScreen(Screen):
@@ -74,7 +68,7 @@ class DetectScreen(Screen):
                 if isinstance(error, WizardError)
                 else repr(error)
             )
-            summary.update(Text("Detection failed: " + text, style="bold red"))
+            summary.update(Text("Detection failed: " + text, style=STYLE["blocker"].style))
         elif event.state == WorkerState.SUCCESS and isinstance(plan := event.worker.result, Plan):
             self.show_plan(plan)
 
@@ -83,10 +77,10 @@ class DetectScreen(Screen):
         self.plan = plan
         table = self.query_one("#facts", DataTable)
         hints: dict[str, list[str]] = {}  # a hint said once, with every fact it is about
-        for fact in facts_for(self.engine.instance, plan):
-            label, style = STATE_MARK[fact.state]
-            table.add_row(Text(label, style=style), fact.name, fact.value)
-            if fact.hint and fact.state != "ok":
+        for fact in detection_rows(self.engine.instance, plan, "screen"):
+            look = STYLE[fact.severity]
+            table.add_row(Text(look.word, style=look.style), fact.name, Text(fact.screen_value()))
+            if fact.hint and fact.severity != "ok":
                 hints.setdefault(fact.hint, []).append(fact.name)
         found = plan.found
         summary = self.query_one("#summary", Static)
@@ -95,8 +89,8 @@ class DetectScreen(Screen):
             summary.update(plan.nothing_to_do + further)
             beyond = Text()
             for note in [*plan.notes, *plan.beyond]:
-                label, style = STATE_MARK.get(note.severity, ("info", "dim"))
-                beyond.append(f"{label} ", style=style).append(note.title + "\n", style="bold")
+                look = STYLE[note.severity]
+                beyond.append(f"{look.word} ", style=look.style).append(note.title + "\n", style="bold")
                 if note.way_out:
                     beyond.append("Way out: ", style="bold").append(note.way_out + "\n")
             self.query_one("#steps", Static).update(beyond)
@@ -108,7 +102,7 @@ class DetectScreen(Screen):
                 f"{plan.recipe.title} {found.installed_version} → {found.target_version}: "
                 f"{len(plan.steps)} steps, {notes}. Press c to go on."
             )
-            titles = " · ".join(step.title for step in plan.steps)
+            titles = " · ".join(row.title for row in step_rows(plan.steps))
             said = [f"{', '.join(names)}: {hint}" for hint, names in hints.items()]
             self.query_one("#steps", Static).update("\n".join([*said, f"The plan: {titles}"]))
         self.refresh_bindings()

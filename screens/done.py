@@ -12,10 +12,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from wizard.state import Session, StepStatus
+from wizard.state import Session
+from wizard.views import STYLE, step_rows, total_seconds, where_lines, where_rows
 
 from .messages import PlanAgain
-from .widgets import GLYPH, TitleBar, duration_text
+from .widgets import TitleBar
 
 if TYPE_CHECKING:
     from wizard.engine import Engine
@@ -40,11 +41,11 @@ class DoneScreen(Screen):
 
     def compose(self) -> ComposeResult:
         session = self.session
-        total = sum((s.duration or 0) for s in session.steps)
         yield TitleBar()
         yield Static(
             Text(f"The upgrade of {session.instance} is finished: {session.installed_version} → "
-                 f"{session.target_version}, {len(session.steps)} steps in {total:.0f} s.", style="bold green"),
+                 f"{session.target_version}, {len(session.steps)} steps in {total_seconds(session):.0f} s.",
+                 style=f"bold {STYLE['ok'].style}"),
             classes="intro",
         )  # fmt: skip
         table: DataTable[Text] = DataTable(id="summary", cursor_type="row", classes="panel")
@@ -52,31 +53,18 @@ class DoneScreen(Screen):
         table.add_column("step", width=32)
         table.add_column("result", width=27)
         table.add_column(Text("time", justify="right"), width=5)
-        for step in session.steps:
-            glyph, style = GLYPH[step.status]
-            result = f"skipped: {step.skip_reason}" if step.status == StepStatus.SKIPPED else step.status.value
-            table.add_row(Text(glyph, style=style), Text(step.title, overflow="ellipsis", no_wrap=True),
-                          Text(result, overflow="ellipsis", no_wrap=True), Text(duration_text(step), justify="right"))  # fmt: skip
+        for row in step_rows(session.steps):
+            table.add_row(Text(row.look.glyph, style=row.look.style), Text(row.title, overflow="ellipsis", no_wrap=True),
+                          Text(row.result, overflow="ellipsis", no_wrap=True), Text(row.elapsed, justify="right"))  # fmt: skip
         yield table
         with VerticalScroll(id="where", classes="panel"):
             yield Static(self.where_things_are())
         yield Footer()
 
     def where_things_are(self) -> Text:
-        session = self.session
         text = Text()
-        logs = sorted({str(Path(s.log).parent) for s in session.steps if s.log})
-        if logs:
-            text.append("logs:    ", style="bold")
-            text.append(" ".join(logs) + "\n")
-        text.append("session: ", style="bold")
-        text.append(f"{self.engine.store.session_path}\n")
-        if session.backup:
-            text.append("backup:  ", style="bold")
-            text.append(f"{session.backup.path}\n         {session.backup.summary()}\n")
-            for command in session.backup.restore:
-                text.append("restore: ", style="bold")
-                text.append(command + "\n")
+        for line in where_lines(where_rows(self.session, self.engine.store.session_path)):
+            text.append_text(line).append("\n")
         return text
 
     def action_new(self) -> None:

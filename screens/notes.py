@@ -14,14 +14,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from wizard.state import Note, Session
+from wizard.views import STYLE
 
 from .messages import RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
     from wizard.engine import Engine
-
-SEVERITY = {"blocker": ("BLOCKER", "bold red"), "warning": ("warning", "yellow"), "info": ("info", "dim")}
 
 
 class NotesScreen(Screen):
@@ -55,8 +54,8 @@ class NotesScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one("#notes", DataTable)
         for note in self.session.notes:
-            label, style = SEVERITY[note.severity]
-            table.add_row(self.mark(note), Text(label, style=style), note.version, note.title, key=note.id)
+            look = STYLE[note.severity]
+            table.add_row(self.mark(note), Text(look.word, style=look.style), note.version, note.title, key=note.id)
         self.update_verdict()
         table.focus()
 
@@ -69,11 +68,11 @@ class NotesScreen(Screen):
         blockers, waiting = self.session.blockers, self.session.unacknowledged
         if blockers:
             text = Text(f"{len(blockers)} blocker(s): this upgrade cannot go on as planned. "
-                        "Each says the way out; deal with it, then run the wizard again.", style="bold red")  # fmt: skip
+                        "Each says the way out; deal with it, then run the wizard again.", style=STYLE["blocker"].style)  # fmt: skip
         elif waiting:
             text = Text(f"Read each warning and acknowledge it with Space ({len(waiting)} left); then c continues.")
         else:
-            text = Text("All warnings acknowledged. Press c to go on to the backup.", style="green")
+            text = Text("All warnings acknowledged. Press c to go on to the backup.", style=STYLE["ok"].style)
         self.query_one("#verdict", Static).update(text)
         self.refresh_bindings()
 

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
-from wizard.state import Session, StepRecord, StepStatus, now
+from wizard.state import Session, StepRecord, StepStatus
+from wizard.views import STATUS, command_text, elapsed_text, step_rows
 
-GLYPH = {
-    StepStatus.PENDING: ("·", "dim"),
-    StepStatus.RUNNING: ("▶", "bold cyan"),
-    StepStatus.SUCCEEDED: ("✓", "green"),
-    StepStatus.FAILED: ("✗", "bold red"),
-    StepStatus.SKIPPED: ("↷", "yellow"),
-    StepStatus.INTERRUPTED: ("!", "bold magenta"),
-}
-
-
-def duration_text(step: StepRecord) -> str:
-    if step.status == StepStatus.SKIPPED or step.started is None:
-        return ""
-    seconds = ((step.ended or now()) - step.started).total_seconds()
-    return f"{seconds:.0f}s" if seconds < 600 else f"{seconds / 60:.0f}m"
+GLYPH = STATUS  # the older name (tests/test_tui.py reads a glyph from it)
 
 
 class StepList(DataTable):
@@ -51,29 +37,28 @@ class StepList(DataTable):
 
     def show(self, session: Session) -> None:
         """Bring every row up to date with the session (rows are added on first sight)."""
-        for step in session.steps:
-            glyph, style = GLYPH[step.status]
+        for row in step_rows(session.steps):
             cells = {
-                "mark": Text(glyph + " ", style=style),
+                "mark": Text(row.look.glyph + " ", style=row.look.style),
                 "title": Text(
-                    step.title,
-                    style="bold" if step.status == StepStatus.RUNNING else "",
+                    row.title,
+                    style="bold" if row.status == StepStatus.RUNNING else "",
                     overflow="ellipsis",
                     no_wrap=True,
                 ),
-                "time": Text(duration_text(step), justify="right"),
-                "exit": Text("" if step.exit_code is None else str(step.exit_code), justify="right"),
+                "time": Text(row.elapsed, justify="right"),
+                "exit": Text(row.exit, justify="right"),
             }
-            if step.id not in self.rows:
-                self.add_row(*cells.values(), key=step.id)
+            if row.id not in self.rows:
+                self.add_row(*cells.values(), key=row.id)
             else:
                 for column, value in cells.items():
-                    self.update_cell(step.id, column, value)
+                    self.update_cell(row.id, column, value)
 
     def show_time(self, step: StepRecord) -> None:
         """Only the time of one step (the running one, once a second)."""
         if step.id in self.rows:
-            self.update_cell(step.id, "time", Text(duration_text(step), justify="right"))
+            self.update_cell(step.id, "time", Text(elapsed_text(step), justify="right"))
 
 
 class AdvicePanel(Static):
@@ -95,12 +80,12 @@ class AdvicePanel(Static):
         if choices:
             text.append(choices + "\n", style="bold")
         if step.skip_reason:
-            text.append(f"Skipped: {step.skip_reason}\n", style="yellow")
+            text.append(f"Skipped: {step.skip_reason}\n", style=STATUS[StepStatus.SKIPPED].style)
         if step.advice:
             text.append(step.advice + "\n")
         runs_as = "root" if step.run_as == "root" else "the app's user"
         text.append(f"\nRuns as {runs_as}: ", style="dim")
-        text.append(shlex.join(step.argv), style="dim")
+        text.append(command_text(step), style="dim")
         self.update(text)
 
 

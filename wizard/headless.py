@@ -6,7 +6,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -33,8 +33,9 @@ from .plan import plan_for
 from .resume import flags_text
 from .runner import Finished
 from .sizes import human_bytes
-from .state import Backup, StepRecord, StepStatus
+from .state import Backup, Note, StepRecord, StepStatus
 from .store import StateStore
+from .views import note_lines, note_sections, room_text, step_rows, total_seconds, where_lines, where_rows
 from .watchdog import Verdict
 
 REPEAT_SECONDS = 30.0  # while a step waits on a lock, the verdict is said again this often
@@ -85,16 +86,12 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
             report_done(engine, out)
             return Exit.DONE
         if isinstance(nxt, Blocked):
-            for note in nxt.notes:
-                out.line(f"BLOCKER{f' ({note.version})' if note.version else ''}: {note.title}")
-                out.line(f"  {note.text}")
-                if note.way_out:
-                    out.line(f"  way out: {note.way_out}")
+            print_notes(out, nxt.notes)
             out.line("this upgrade cannot go on until the blockers above are dealt with")
             return Exit.USAGE
         if isinstance(nxt, NotesPending):
             for note in nxt.notes:
-                out.line(f"warning ({note.version}): {note.title}: {note.text}")
+                print_notes(out, [note])
                 engine.acknowledge(note.id, "with --yes")
             continue
         if isinstance(nxt, GateClosed):
@@ -143,7 +140,7 @@ def _pass_gate(engine: Engine, choices: Choices, out: PlainOutput) -> Backup:
         return declared_backup(choices.backup_done)
     if engine.backup_possible():
         plan = engine.backup_estimate()
-        out.line(f"backup into {plan.root}: about {human_bytes(plan.needed)} needed, {human_bytes(plan.free)} free")
+        out.line(f"backup into {room_text(plan)}")
         for part in plan.parts:
             left_out = "" if part.included else f" - left out: {part.why_not}"
             out.line(f"  {part.label}: {part.where} ({human_bytes(part.size)}){left_out}")
@@ -242,19 +239,21 @@ class EventLines:
             )
 
 
+def print_notes(out: PlainOutput, notes: Iterable[Note]) -> None:
+    for note in notes:
+        out.lines([line.plain for line in note_lines(note)])
+
+
 def report_done(engine: Engine, out: PlainOutput) -> None:
+    """What the done screen says, as lines: each step's result and time, then where things are."""
     session = engine.session
     assert session is not None
-    out.line(f"upgrade of {session.instance!r} finished: {session.installed_version} -> {session.target_version}")
-    for step in session.steps:
-        detail = f"skipped: {step.skip_reason}" if step.status == StepStatus.SKIPPED else step.status.value
-        seconds = f", {step.duration:.1f} s" if step.duration is not None and step.status != StepStatus.SKIPPED else ""
-        out.line(f"  {step.id}: {detail}{seconds}")
-    if session.backup:
-        out.line(f"backup: {session.backup.path} ({session.backup.summary()})")
-        for command in session.backup.restore:
-            out.line(f"  restore with: {command}")
-    out.line(f"session: {engine.store.session_path}")
+    out.line(f"upgrade of {session.instance!r} finished: {session.installed_version} -> {session.target_version}, "
+             f"{len(session.steps)} steps in {total_seconds(session):.0f} s")  # fmt: skip
+    out.lines(
+        [f"  {row.id}: {row.result}" + (f", {row.seconds}" if row.seconds else "") for row in step_rows(session.steps)]
+    )
+    out.lines([line.plain for line in where_lines(where_rows(session, engine.store.session_path))])
 
 
 def run_upgrade(
@@ -280,8 +279,9 @@ def run_upgrade(
             found = plan.found
             if not plan.steps:
                 out.line(plan.nothing_to_do)
-                for note in plan.beyond:
-                    out.line(f"{note.severity}: {note.title}. {note.text} Way out: {note.way_out}")
+                for head, notes in note_sections(plan):
+                    out.line(head.plain)
+                    print_notes(out, notes)
                 return Exit.USAGE if plan.blocked else Exit.DONE
             engine.begin(plan)
             route = " -> ".join([found.installed_version or "?", *plan.hops]) if plan.hops else found.target_version
