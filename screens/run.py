@@ -291,8 +291,13 @@ class RunScreen(Screen):
 
     def write(self, lines: list[str]) -> None:
         if lines:
+            log = self.query_one(Log)
             # Log drops empty strings from write_lines; a blank line is part of the output.
-            self.query_one(Log).write_lines([line or " " for line in lines])
+            log.write_lines([line or " " for line in lines])
+            if len(log.lines) >= MAX_LOG_LINES:
+                # Once full, Log only repaints the lines after its last one (none are visible) and the
+                # scroll stays put: nothing new would be painted until something else moved on screen.
+                log.refresh()
 
     @on(DataTable.RowSelected, "#steps")
     def step_chosen(self, event: DataTable.RowSelected) -> None:

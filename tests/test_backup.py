@@ -527,9 +527,11 @@ def test_preflight_warns_before_the_upgrade_when_the_backup_would_not_fit(tmp_pa
         load_recipe("pretalx"), instance, found("2024.3.1", "2024.3.1", host={"db": Database("sqlite", str(db))}), {}
     )
     root = tmp_path / "backups"
-    assert not [n for n in disk_checks(instance, plan, root) if n.id == "check-disk-backup"]  # this disk has room
+    assert not [
+        n for n in disk_checks(InstanceContext.open(instance), plan, root) if n.id == "check-disk-backup"
+    ]  # this disk has room
     monkeypatch.setattr(backup_module, "free_space", lambda _: 70 * 1024**2)  # room for the database, not for media too
-    [note] = [n for n in disk_checks(instance, plan, root) if n.id == "check-disk-backup"]
+    [note] = [n for n in disk_checks(InstanceContext.open(instance), plan, root) if n.id == "check-disk-backup"]
     assert (
         note.severity == "warning"
         and "70.0 MiB are free" in note.text

@@ -122,3 +122,46 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     assert all(s["attempts"] == 1 for s in steps.values())  # nothing ran twice
     with sqlite3.connect(folder / "indico.sqlite3") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "aba7935f9226"
+
+
+def test_the_log_pane_keeps_painting_past_its_line_limit(tmp_path, terminal):
+    """More lines than the pane keeps (it drops the oldest): the newest must still reach the screen."""
+    from .conftest import make_site, step_toml
+
+    go, done = tmp_path / "go", tmp_path / "done"
+    code = f"""
+        import os, sys, time
+        print("waiting for the go", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.05)
+        sys.stdout.write("".join("line %06d of the flood\\n" % n for n in range(25000)))
+        print("the very last line", flush=True)
+        while not os.path.exists({str(done)!r}):
+            time.sleep(0.05)
+    """
+    site = make_site(tmp_path / "site", step_toml("flood", code))
+    headless = site.spawn("run", "--yes", "--backup-done", str(site.root))
+    wait_for(lambda: _step_log_has(site, "waiting for the go"), 60, what="the step to start under run --yes")
+    headless.kill()  # the wizard dies (kill -9); the step goes on, and the TUI reattaches to it
+    headless.wait(timeout=30)
+
+    screen = terminal("flood")
+    screen.start([sys.executable, "-m", "wizard", "--config", str(site.config), "--state-dir", str(site.state), "tui"])
+    screen.wait_for("is under way")
+    screen.keys("Enter")  # reattach
+    screen.wait_for("waiting for the go")
+    go.touch()
+    screen.wait_for("the very last line", timeout=120)
+    done.touch()
+    screen.wait_for("is finished", timeout=60)
+    screen.keys("q")
+    screen.leave()
+
+
+def _step_log_has(site, text: str) -> bool:
+    try:
+        steps = json.loads(site.session_file.read_text())["steps"]
+        log = Path(steps[0]["log"]) if steps[0]["log"] else None
+        return bool(log and log.exists() and text in log.read_text())
+    except (OSError, ValueError, KeyError, IndexError):
+        return False
