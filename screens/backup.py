@@ -22,17 +22,17 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from wizard.backup import HEADROOM, Estimate, Unfinished, unfinished_backups
+from wizard.backup.take import HEADROOM, Estimate, Unfinished, unfinished_backups
 from wizard.errors import BackupError, WizardError
-from wizard.sizes import human_bytes
-from wizard.state import Backup
-from wizard.views import STYLE, room_text
+from wizard.session.state import Backup
+from wizard.views.rows import STYLE, room_text
+from wizard.views.sizes import human_bytes
 
 from .messages import RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.engine import Engine
+    from wizard.session.engine import Engine
 
 
 def parts_table(plan: Estimate) -> Table:

@@ -15,15 +15,15 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import WizardError
-from wizard.facts import detection_rows
-from wizard.plan import Plan, plan_for
-from wizard.views import STYLE, step_rows
+from wizard.planning.plan import Plan, plan_for
+from wizard.views.facts import detection_rows
+from wizard.views.rows import STYLE, step_rows
 
 from .messages import Planned, RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.engine import Engine
+    from wizard.session.engine import Engine
 
 
 class DetectScreen(Screen):

@@ -12,14 +12,14 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from wizard.state import Session
-from wizard.views import STYLE, step_rows, total_seconds, where_lines, where_rows
+from wizard.session.state import Session
+from wizard.views.rows import STYLE, step_rows, total_seconds, where_lines, where_rows
 
 from .messages import PlanAgain
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.engine import Engine
+    from wizard.session.engine import Engine
 
 
 class DoneScreen(Screen):

@@ -10,9 +10,9 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Static
 
-from wizard.lockadvice import explain, server_title, summary
-from wizard.state import SideJob, StepStatus
-from wizard.watchdog import Verdict
+from wizard.lockwatch.lockadvice import explain, server_title, summary
+from wizard.lockwatch.watchdog import Verdict
+from wizard.session.state import SideJob, StepStatus
 
 
 class LockPanel(VerticalScroll):

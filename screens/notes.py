@@ -13,14 +13,14 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from wizard.state import Note, Session
-from wizard.views import STYLE
+from wizard.session.state import Note, Session
+from wizard.views.rows import STYLE
 
 from .messages import RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.engine import Engine
+    from wizard.session.engine import Engine
 
 
 class NotesScreen(Screen):

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from wizard.instance import Instance
+from wizard.config.instance import Instance
 
 from .messages import InstancePicked
 from .widgets import TitleBar

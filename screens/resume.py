@@ -12,16 +12,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from wizard.resume import resume_choices
-from wizard.runner import Alive, inspect
-from wizard.state import FINISHED, Session, StepRecord, StepStatus
+from wizard.execution.runner import Alive, inspect
+from wizard.session.resume import resume_choices
+from wizard.session.state import FINISHED, Session, StepRecord, StepStatus
 
 from .dialogs import ConfirmDialog, ReasonDialog
 from .messages import RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.engine import Engine
+    from wizard.session.engine import Engine
 
 
 class ResumeScreen(Screen):

@@ -24,10 +24,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log
 from textual.worker import Worker, WorkerState
 
-from wizard.driver import Driver
-from wizard.engine import Engine, Failed, NeedsDecision
 from wizard.errors import StateError, WizardError
-from wizard.events import (
+from wizard.execution.driver import Driver
+from wizard.execution.events import (
     DecisionNeeded,
     Declined,
     Event,
@@ -42,9 +41,10 @@ from wizard.events import (
     UpgradeDone,
     VerdictChanged,
 )
-from wizard.logfollow import LogFollower
-from wizard.state import Session, SideJob, StepRecord, StepStatus
-from wizard.watchdog import Verdict
+from wizard.execution.logfollow import LogFollower
+from wizard.lockwatch.watchdog import Verdict
+from wizard.session.engine import Engine, Failed, NeedsDecision
+from wizard.session.state import Session, SideJob, StepRecord, StepStatus
 
 from .dialogs import ConfirmDialog, ReasonDialog
 from .lockpanel import LockPanel

@@ -7,8 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
-from wizard.state import Session, StepRecord, StepStatus
-from wizard.views import STATUS, command_text, elapsed_text, step_rows
+from wizard.session.state import Session, StepRecord, StepStatus
+from wizard.views.rows import STATUS, command_text, elapsed_text, step_rows
 
 GLYPH = STATUS  # the older name (tests/test_tui.py reads a glyph from it)
 

@@ -17,7 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-#: Placeholders every instance provides (see wizard.plan.placeholder_values).
+#: Placeholders every instance provides (see wizard.planning.plan.placeholder_values).
 BUILTIN_PLACEHOLDERS = frozenset(
     {"instance", "venv", "python", "config", "user", "target_version", "installed_version"}
 )

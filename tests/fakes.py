@@ -36,14 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_hex
 
+from wizard.config.instance import Instance
+from wizard.config.redact import Redactor
 from wizard.errors import WizardError
-from wizard.instance import Instance
-from wizard.privilege import as_runner
-from wizard.procs import boot_id, start_ticks
-from wizard.redact import Redactor
-from wizard.runner import StepProcesses
-from wizard.state import StepRecord
-from wizard.stepwrap import stamp, write_status
+from wizard.execution.runner import StepProcesses
+from wizard.execution.stepwrap import stamp, write_status
+from wizard.host.privilege import as_runner
+from wizard.host.procs import boot_id, start_ticks
+from wizard.session.state import StepRecord
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 from steps import load_recipe
-from wizard.appfiles import app_files
-from wizard.backup import BackupError, rotate, take_backup, unfinished_backups, unfinished_text
-from wizard.context import InstanceContext
-from wizard.dbconf import Database, database_of
-from wizard.dumps.postgres import verify as verify_postgres_dump
-from wizard.instance import Instance
-from wizard.plan import build_plan
-from wizard.secrets import secrets_for
-from wizard.sizes import human_bytes, tree_size
+from wizard.backup.dumps.postgres import verify as verify_postgres_dump
+from wizard.backup.take import BackupError, rotate, take_backup, unfinished_backups, unfinished_text
+from wizard.config.appfiles import app_files
+from wizard.config.context import InstanceContext
+from wizard.config.dbconf import Database, database_of
+from wizard.config.instance import Instance
+from wizard.config.secrets import secrets_for
+from wizard.planning.plan import build_plan
+from wizard.views.sizes import human_bytes, tree_size
 
 from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
 from .pg import PASSWORD, start_postgres, stop_postgres
@@ -206,7 +206,7 @@ def test_two_instances_sharing_a_backup_dir_each_keep_their_own(tmp_path):
 
 
 def test_a_clock_set_back_keeps_the_new_backups_and_rotates_in_the_order_they_were_taken(tmp_path, monkeypatch):
-    from wizard import backup as backup_module
+    from wizard.backup import take as backup_module
 
     clock = iter([])
     monkeypatch.setattr(backup_module, "now", lambda: next(clock))
@@ -252,7 +252,7 @@ def test_a_rotation_that_cannot_delete_keeps_the_new_backup_good(tmp_path, monke
     def busy(path, *args, **kwargs):
         raise OSError(16, "Device or resource busy", str(path))
 
-    monkeypatch.setattr("wizard.backup.shutil.rmtree", busy)
+    monkeypatch.setattr("wizard.backup.take.shutil.rmtree", busy)
     second = take_backup(db, [], root, keep=1, instance="main")
     assert Path(second.path).is_dir() and first.is_dir()  # the old one stays; the new one is the gate's
 
@@ -508,8 +508,8 @@ def test_a_backup_that_fails_half_way_is_not_left_looking_like_one(tmp_path, pos
 
 
 def test_preflight_warns_before_the_upgrade_when_the_backup_would_not_fit(tmp_path, monkeypatch):
-    from wizard import backup as backup_module
-    from wizard.preflight import disk_checks
+    from wizard.backup import take as backup_module
+    from wizard.planning.preflight import disk_checks
 
     from .test_notes import found
 

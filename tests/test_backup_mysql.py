@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from wizard.backup import BackupError, take_backup
-from wizard.dbconf import Database, database_in
-from wizard.dumps import mysql as mysql_dump
+from wizard.backup.dumps import mysql as mysql_dump
+from wizard.backup.take import BackupError, take_backup
+from wizard.config.dbconf import Database, database_in
 
 from .conftest import make_site, step_toml
 from .mysql import PASSWORD, start_mariadb, stop_mariadb
@@ -133,7 +133,7 @@ def test_a_refused_mysql_login_keeps_the_gate_closed(site_root, mariadb):
 
 
 def test_detection_asks_the_server_its_version(mariadb):
-    from wizard.hostfacts import server_facts
+    from wizard.host.hostfacts import server_facts
 
     found, unknowns = server_facts(database(mariadb))
     assert found["mysql_flavour"] == "mariadb" and found["mysql_version"].startswith("10.") and unknowns == []

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Checkbox
 
-from wizard import backup
-from wizard.sizes import human_bytes, tree_size
-from wizard.state import StepRecord
+from wizard.backup import take as backup
+from wizard.session.state import StepRecord
+from wizard.views.sizes import human_bytes, tree_size
 
 from .conftest import make_site, step_toml, wait_for
 from .fakes import FakeSteps
@@ -114,8 +114,8 @@ async def test_quitting_while_the_backup_runs_stops_the_dump_and_leaves_nothing_
 ):
     import psutil
 
-    from wizard.dumps import sqlite as sqlite_dump
-    from wizard.dumps.common import stream_to_file
+    from wizard.backup.dumps import sqlite as sqlite_dump
+    from wizard.backup.dumps.common import stream_to_file
 
     def slow_dump(db, folder, expected, progress=None):  # a dump client that keeps writing for a minute
         stream_to_file(["sh", "-c", "while true; do printf x; sleep 0.1; done"], {"PATH": "/usr/bin:/bin"},

@@ -23,7 +23,7 @@ import pytest
 
 from wizard.demo.catalog import CORE_REVISIONS
 from wizard.demo.sandbox import build, start_services, stop_services
-from wizard.procs import alive, boot_id, start_ticks
+from wizard.host.procs import alive, boot_id, start_ticks
 
 from .conftest import PYTHON, kill_tree_leftovers, run_cli, wait_for, wait_for_line
 

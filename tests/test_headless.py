@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from wizard.procs import alive
+from wizard.host.procs import alive
 
 from .conftest import PYTHON, make_site, step_toml, toml_str, wait_for
 
@@ -116,10 +116,10 @@ def test_ctrl_c_stops_following_but_not_the_step(site_root):
 
 
 def test_a_wizard_dying_between_launch_and_save_leaves_a_record_to_resume(site_root, monkeypatch):
-    from wizard import runner
+    from wizard.config.instance import load_instances
+    from wizard.execution import runner
     from wizard.headless import Choices, PlainOutput, run_upgrade
-    from wizard.instance import load_instances
-    from wizard.store import StateStore
+    from wizard.session.store import StateStore
 
     runs = site_root / "runs.txt"
     site = make_site(site_root, counting_steps(runs, slow_seconds=2))

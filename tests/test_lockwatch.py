@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from wizard.app import make_app
-from wizard.instance import load_instances
-from wizard.runner import launch, prepare_attempt
-from wizard.state import StepRecord
-from wizard.watchdog import LockWatch, application_tag
+from screens.app import make_app
+from wizard.config.instance import load_instances
+from wizard.execution.runner import launch, prepare_attempt
+from wizard.lockwatch.watchdog import LockWatch, application_tag
+from wizard.session.state import StepRecord
 
 from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str, wait_for
 from .pg import PASSWORD, start_postgres, stop_postgres
@@ -207,7 +207,7 @@ async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table, super
 
 
 def watch_step(tmp_path: Path, code: str, pg, env: dict | None = None) -> tuple[StepRecord, LockWatch]:
-    from wizard.dbconf import Database
+    from wizard.config.dbconf import Database
 
     record = StepRecord(id="watched", title="watched", argv=[PYTHON, "-c", code], can_hang_on_lock=True,
                         env={"PGAPPNAME": application_tag("watched"), **(env or {})})  # fmt: skip
@@ -245,7 +245,7 @@ def test_a_silent_idle_step_without_a_lock_is_not_called_a_lock_wait(tmp_path, p
 
 
 def test_without_a_reachable_database_the_watch_says_so_and_guesses(tmp_path, postgres):
-    from wizard.dbconf import Database
+    from wizard.config.dbconf import Database
 
     record = StepRecord(id="w", title="w", argv=[PYTHON, "-c", "import time; time.sleep(6)"], can_hang_on_lock=True)
     prepare_attempt(record, tmp_path, 1)
@@ -347,7 +347,7 @@ def test_a_blocker_on_the_local_socket_is_traced_to_its_process(tmp_path, table)
 
 @needs_root
 def test_the_superusers_session_is_seen_through_the_cluster_owner_and_never_restarted_for(tmp_path, table):
-    from wizard.lockadvice import explain
+    from wizard.lockwatch.lockadvice import explain
 
     blocker = hold_as_superuser(table)
     try:
@@ -400,7 +400,7 @@ def test_headless_says_the_verdict_again_while_the_step_waits(tmp_path, table, s
 
     from wizard import headless
     from wizard.headless import Choices, PlainOutput, run_upgrade
-    from wizard.store import StateStore
+    from wizard.session.store import StateStore
 
     monkeypatch.setattr(headless, "REPEAT_SECONDS", 1.0)
     site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN repeated boolean")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from steps import load_recipe
-from wizard.detect import Detection
-from wizard.hostfacts import HostFacts, mysql_server, version_from_num
-from wizard.instance import Instance
-from wizard.path import hops
-from wizard.plan import build_plan
+from wizard.config.instance import Instance
+from wizard.host.detect import Detection
+from wizard.host.hostfacts import HostFacts, mysql_server, version_from_num
+from wizard.planning.path import hops
+from wizard.planning.plan import build_plan
 
 INDICO_UNITS = {"uwsgi": "indico-uwsgi.service", "celery": "indico-celery.service"}
 PRETALX_UNITS = {"web": "pretalx-web.service", "worker": "pretalx-worker.service"}

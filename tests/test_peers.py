@@ -1,6 +1,6 @@
 """Reading `ss -xpn`: which process holds each end of a Unix socket (paths may hold spaces)."""
 
-from wizard.peers import parse_ss
+from wizard.lockwatch.peers import parse_ss
 
 SS = """\
 u_str ESTAB 0      0      /var/tmp/my site/sock/.s.PGSQL.5432 884211            * 884210 users:(("postgres",pid=4242,fd=9))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wizard import privilege
-from wizard.privilege import as_db_client, as_runner
+from wizard.host import privilege
+from wizard.host.privilege import as_db_client, as_runner
 
 
 @pytest.fixture(params=[0, 1000], ids=["as-root", "as-user"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from steps import RecipeError, builtin_recipes, load_recipe
+from wizard.config.instance import load_instances, pick_instance
 from wizard.errors import ConfigError
-from wizard.instance import load_instances, pick_instance
 
 from .conftest import make_site, run_cli, toml_str
 
@@ -139,7 +139,7 @@ def test_plan_prints_the_steps_for_this_instance(site_root):
 
 
 def test_database_urls_are_read_without_running_or_exposing_anything():
-    from wizard.dbconf import from_url
+    from wizard.config.dbconf import from_url
 
     db = from_url("postgresql://indico:s%40cret@db.example:5433/indico")
     assert (db.kind, db.host, db.port, db.user, db.password, db.name) == (

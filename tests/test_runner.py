@@ -15,13 +15,22 @@ from pathlib import Path
 import psutil
 import pytest
 
-from wizard import runner
+from wizard.config.redact import Redactor
 from wizard.errors import WizardError
-from wizard.logfollow import LogFollower, clean_line
-from wizard.procs import boot_id, start_ticks
-from wizard.redact import Redactor
-from wizard.runner import Alive, Finished, Gone, boot_clock, inspect, launch, prepare_attempt, sweep_secret_files
-from wizard.state import StepRecord
+from wizard.execution import runner
+from wizard.execution.logfollow import LogFollower, clean_line
+from wizard.execution.runner import (
+    Alive,
+    Finished,
+    Gone,
+    boot_clock,
+    inspect,
+    launch,
+    prepare_attempt,
+    sweep_secret_files,
+)
+from wizard.host.procs import boot_id, start_ticks
+from wizard.session.state import StepRecord
 
 from .conftest import wait_for
 

@@ -9,10 +9,10 @@ import pytest
 
 from steps import load_recipe
 from steps.models import SchemaCheck
-from wizard.dbconf import Database
-from wizard.detect import Detection
-from wizard.plan import build_plan
-from wizard.schema import SchemaState, alembic_state
+from wizard.config.dbconf import Database
+from wizard.host.detect import Detection
+from wizard.host.schema import SchemaState, alembic_state
+from wizard.planning.plan import build_plan
 
 from .pg import PASSWORD, start_postgres, stop_postgres
 from .test_notes import INDICO_UNITS, instance
@@ -106,7 +106,7 @@ def test_revisions_read_from_a_real_postgres(site_packages):
 def test_django_migrations_are_counted_with_the_instance_environment():
     import sys
 
-    from wizard.schema import django_state
+    from wizard.host.schema import django_state
 
     # A stand-in for `pretalx showmigrations --plan` that needs both its plain and its secret settings.
     code = ("import os\nassert os.environ['PRETALX_DATA_DIR'] == '/var/pretalx' and os.environ['PRETALX_DB_PASS'] == 's3cret'\n"

@@ -17,9 +17,9 @@ from urllib.parse import unquote
 import pytest
 
 from steps import load_recipe
-from wizard.instance import Instance
-from wizard.redact import MASK, Redactor
-from wizard.secrets import secrets_for, secrets_in_text
+from wizard.config.instance import Instance
+from wizard.config.redact import MASK, Redactor
+from wizard.config.secrets import secrets_for, secrets_in_text
 
 
 def printed(value: str) -> set[str]:

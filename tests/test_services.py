@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from steps import load_recipe
-from wizard import services
-from wizard.detect import Detection
-from wizard.facts import facts_for
-from wizard.instance import Instance
-from wizard.plan import Plan
-from wizard.services import resolve_units, service_state
+from wizard.config.instance import Instance
+from wizard.host import services
+from wizard.host.detect import Detection
+from wizard.host.services import resolve_units, service_state
+from wizard.planning.plan import Plan
+from wizard.views.facts import facts_for
 
 from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str, wait_for
 from .supervisor import supervisord_header

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from screens.app import make_app
 from steps import load_recipe
-from wizard import backup
-from wizard.app import make_app
+from wizard.backup import take as backup
+from wizard.config.instance import load_instances
 from wizard.demo.catalog import install_metadata
-from wizard.detect import Detection
-from wizard.instance import load_instances
-from wizard.plan import as_note, chosen_notes, sort_notes
-from wizard.state import Backup, Session, StepRecord, StepStatus
-from wizard.store import StateStore
+from wizard.host.detect import Detection
+from wizard.planning.plan import as_note, chosen_notes, sort_notes
+from wizard.session.state import Backup, Session, StepRecord, StepStatus
+from wizard.session.store import StateStore
 
 from .conftest import kill_tree_leftovers, wait_for
 from .supervisor import supervisord_header
@@ -149,7 +149,7 @@ def test_detect(snap_compare, size, monkeypatch):
     install_metadata(folder / "venv", "indico-plugin-livesync", "3.2.1")
     instances_file(folder)
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
+    monkeypatch.setattr("wizard.views.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))
 
 
@@ -199,7 +199,7 @@ def test_detect_app_server_down(snap_compare, size, monkeypatch, supervised_indi
                       '"{action}", "{service}"]\n\n[instances.main.services]\n'
                       'uwsgi = "indico-uwsgi"\ncelery = "indico-celery"\n')  # fmt: skip
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
+    monkeypatch.setattr("wizard.views.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))
 
 
@@ -215,7 +215,7 @@ def test_detect_nothing_to_do_here(snap_compare, size, monkeypatch):
     (folder / "instances.toml").write_text(f'[instances.main]\nrecipe = "indico"\nvenv = "{folder}/venv"\n'
                                            f'user = "indico"\n\n[instances.main.env]\n{env}')  # fmt: skip
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr("wizard.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
+    monkeypatch.setattr("wizard.views.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))
 
 

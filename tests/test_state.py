@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from wizard.errors import LockHeld, StateError
-from wizard.state import SCHEMA_VERSION, Session, StepRecord
-from wizard.store import StateStore
+from wizard.session.state import SCHEMA_VERSION, Session, StepRecord
+from wizard.session.store import StateStore
 
 from .conftest import make_site, step_toml
 

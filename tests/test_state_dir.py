@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from wizard.context import InstanceContext
-from wizard.engine import Engine
+from wizard.config.context import InstanceContext
+from wizard.config.instance import load_instances
 from wizard.errors import StateError
-from wizard.instance import load_instances
-from wizard.state import Session, StepRecord, StepStatus
-from wizard.store import StateStore, write_atomic
+from wizard.session.engine import Engine
+from wizard.session.state import Session, StepRecord, StepStatus
+from wizard.session.store import StateStore, write_atomic
 
 from .conftest import make_site, step_toml
 
@@ -140,7 +140,7 @@ def test_a_session_of_another_instance_or_recipe_is_refused_and_kept(site_root, 
 
 def test_steps_of_every_hop_and_of_notes_are_known(tmp_path):
     from steps import load_recipe
-    from wizard.binding import belongs_to
+    from wizard.session.binding import belongs_to
 
     recipe = load_recipe("pretalx")
     note_step = next(extra.id for note in recipe.notes for extra in note.steps)

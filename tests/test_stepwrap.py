@@ -10,10 +10,10 @@ import subprocess
 import sys
 import traceback
 
-from wizard import steplog, stepwrap
-from wizard.procs import start_ticks
-from wizard.runner import PACKAGE_ROOT, WRAPPER_BOOT, Finished, Gone, inspect, prepare_attempt
-from wizard.state import StepRecord
+from wizard.execution import steplog, stepwrap
+from wizard.execution.runner import PACKAGE_ROOT, WRAPPER_BOOT, Finished, Gone, inspect, prepare_attempt
+from wizard.host.procs import start_ticks
+from wizard.session.state import StepRecord
 
 
 def prepared(tmp_path, argv: list[str]) -> StepRecord:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard.procs import alive
+from wizard.host.procs import alive
 
 from .conftest import kill_tree_leftovers, wait_for
 

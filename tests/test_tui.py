@@ -17,13 +17,13 @@ import psutil
 import pytest
 from textual.widgets import Input, Log
 
+from screens.app import make_app
 from screens.widgets import GLYPH, StepList
-from wizard.app import make_app
+from wizard.config.instance import load_instances
 from wizard.demo.sandbox import build, start_services
-from wizard.instance import load_instances
-from wizard.runner import Alive, inspect
-from wizard.state import StepStatus
-from wizard.store import StateStore
+from wizard.execution.runner import Alive, inspect
+from wizard.session.state import StepStatus
+from wizard.session.store import StateStore
 
 from .conftest import kill_tree_leftovers, make_site, step_toml, toml_str, wait_for
 from .fakes import Attempt, FakeSteps
@@ -476,7 +476,7 @@ async def test_a_full_disk_while_saving_ends_the_wizard_saying_the_session_is_in
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
-        monkeypatch.setattr("wizard.store.write_atomic", full_disk)
+        monkeypatch.setattr("wizard.session.store.write_atomic", full_disk)
         app.simulate_key("c")  # begins the session: its first save fails, and the wizard stops
         said = await stopped_saying(app)
     assert app.return_code == 2
@@ -492,7 +492,7 @@ async def test_a_full_disk_when_a_step_starts_ends_the_wizard_before_the_step_ru
         await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
         app.engine.begin(app.screen.plan)
         app.engine.declare_backup(str(site_root), "site")
-        monkeypatch.setattr("wizard.store.write_atomic", full_disk)
+        monkeypatch.setattr("wizard.session.store.write_atomic", full_disk)
         app.route()  # the run screen starts the step: its save fails first
         said = await stopped_saying(app)
     assert app.return_code == 2 and "could not save the session" in said and "intact" in said

@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from wizard.instance import Instance
-from wizard.uwsgiconf import touch_reload_check, touch_reload_files
+from wizard.config.instance import Instance
+from wizard.host.uwsgiconf import touch_reload_check, touch_reload_files
 
 from .conftest import wait_for
 

@@ -14,16 +14,16 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from steps import load_recipe
-from wizard import views
-from wizard.detect import Detection
-from wizard.facts import detection_rows
+from wizard.config.instance import Instance
 from wizard.headless import PlainOutput, print_notes, report_done
-from wizard.instance import Instance
-from wizard.plan import Plan
-from wizard.report import print_plan, print_status
-from wizard.services import Unit
-from wizard.state import Backup, Note, Session, StepRecord, StepStatus
-from wizard.views import STATUS, STYLE, note_lines, step_rows, where_lines, where_rows
+from wizard.host.detect import Detection
+from wizard.host.services import Unit
+from wizard.planning.plan import Plan
+from wizard.session.state import Backup, Note, Session, StepRecord, StepStatus
+from wizard.views import rows as views
+from wizard.views.facts import detection_rows
+from wizard.views.report import print_plan, print_status
+from wizard.views.rows import STATUS, STYLE, note_lines, step_rows, where_lines, where_rows
 
 T0 = datetime(2026, 11, 21, 22, 40, tzinfo=UTC)
 

@@ -1,3 +1,3 @@
-"""upgrade-wizard: the core engine (no Textual import outside app.py)."""
+"""upgrade-wizard: the core (no Textual: the face is the screens package, started only by the commands)."""
 
 __version__ = "0.1.0"

@@ -8,20 +8,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
 
-from .errors import Exit, WizardError
-from .instance import DEFAULT_CONFIG, Instance, load_instances, pick_instance
-from .store import StateStore, default_state_dir, state_dir_conflict
+from wizard.config.instance import DEFAULT_CONFIG, Instance, load_instances, pick_instance
+from wizard.errors import Exit, WizardError
+from wizard.session.store import StateStore, default_state_dir, state_dir_conflict
 
 if TYPE_CHECKING:  # both imported when used: the TUI's Textual, the headless engine
-    from .app import WizardApp
-    from .headless import Choices
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +129,7 @@ def report_error(message: str, hint: str | None, code: int = Exit.USAGE) -> int:
 
 def dispatch(args: argparse.Namespace) -> Exit:
     if args.command == "demo":
-        from .demo_command import demo
+        from wizard.demo.command import demo
 
         return demo(args)
     config = getattr(args, "config", DEFAULT_CONFIG)
@@ -148,7 +146,7 @@ def dispatch(args: argparse.Namespace) -> Exit:
     if args.command == "status":
         return show_status(store, args.json)
     if args.command == "run":
-        from .headless import PlainOutput, run_upgrade
+        from wizard.headless import PlainOutput, choices_from, require_yes, run_upgrade
 
         require_yes(args)
         return run_upgrade(instance, store, PlainOutput(), choices_from(args), new=args.new)
@@ -157,7 +155,7 @@ def dispatch(args: argparse.Namespace) -> Exit:
 
 def tui_for(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
     """The interactive wizard; with several instances and none named, it starts with a picker."""
-    from .app import make_app
+    from screens.app import make_app, start_tui
 
     chosen = None
     if args.instance is not None or len(instances) == 1:
@@ -181,33 +179,10 @@ def state_root(args: argparse.Namespace, instance: str) -> Path:
     return default_state_dir()
 
 
-def require_yes(args: argparse.Namespace) -> None:
-    if not args.yes:
-        raise WizardError(
-            "a headless run asks no questions, so it needs --yes to go ahead",
-            "or run `upgrade-wizard tui` to be walked through it",
-        )
-
-
-def choices_from(args: argparse.Namespace) -> Choices:
-    from .headless import Choices
-
-    if args.end_blocker_after is not None and not args.end_blocker_role:
-        raise WizardError(
-            "--end-blocker-after needs --end-blocker-role ROLE: the database roles whose sessions it may end",
-            "e.g. --end-blocker-after 60 --end-blocker-role reporting (never the app server's own role)",
-        )
-    if args.end_blocker_role and args.end_blocker_after is None:
-        raise WizardError("--end-blocker-role is used only with --end-blocker-after N")
-    return Choices(retry=args.retry, skip_reason=args.skip, backup_done=args.backup_done,
-                   lock_threshold=args.lock_wait_seconds, restart_after=args.restart_after,
-                   end_blocker_after=args.end_blocker_after, end_blocker_roles=tuple(args.end_blocker_role or ()))  # fmt: skip
-
-
 def show_plan(instance: Instance, backup_root: Path) -> Exit:
-    from .context import InstanceContext
-    from .plan import plan_for
-    from .report import print_plan
+    from wizard.config.context import InstanceContext
+    from wizard.planning.plan import plan_for
+    from wizard.views.report import print_plan
 
     if instance.target is None:  # a full resolution against a real index: say what the silence is
         Console(stderr=True, highlight=False).print(
@@ -219,7 +194,7 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
 
 
 def show_status(store: StateStore, as_json: bool) -> Exit:
-    from .report import print_status
+    from wizard.views.report import print_status
 
     session = store.load()
     for notice in store.notices:
@@ -235,18 +210,3 @@ def show_status(store: StateStore, as_json: bool) -> Exit:
     else:
         print_status(Console(highlight=False), session)
     return Exit.DONE
-
-
-def start_tui(app: WizardApp) -> Exit:
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise WizardError(
-            "the interactive wizard needs a terminal on stdin and stderr",
-            "over SSH use `ssh -t`, or run headless with `upgrade-wizard run --yes`",
-        )
-    from .app import run_tui
-
-    return Exit(run_tui(app))
-
-
-def temp_sandbox() -> Path:
-    return Path(tempfile.mkdtemp(prefix="upgrade-wizard-demo-"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import signal
 import sys
@@ -10,11 +11,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from .context import InstanceContext
-from .driver import Allowances, Driver
-from .engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending
-from .errors import Exit, WizardError
-from .events import (
+from wizard.config.context import InstanceContext
+from wizard.config.instance import Instance
+from wizard.errors import Exit, WizardError
+from wizard.execution.driver import Allowances, Driver
+from wizard.execution.events import (
     Declined,
     Event,
     Output,
@@ -27,16 +28,16 @@ from .events import (
     StepStarting,
     VerdictChanged,
 )
-from .instance import Instance
-from .lockadvice import explain, summary
-from .plan import plan_for
-from .resume import flags_text
-from .runner import Finished
-from .sizes import human_bytes
-from .state import Backup, Note, StepRecord, StepStatus
-from .store import StateStore
-from .views import note_lines, note_sections, room_text, step_rows, total_seconds, where_lines, where_rows
-from .watchdog import Verdict
+from wizard.execution.runner import Finished
+from wizard.lockwatch.lockadvice import explain, summary
+from wizard.lockwatch.watchdog import Verdict
+from wizard.planning.plan import plan_for
+from wizard.session.engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending
+from wizard.session.resume import flags_text
+from wizard.session.state import Backup, Note, StepRecord, StepStatus
+from wizard.session.store import StateStore
+from wizard.views.rows import note_lines, note_sections, room_text, step_rows, total_seconds, where_lines, where_rows
+from wizard.views.sizes import human_bytes
 
 REPEAT_SECONDS = 30.0  # while a step waits on a lock, the verdict is said again this often
 REATTACH_TAIL = 10
@@ -132,7 +133,7 @@ def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
 
 
 def _pass_gate(engine: Engine, choices: Choices, out: PlainOutput) -> Backup:
-    from .backup import declared_backup, unfinished_backups
+    from wizard.backup.take import declared_backup, unfinished_backups
 
     for left in unfinished_backups(engine.backup_root, engine.instance.name):  # said, never deleted
         out.line(f"left in the backup folder: {left.says()}")
@@ -318,3 +319,24 @@ def stopped_by_hangup_or_term() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def require_yes(args: argparse.Namespace) -> None:
+    if not args.yes:
+        raise WizardError(
+            "a headless run asks no questions, so it needs --yes to go ahead",
+            "or run `upgrade-wizard tui` to be walked through it",
+        )
+
+
+def choices_from(args: argparse.Namespace) -> Choices:
+    if args.end_blocker_after is not None and not args.end_blocker_role:
+        raise WizardError(
+            "--end-blocker-after needs --end-blocker-role ROLE: the database roles whose sessions it may end",
+            "e.g. --end-blocker-after 60 --end-blocker-role reporting (never the app server's own role)",
+        )
+    if args.end_blocker_role and args.end_blocker_after is None:
+        raise WizardError("--end-blocker-role is used only with --end-blocker-after N")
+    return Choices(retry=args.retry, skip_reason=args.skip, backup_done=args.backup_done,
+                   lock_threshold=args.lock_wait_seconds, restart_after=args.restart_after,
+                   end_blocker_after=args.end_blocker_after, end_blocker_roles=tuple(args.end_blocker_role or ()))  # fmt: skip

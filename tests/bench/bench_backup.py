@@ -24,13 +24,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from wizard.backup import take_backup
-from wizard.dbconf import Database
-from wizard.sizes import human_bytes
+from wizard.backup.take import take_backup
+from wizard.config.dbconf import Database
+from wizard.views.sizes import human_bytes
 
 from ..mysql import start_mariadb, stop_mariadb
 from ..pg import start_postgres, stop_postgres
-
 
 
 def median_seconds(action, runs: int) -> float:
@@ -57,7 +56,9 @@ def bench_postgres(rows: int, runs: int, work: Path) -> tuple | None:
         db = Database("postgresql", pg.dbname, pg.host, pg.port, pg.user, pg.password)
         size = int(pg.sql("SELECT pg_database_size(current_database())"))
         out = work / "bare.dump"
-        bare = median_seconds(lambda: subprocess.run(["pg_dump", "-Fc", "-f", str(out)], env=pg.env(), check=True), runs)
+        bare = median_seconds(
+            lambda: subprocess.run(["pg_dump", "-Fc", "-f", str(out)], env=pg.env(), check=True), runs
+        )
         whole = median_seconds(lambda: wizard_backup(db, work / "pg"), runs)
         return "PostgreSQL", size, wizard_backup(db, work / "pg"), bare, whole
     finally:
@@ -72,9 +73,13 @@ def bench_mariadb(rows: int, runs: int, work: Path) -> tuple | None:
         my.sql(f"CREATE TABLE talk (id INT AUTO_INCREMENT PRIMARY KEY, title VARCHAR(100), abstract TEXT); "
                f"INSERT INTO talk (title, abstract) SELECT CONCAT('talk ', seq), REPEAT(MD5(seq), 8) FROM seq_1_to_{rows}",
                database="app")  # fmt: skip
-        my.sql("ANALYZE TABLE talk", database="app")  # the size comes from InnoDB's statistics, seconds behind a bulk insert
+        my.sql(
+            "ANALYZE TABLE talk", database="app"
+        )  # the size comes from InnoDB's statistics, seconds behind a bulk insert
         db = Database("mysql", my.dbname, my.host, my.port, my.user, my.password)
-        size = int(my.sql("SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema = 'app'"))
+        size = int(
+            my.sql("SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema = 'app'")
+        )
         out = work / "bare.sql"
 
         def bare_dump() -> None:
@@ -106,7 +111,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    table = Table(title=f"Backup: the bare tool against the wizard's verified backup ({args.rows:,} rows, median of {args.runs})")
+    table = Table(
+        title=f"Backup: the bare tool against the wizard's verified backup ({args.rows:,} rows, median of {args.runs})"
+    )
     for column in ("engine", "database", "backup", "bare tool", "wizard (dump + read back + sha256)", "ratio"):
         table.add_column(column, justify="left" if column == "engine" else "right")
     with tempfile.TemporaryDirectory(prefix="uw-bench-") as tmp:

@@ -26,11 +26,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from wizard.dbconf import Database
-from wizard.driver import POLL_SECONDS
-from wizard.runner import launch, prepare_attempt
-from wizard.state import StepRecord
-from wizard.watchdog import LockWatch, application_tag
+from wizard.config.dbconf import Database
+from wizard.execution.driver import POLL_SECONDS
+from wizard.execution.runner import launch, prepare_attempt
+from wizard.lockwatch.watchdog import LockWatch, application_tag
+from wizard.session.state import StepRecord
 
 from ..pg import start_postgres, stop_postgres
 
@@ -64,7 +64,9 @@ def last_line_at(record: StepRecord) -> float | None:
 
 
 def verdict_latency(pg, database: Database, threshold: float, run: int, work: Path) -> float:
-    holder = subprocess.Popen(["psql", "-X", "-q"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=pg.env())
+    holder = subprocess.Popen(
+        ["psql", "-X", "-q"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=pg.env()
+    )
     holder.stdin.write("BEGIN;\nSELECT count(*) FROM labels;\n")
     holder.stdin.flush()
     try:
@@ -107,7 +109,14 @@ def main() -> None:
     if pg is None:
         sys.exit("PostgreSQL is not installed (Debian's postgresql package)")
     table = Table(title=f"lock watch on PostgreSQL, polled every {POLL_SECONDS} s")
-    for column in ("threshold", "runs", "median to verdict", "max", "median over threshold", "busy step: alarms / looks"):
+    for column in (
+        "threshold",
+        "runs",
+        "median to verdict",
+        "max",
+        "median over threshold",
+        "busy step: alarms / looks",
+    ):
         table.add_column(column, justify="right")
     try:
         pg.sql("CREATE TABLE labels (id serial PRIMARY KEY, title text); INSERT INTO labels (title) VALUES ('x')")

@@ -30,14 +30,14 @@ import os
 import statistics
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from wizard.instance import load_instances
-from wizard.plan import plan_for
+from wizard.config.instance import load_instances
+from wizard.planning.plan import plan_for
 
 from ..e2e.pretalx_site import APP_USER, INSTANCE, PretalxSite, missing_prerequisites, say
 from ..e2e.sites import PRETALX_NEW, PRETALX_OLD
@@ -69,12 +69,12 @@ def script_run(site: PretalxSite, steps, logs: Path) -> tuple[float, dict[str, f
 
 def wizard_run(site: PretalxSite, state: Path) -> tuple[float, dict[str, float], dict[str, float]]:
     """`run --yes` as the real CLI; the total, each step as the wizard timed it, and where the rest went."""
-    launched = datetime.now(timezone.utc)
+    launched = datetime.now(UTC)
     started = time.perf_counter()
     done = subprocess.run(site.wizard_argv(state, "run", "--yes"), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, env=site.wizard_env(), cwd=site.root, timeout=1800)  # fmt: skip
     total = time.perf_counter() - started
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     (state / "run.out").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"wizard: exit {done.returncode}; see {state / 'run.out'}")
@@ -140,15 +140,23 @@ def main() -> None:
 
     console = Console(width=160)
     med = statistics.median
-    runs = Table(title=f"pretalx {PRETALX_OLD} -> 2025.1.0 -> {PRETALX_NEW}: plain script against `run --yes` (interleaved)")
+    runs = Table(
+        title=f"pretalx {PRETALX_OLD} -> 2025.1.0 -> {PRETALX_NEW}: plain script against `run --yes` (interleaved)"
+    )
     part_names = list(wizard_parts)
     for column in ("run", "kind", "total", *part_names):
         runs.add_column(column, justify="left" if column in ("kind",) else "right")
     for number, kind, total, parts in rows:
-        runs.add_row(str(number), kind, f"{total:.1f} s", *(f"{parts[n]:.1f} s" if n in parts else "" for n in part_names))
+        runs.add_row(
+            str(number), kind, f"{total:.1f} s", *(f"{parts[n]:.1f} s" if n in parts else "" for n in part_names)
+        )
     runs.add_row("median", "script", f"{med(script_totals):.1f} s", *("" for _ in part_names))
-    runs.add_row("median", "wizard", f"{med(wizard_totals):.1f} s", *(f"{med(wizard_parts[n]):.1f} s" for n in part_names))
-    runs.add_row("ratio", "wizard / script", f"{med(wizard_totals) / med(script_totals):.2f}x", *("" for _ in part_names))
+    runs.add_row(
+        "median", "wizard", f"{med(wizard_totals):.1f} s", *(f"{med(wizard_parts[n]):.1f} s" for n in part_names)
+    )
+    runs.add_row(
+        "ratio", "wizard / script", f"{med(wizard_totals) / med(script_totals):.2f}x", *("" for _ in part_names)
+    )
     console.print(runs)
 
     per_step = Table(title="Each step, median seconds (the wizard's as its wrapper timed them)")

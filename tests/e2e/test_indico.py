@@ -182,8 +182,8 @@ def test_headless_upgrade_restarts_the_uwsgi_worker_that_holds_the_lock(site: In
 
 
 async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite):
-    from wizard.app import make_app
-    from wizard.instance import load_instances
+    from screens.app import make_app
+    from wizard.config.instance import load_instances
 
     from ..test_tui import until
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .catalog import AVAILABLE, CORE_REVISIONS, PLUGIN_REVISIONS, install_metadata, installed_packages
+from wizard.demo.catalog import AVAILABLE, CORE_REVISIONS, PLUGIN_REVISIONS, install_metadata, installed_packages
 
 ALEMBIC = "INFO  [alembic.runtime.migration]"
 

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .catalog import CORE, PLUGIN, SCHEMA, START_VERSION, TARGET_VERSION, install_metadata, site_packages
-from .svc import SERVICES, unpark
+from wizard.demo.catalog import CORE, PLUGIN, SCHEMA, START_VERSION, TARGET_VERSION, install_metadata, site_packages
+from wizard.demo.svc import SERVICES, unpark
 
 INSTANCE = "demo"
 

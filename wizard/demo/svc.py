@@ -31,7 +31,7 @@ from pathlib import Path
 
 import psutil
 
-from ..procs import alive, boot_id, start_ticks
+from wizard.host.procs import alive, boot_id, start_ticks
 
 SERVICES = ("uwsgi", "celery")
 LOCK_WAIT = 60.0  # a stop waits at most this long for another service action (each takes seconds at most)

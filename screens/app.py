@@ -1,0 +1,216 @@
+"""The Textual app: the only core module that imports Textual.
+
+It owns the Engine of the instance being upgraded and shows the screen that
+fits where the session stands.  Screens are given the engine when they are
+made, change the session only through its methods (which save before they
+return), and post a message (screens.messages) when the App should move on.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from textual import on
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from screens.messages import InstancePicked, LeaveWizard, PlanAgain, Planned, RouteNext
+from wizard.config.context import InstanceContext
+from wizard.config.instance import Instance
+from wizard.errors import Exit, WizardError
+from wizard.execution.runner import StepProcesses
+from wizard.session.engine import Blocked, Done, Engine, GateClosed, NotesPending, real_processes
+from wizard.session.state import StepStatus
+from wizard.session.store import StateStore
+
+
+class WizardApp(App[int]):
+    """Walks one instance from detection to done; resumes a session left behind."""
+
+    TITLE = "upgrade-wizard"
+    CSS_PATH = [Path(__file__).with_name("wizard.tcss")]
+    BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", show=False, priority=True)]
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        instances: dict[str, Instance],
+        state_root: Path,
+        *,
+        chosen: str | None = None,
+        lock_threshold: float | None = None,
+        processes: Callable[[Instance, list[str]], StepProcesses] = real_processes,
+    ):
+        super().__init__()
+        self.lock_threshold = lock_threshold  # seconds of silence before a lock wait is suspected
+        self.processes = processes  # makes what launches the steps: the detached wrapper, or a test's stand-in
+        self.instances = instances
+        self.state_root = state_root
+        self.chosen = chosen
+        self.engine: Engine | None = None
+        self.resumed = False
+        self.plan_blocked = False  # set by detection: a blocker stands in the way (quitting exits 2)
+
+    # -- opening an instance ------------------------------------------------
+
+    def on_mount(self) -> None:
+        if self.chosen is None and len(self.instances) > 1:
+            from screens.picker import PickerScreen
+
+            self.push_screen(PickerScreen(self.instances))  # it posts InstancePicked
+        else:
+            self.open_instance(self.chosen or next(iter(self.instances)))
+
+    def open_instance(self, name: str) -> None:
+        instance = self.instances[name]
+        self.sub_title = f"{name} ({instance.recipe})"
+        context = InstanceContext.open(instance)  # the recipe and the app's config, read once for this run
+        engine = Engine(context, StateStore(self.state_root, name), say=self.say, processes=self.processes)
+        try:
+            engine.open()
+        except WizardError as exc:
+            self.stop_with(exc)
+            return
+        self.engine = engine
+        engine.reconcile()
+        session = engine.session
+        if session is not None and not session.done and not self.resumed:
+            self.resumed = True
+            from screens.resume import ResumeScreen
+
+            self.show(ResumeScreen(engine))
+            return
+        self.route()
+
+    @on(InstancePicked)
+    def instance_picked(self, message: InstancePicked) -> None:
+        self.open_instance(message.name)
+
+    def stop_with(self, error: WizardError) -> None:
+        """Leave saying what went wrong and what to do, as the command line does, never with a traceback."""
+        hint = f"\nhint: {error.hint}" if error.hint else ""
+        self.exit(int(error.exit_code), return_code=int(error.exit_code), message=f"error: {error.message}{hint}")
+
+    def _handle_exception(self, error: Exception) -> None:
+        # An error the operator can act on (a full disk while saving the session, a state file
+        # that turned foreign) ends the wizard with its message; anything else is a bug: Textual's traceback.
+        if isinstance(error, WizardError):
+            self.stop_with(error)
+            return
+        super()._handle_exception(error)
+
+    def say(self, message: str) -> None:
+        self.notify(message, timeout=6)
+
+    # -- where to go next ---------------------------------------------------
+
+    def route(self) -> None:
+        """Show the screen that fits where the session stands now."""
+        from screens.backup import BackupScreen
+        from screens.detect import DetectScreen
+        from screens.done import DoneScreen
+        from screens.notes import NotesScreen
+        from screens.run import RunScreen
+
+        engine = self.engine
+        assert engine is not None
+        if engine.session is None:
+            self.show(DetectScreen(engine))
+            return
+        nxt = engine.next()
+        if isinstance(nxt, Done):
+            self.show(DoneScreen(engine))
+        elif isinstance(nxt, (Blocked, NotesPending)):
+            self.show(NotesScreen(engine))
+        elif isinstance(nxt, GateClosed):
+            self.show(BackupScreen(engine))
+        else:
+            self.show(RunScreen(engine=engine, lock_threshold=self.lock_threshold))
+
+    @on(RouteNext)
+    def route_next(self) -> None:
+        self.route()
+
+    @on(PlanAgain)
+    def plan_again(self) -> None:
+        from screens.detect import DetectScreen
+
+        assert self.engine is not None
+        self.show(DetectScreen(self.engine))
+
+    @on(Planned)
+    def planned(self, message: Planned) -> None:
+        self.plan_blocked = message.blocked
+
+    def show(self, screen: Screen[object]) -> None:
+        if len(self.screen_stack) <= 1:
+            self.push_screen(screen)
+        else:
+            self.switch_screen(screen)
+
+    # -- leaving --------------------------------------------------------------
+
+    def exit_code(self) -> Exit:
+        """What the wizard would exit with now, the same codes as the headless run."""
+        session = self.engine.session if self.engine else None
+        if session is None:
+            return Exit.USAGE if self.plan_blocked else Exit.DONE
+        if session.done:
+            return Exit.DONE
+        if session.blockers:
+            return Exit.USAGE
+        current = session.current
+        if current is None:
+            return Exit.DONE
+        return {
+            StepStatus.RUNNING: Exit.STOPPED,
+            StepStatus.FAILED: Exit.STEP_FAILED,
+            StepStatus.INTERRUPTED: Exit.NEEDS_DECISION,
+        }.get(current.status, Exit.DONE)
+
+    def action_quit_wizard(self) -> None:
+        self.leave()
+
+    @on(LeaveWizard)
+    def leave_wizard(self, message: LeaveWizard) -> None:
+        self.leave(message.text)
+
+    def leave(self, message: str | None = None) -> None:
+        code = self.exit_code()
+        self.exit(int(code), return_code=int(code), message=message)
+
+    async def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
+def make_app(
+    instances: dict[str, Instance],
+    state_root: Path,
+    chosen: str | None = None,
+    lock_threshold: float | None = None,
+    processes: Callable[[Instance, list[str]], StepProcesses] = real_processes,
+) -> WizardApp:
+    """The one way to build the app: the CLI and the tests both come through here.
+
+    ``processes``: makes what launches the steps, from the instance and the secrets to mask (default: the
+    detached wrapper); screen tests hand in a stand-in (tests/fakes.py) where the process is not what they test.
+    """
+    return WizardApp(instances, state_root, chosen=chosen, lock_threshold=lock_threshold, processes=processes)
+
+
+def run_tui(app: WizardApp) -> int:
+    app.run(mouse=False)
+    return app.return_code or 0
+
+
+def start_tui(app: WizardApp) -> Exit:
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise WizardError(
+            "the interactive wizard needs a terminal on stdin and stderr",
+            "over SSH use `ssh -t`, or run headless with `upgrade-wizard run --yes`",
+        )
+    return Exit(run_tui(app))
