@@ -1,4 +1,4 @@
-"""The Textual app: the only core module that imports Textual.
+"""The Textual app: the face's root (the core never imports it; the commands start it).
 
 It owns the Engine of the instance being upgraded and shows the screen that
 fits where the session stands.  Screens are given the engine when they are

@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from wizard.execution import steplog, stepwrap
-from wizard.execution.runner import PACKAGE_ROOT, WRAPPER_BOOT, Finished, Gone, inspect, prepare_attempt
+from wizard.execution.runner import WRAPPER, Finished, Gone, inspect, prepare_attempt
 from wizard.host.procs import start_ticks
 from wizard.session.state import StepRecord
 
@@ -28,7 +28,7 @@ def wrapper_args(record: StepRecord, *extra: str) -> list[str]:
 
 def run_wrapper(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", WRAPPER_BOOT, str(PACKAGE_ROOT), *args],
+        [*WRAPPER, *args],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from wizard.config.instance import Instance
+from wizard.host.services import ServiceManager
 from wizard.host.uwsgiconf import touch_reload_check, touch_reload_files
 
 from .conftest import wait_for
@@ -66,17 +67,17 @@ def test_without_touch_reload_the_reload_step_would_do_nothing(tmp_path, process
     conf = ini(tmp_path, "[uwsgi]\nmaster = true\n")
     pid = process("--ini", str(conf))
     instance = Instance(name="main", recipe="indico", venv=tmp_path / "venv", service_pid=["echo", str(pid)])
-    watched, note = touch_reload_check(instance, "uwsgi", "uwsgi", str(tmp_path / "indico.wsgi"))
+    watched, note = touch_reload_check(ServiceManager(instance), "uwsgi", "uwsgi", str(tmp_path / "indico.wsgi"))
     assert watched is False and "the plan restarts it instead" in note.title
 
     conf.write_text(f"[uwsgi]\ntouch-reload = {tmp_path / 'indico.wsgi'}\n")
-    watched, note = touch_reload_check(instance, "uwsgi", "uwsgi", str(tmp_path / "indico.wsgi"))
+    watched, note = touch_reload_check(ServiceManager(instance), "uwsgi", "uwsgi", str(tmp_path / "indico.wsgi"))
     assert watched is True and note.severity == "info"
 
 
 def test_a_service_that_is_not_running_cannot_be_checked(tmp_path):
     instance = Instance(name="main", recipe="indico", venv=tmp_path / "venv", service_pid=["true", "{service}"])
-    watched, note = touch_reload_check(instance, "uwsgi", "uwsgi", "/opt/indico/web/indico.wsgi")
+    watched, note = touch_reload_check(ServiceManager(instance), "uwsgi", "uwsgi", "/opt/indico/web/indico.wsgi")
     assert watched is None and note.severity == "warning" and "not running" in note.text
 
 

@@ -41,11 +41,10 @@ EXIT_LINE = re.compile(
 )
 # A launch's secrets file (and the tmp file an older wizard wrote it through).
 SECRET_FILE = re.compile(r"\..+\.[0-9a-f]{8}\.env(?:\.\d+\.tmp)?")
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the wizard package
-# The wrapper finds this package through its argv, not PYTHONPATH, which would leak into the step.
-WRAPPER_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); from wizard.execution.stepwrap import main; sys.exit(main())"
-)
+# The wrapper is a module of this package, run by the wizard's own interpreter (where the package is
+# installed).  -P keeps its working directory, the run folder, off sys.path: nothing there can stand
+# in for the package.  No PYTHONPATH either: it would leak into the step.
+WRAPPER = [sys.executable, "-P", "-m", "wizard.execution.stepwrap"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ def launch(
         )
         command = as_runner(record.argv, record.run_as, app_user, record.env)
         wrapper = [
-            sys.executable, "-c", WRAPPER_BOOT, str(PACKAGE_ROOT),
+            *WRAPPER,
             "--log", record.log, "--status", record.status_file, "--token", record.token,
             "--env-file", str(env_file), "--log-cap", str(LOG_CAP), "--", *command,
         ]  # fmt: skip

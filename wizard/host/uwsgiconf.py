@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import psutil
 
-from wizard.config.instance import Instance
 from wizard.host.services import ServiceManager
 from wizard.session.state import Note
 
@@ -92,9 +91,9 @@ def _ini_touch_reload(spec: str) -> set[str] | None:
     return found
 
 
-def touch_reload_check(instance: Instance, role: str, unit: str, touched: str) -> tuple[bool | None, Note]:
+def touch_reload_check(services: ServiceManager, role: str, unit: str, touched: str) -> tuple[bool | None, Note]:
     """Does the running service reload when ``touched`` changes?  With the note that says what was found."""
-    pid = ServiceManager(instance).main_pid(unit)
+    pid = services.main_pid(unit)
     watched = touch_reload_files(pid) if pid else Watched(None, f"{unit} is not running (or its pid is unknown)")
     note_id, real = f"check-reload-{role}", os.path.realpath(touched)
     if watched.files is None:

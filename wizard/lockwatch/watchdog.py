@@ -91,15 +91,16 @@ def process_tree(pid: int | None) -> list[psutil.Process]:
         return []
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
+def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
+    """The CPU time each process has used so far (user + system), by pid; one that has ended is left out."""
+    used = {}
     for proc in processes:
         try:
             times = proc.cpu_times()
-            total += times.user + times.system
         except psutil.Error:
-            pass
-    return total
+            continue
+        used[proc.pid] = times.user + times.system
+    return used
 
 
 def describe_process(pid: int) -> str:
@@ -152,7 +153,7 @@ class LockWatch:
     _last_output: float = field(init=False)
     _last_busy: float = field(init=False)
     _log_size: int = field(init=False, default=-1)
-    _cpu: float = field(init=False, default=-1.0)
+    _cpu: dict[int, float] | None = field(init=False, default=None)  # by pid, at the last look
     _last_diagnosis: tuple[float, Verdict] | None = field(init=False, default=None)
     _superuser: Database | bool | None = field(init=False, default=False)  # False: not looked for yet
     _tree: list[psutil.Process] = field(init=False, default_factory=list)
@@ -173,7 +174,10 @@ class LockWatch:
             self._log_size, self._last_output = size, now
         tree = self._processes(now)
         cpu = cpu_seconds(tree)
-        if self._cpu < 0 or cpu - self._cpu > BUSY_CPU_SECONDS:
+        # Only what each process used since the last look: a process first seen now (its tree is
+        # found again every TREE_EVERY seconds) does not bring the CPU of its start-up as a burst.
+        before = self._cpu
+        if before is None or sum(used - before.get(pid, used) for pid, used in cpu.items()) > BUSY_CPU_SECONDS:
             self._last_busy = now
         self._cpu = cpu
         silent = now - self._last_output

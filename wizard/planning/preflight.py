@@ -164,7 +164,7 @@ def lookup_checks(plan: Plan) -> list[Note]:
             for number, text in enumerate(unknowns, 1)]  # fmt: skip
 
 
-def settle_reload_steps(instance: Instance, plan: Plan) -> list[Note]:
+def settle_reload_steps(context: InstanceContext, plan: Plan) -> list[Note]:
     """A step that reloads a service by touching a file: checked against the running service's settings.
 
     Proven not to reload it (no touch-reload on that file), the step restarts
@@ -177,11 +177,11 @@ def settle_reload_steps(instance: Instance, plan: Plan) -> list[Note]:
         records = [r for r in plan.steps if r.id == spec.id or r.id.startswith(f"{spec.id}-")]
         if not spec.reloads or unit is None or not records:
             continue
-        watched, note = touch_reload_check(instance, spec.reloads, unit, records[0].argv[-1])
+        watched, note = touch_reload_check(context.services, spec.reloads, unit, records[0].argv[-1])
         notes[note.id] = note
         if watched is False:
             for record in records:
-                record.argv, record.run_as = instance.service_argv("restart", unit), "root"
+                record.argv, record.run_as = context.services.argv("restart", unit), "root"
                 record.title = f"Restart {unit} on the new code"
     return list(notes.values())
 
@@ -223,7 +223,7 @@ def service_checks(instance: Instance, plan: Plan) -> list[Note]:
 def preflight(context: InstanceContext, plan: Plan, backup_root: Path | None = None) -> list[Note]:
     instance = context.instance
     return [
-        *settle_reload_steps(instance, plan),
+        *settle_reload_steps(context, plan),
         *service_checks(instance, plan),
         *tool_checks(instance, plan),
         *rights_checks(instance, plan),

@@ -2,7 +2,7 @@
 
 Rows are built here from the model (steps, notes, a session, a backup estimate; detection's
 facts in ``wizard.views.facts``) and rendered by three faces: Rich for ``plan`` and ``status``
-(``wizard/report.py``), plain timestamped lines for ``run --yes`` (``wizard/headless.py``,
+(``wizard/views/report.py``), plain timestamped lines for ``run --yes`` (``wizard/headless.py``,
 which prints ``Text.plain``: the same words, no styles), and the Textual screens. The words
 are the rows'; a face chooses the layout and, where it has colour, the style named here.
 
