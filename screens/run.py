@@ -10,6 +10,7 @@ decision, to the engine, and the driver is started again.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,9 @@ from .widgets import AdvicePanel, StepList, TitleBar
 
 MAX_LOG_LINES = 10_000
 TAIL_ON_SHOW = 2_000
+SILENCE_REDRAW_SECONDS = (
+    4.5  # the lock panel's count of silent seconds is redrawn at most this often (the driver sends it every 5 s)
+)
 MAX_PENDING_LINES = 20_000  # lines posted and not yet written: the driver waits beyond this (memory stays bounded)
 
 FAILED_CHOICES = "It failed (exit code {code}). r: run it again · s: skip it, saying why · a: stop here (kept)"
@@ -114,6 +118,8 @@ class RunScreen(Screen):
         self.live: StepRecord | None = None  # the step the driver follows
         self.live_tail: deque[str] = deque(maxlen=TAIL_ON_SHOW)  # its latest lines, for a return to it
         self.watched: StepRecord | None = None  # the step the verdict is about
+        self.lock_drawn_at = 0.0
+        self.offered: tuple[bool | None, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -201,7 +207,8 @@ class RunScreen(Screen):
                     self.watched, self.verdict = None, None
             case VerdictChanged(step, verdict):
                 self.watched = step
-                self.verdict = verdict
+                self.verdict = verdict  # watch_verdict redraws the lock panel: nothing else changes with it
+                return
             case SideJobStarted():
                 self.verdict = None  # about the world before the restart; the watch looks again when it ends
             case SideJobEnded():
@@ -232,8 +239,32 @@ class RunScreen(Screen):
 
     # -- what is shown ------------------------------------------------------------------
 
-    def watch_verdict(self) -> None:
-        self.refresh_view()
+    def watch_verdict(self, old: Verdict | None, new: Verdict | None) -> None:
+        """A new verdict redraws the lock panel; the same one with more seconds of silence, every few seconds."""
+        same = old is not None and new is not None and old.key() == new.key()
+        moment = time.monotonic()
+        if same and moment - self.lock_drawn_at < SILENCE_REDRAW_SECONDS:
+            return  # "No output for 41 s" need not be redrawn each second: that is a layout of the panel each time
+        self.lock_drawn_at = moment
+        self.show_lock()
+
+    def show_lock(self) -> None:
+        """The lock panel (shown instead of the advice while a step is silent) and the keys it offers."""
+        if not self.is_mounted:
+            return
+        shown = self.shown or self.session.current
+        verdict = self.verdict if self.watched is not None and self.watched is shown else None
+        lock = self.query_one(LockPanel)
+        lock.show(verdict, self.last_restart(), self.can_restart())
+        self.query_one(AdvicePanel).display = not lock.has_class("-shown")
+        self.offer_keys()
+
+    def offer_keys(self) -> None:
+        # The footer is recomposed on every refresh of the bindings: only when the keys on offer change.
+        offered = tuple(self.check_action(action, ()) for action in ("retry", "restart_app_server", "end_session"))
+        if offered != self.offered:
+            self.offered = offered
+            self.refresh_bindings()
 
     def last_restart(self) -> SideJob | None:
         jobs = [job for job in self.session.side_jobs if job.kind == "restart"]
@@ -257,14 +288,9 @@ class RunScreen(Screen):
                 choices = FAILED_CHOICES.format(code=current.exit_code)
             elif current.status == StepStatus.INTERRUPTED:
                 choices = INTERRUPTED_CHOICES
-        advice = self.query_one(AdvicePanel)
-        advice.show(shown, choices)
-        verdict = self.verdict if self.watched is not None and self.watched is shown else None
-        lock = self.query_one(LockPanel)
-        lock.show(verdict, self.last_restart(), self.can_restart())
-        advice.display = not lock.has_class("-shown")
+        self.query_one(AdvicePanel).show(shown, choices)
         self.query_one("#log").border_title = f"log: {shown.title}" if shown else "log"
-        self.refresh_bindings()
+        self.show_lock()
 
     # -- the log pane -------------------------------------------------------------------
 

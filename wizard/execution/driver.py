@@ -46,7 +46,8 @@ POLL_SECONDS = 0.2  # a silent step's log and process are looked at this often (
 FIRST_POLL = 0.02  # right after output, sooner: a step that prints keeps the pane live
 WATCH_SECONDS = 0.25  # the lock watch's look: the log's size and the CPU of the step's processes
 CHUNK = 64 * 1024  # bytes of log handed out at a time: a pane writes them without stalling its loop
-TAIL_LINES = 2_000  # lines of a reattached step's past handed out at once
+TAIL_LINES = 2_000
+SILENCE_STEP = 5.0  # an unchanged verdict is sent again each time this many more seconds of silence have passed  # lines of a reattached step's past handed out at once
 
 
 @dataclass(frozen=True)
@@ -235,11 +236,12 @@ class LockGuard:
             self.act(verdict, moment - self.waiting_since)
 
     def _changed(self, verdict: Verdict) -> bool:
-        """A new verdict, or the same one with another whole second of silence (what the panel shows)."""
+        """A new verdict, or the same one SILENCE_STEP seconds of silence later (the faces count them)."""
         old = self.verdict
         if old is None or old.key() != verdict.key():
             return True
-        return verdict.kind != "running" and int(old.silent_for) != int(verdict.silent_for)
+        step = SILENCE_STEP
+        return verdict.kind != "running" and int(old.silent_for // step) != int(verdict.silent_for // step)
 
     def emit_verdict(self, verdict: Verdict, after_restart: bool = False) -> None:
         self.driver.emit(VerdictChanged(self.step, verdict, after_restart))

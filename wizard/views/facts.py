@@ -17,22 +17,22 @@ from wizard.planning.preflight import tool_paths
 from wizard.views.rows import Face, FactRow
 from wizard.views.sizes import human_bytes
 
-GIB = 1024**3
-DISK_WARNING = 2 * GIB  # a venv rebuild plus a database dump can take that much
-DISK_BLOCKER = 256 * 1024**2
 
+def free_disk(instance: Instance, plan: Plan) -> FactRow:
+    """The free space where the venv is, judged as pre-flight judged it (its note, when it made one).
 
-def free_disk(instance: Instance) -> FactRow:
+    One judgement, not two: pre-flight weighs the venv's own size against the free space; a plan
+    with nothing to install has no note, and then the space is no concern.
+    """
     try:
         free = shutil.disk_usage(instance.venv).free
     except OSError as exc:
         return FactRow("free disk", f"unknown ({exc.strerror})", "warning", "check the venv's filesystem by hand")
     value = f"{human_bytes(free)} free where the venv is"
-    if free < DISK_BLOCKER:
-        return FactRow("free disk", value, "blocker", "free some space: pip needs room to unpack the new release")
-    if free < DISK_WARNING:
-        return FactRow("free disk", value, "warning", "tight for a new release plus a backup")
-    return FactRow("free disk", value)
+    note = next((n for n in plan.notes if n.id == "check-disk-venv"), None)
+    if note is None:
+        return FactRow("free disk", value)
+    return FactRow("free disk", value, note.severity, note.way_out)
 
 
 def unit_words(unit: Unit) -> tuple[str, str]:
@@ -88,7 +88,7 @@ def detection_rows(instance: Instance, plan: Plan, face: Face = "screen") -> lis
         line = unit_line(instance, unit)
         value, aside = unit_words(unit) if face == "lines" else (line.value, "")
         rows.append(FactRow(line.name, value, line.verdict, line.hint, aside))
-    rows.append(free_disk(instance))
+    rows.append(free_disk(instance, plan))
     rows.append(FactRow("os family", found.os_family))
     blockers = [n for n in plan.notes if n.severity == "blocker"]
     if blockers:
