@@ -28,8 +28,8 @@ from wizard.backup.take import take_backup
 from wizard.config.dbconf import Database
 from wizard.views.sizes import human_bytes
 
-from ..mysql import start_mariadb, stop_mariadb
-from ..pg import start_postgres, stop_postgres
+from ..helpers.mysql import start_mariadb, stop_mariadb
+from ..helpers.pg import start_postgres, stop_postgres
 
 
 def median_seconds(action, runs: int) -> float:

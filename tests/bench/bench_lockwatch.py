@@ -32,7 +32,7 @@ from wizard.execution.runner import launch, prepare_attempt
 from wizard.lockwatch.watchdog import LockWatch, application_tag
 from wizard.session.state import StepRecord
 
-from ..pg import start_postgres, stop_postgres
+from ..helpers.pg import start_postgres, stop_postgres
 
 # The step prints the moment of its last line (CLOCK_MONOTONIC is one clock for every process).
 LOCKED_STEP = """

@@ -6,7 +6,7 @@ What it builds (as root, on loopback ports only):
   /var/tmp (world-traversable, unlike pytest's 0700 tmp folders), holding the venv
   (Debian's /usr/bin/python3, indico 3.2.6, indico-plugins 3.2.2 and uWSGI, all
   from the wheelhouse), etc/indico.conf, web/indico.wsgi and the data folders;
-- a private PostgreSQL 15 (tests/pg.py) with the role ``indico`` (a password full of
+- a private PostgreSQL 15 (tests/helpers/pg.py) with the role ``indico`` (a password full of
   awkward characters, which the tests look for everywhere afterwards), the database
   ``indico`` and its extensions; `indico db prepare`, then the core taken back one
   migration (9b3fc740b722, so `indico db upgrade` really runs ALTER TABLE events.labels)
@@ -47,8 +47,8 @@ from urllib.parse import quote
 
 import psutil
 
-from ..pg import Postgres, find_bindir, free_port, start_postgres, stop_postgres
-from ..supervisor import supervisord_header
+from ..helpers.pg import Postgres, find_bindir, free_port, start_postgres, stop_postgres
+from ..helpers.supervisor import supervisord_header
 from .sites import INDICO_NEW, INDICO_OLD, INDICO_PLUGINS, UWSGI, WHEELHOUSES
 from .wheelhouse import APP_PYTHON, pip_env, wheelhouse
 

@@ -37,7 +37,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..supervisor import supervisord_header
+from ..helpers.supervisor import supervisord_header
 from .sites import PRETALX_OLD, WHEELHOUSES
 from .wheelhouse import APP_PYTHON, pip_env, wheelhouse
 

@@ -185,7 +185,7 @@ async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite
     from screens.app import make_app
     from wizard.config.instance import load_instances
 
-    from ..test_tui import until
+    from ..helpers.tui import until
 
     phase = time.monotonic()
     holder = site.hold_request()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -14,56 +13,11 @@ import pytest
 
 from wizard.host.procs import alive
 
-from .conftest import PYTHON, make_site, step_toml, toml_str, wait_for
+from ..helpers.headless import counting_steps, kill_step_and_wizard, running_slow_step, start_and_kill
+from ..helpers.processes import wait_for
+from ..helpers.sites import PYTHON, make_site, step_toml, toml_str
 
 pytestmark = pytest.mark.slow
-
-
-def counting_steps(runs: Path, slow_seconds: float = 3.0) -> str:
-    """first / slow / last: each appends its name to ``runs`` once it has done its work."""
-    record = f"open({str(runs)!r}, 'a').write(%r + '\\n')"
-    return (
-        step_toml("first", record % "first")
-        + step_toml(
-            "slow",
-            f"import time\nprint('begin', flush=True)\ntime.sleep({slow_seconds})\n{record % 'slow'}\nprint('end')",
-            safe_to_rerun=True,
-        )
-        + step_toml("last", record % "last")
-    )
-
-
-def running_slow_step(site) -> dict:
-    """Wait until the slow step runs and has printed its first line; return its record."""
-
-    def ready():
-        try:
-            step = next(s for s in json.loads(site.session_file.read_text())["steps"] if s["id"] == "slow")
-        except (OSError, ValueError, StopIteration):
-            return None
-        log = Path(step["log"]) if step["log"] else None
-        if step["status"] == "running" and step["pid"] and log and log.exists() and "begin" in log.read_text():
-            return step
-        return None
-
-    return wait_for(ready, what="the slow step to start")
-
-
-def start_and_kill(site, sig: int) -> dict:
-    wizard = site.spawn("run", "--yes", "--backup-done", str(site.root))
-    step = running_slow_step(site)
-    if sig == signal.SIGHUP:
-        os.killpg(wizard.pid, sig)  # the terminal hangs up on the whole foreground session
-    else:
-        wizard.send_signal(sig)
-    output, _ = wizard.communicate(timeout=10)
-    if sig == signal.SIGKILL:
-        assert wizard.returncode == -sig
-    else:  # a hang-up or SIGTERM stops following as Ctrl-C does, and says so
-        assert wizard.returncode == 128 + sig, output
-        assert "the step goes on" in output and "run again to reattach" in output
-    assert psutil.pid_exists(step["pid"]), "the step must outlive the wizard"
-    return step
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP, signal.SIGTERM], ids=["kill-9", "sighup", "sigterm"])
@@ -143,22 +97,6 @@ def test_a_wizard_dying_between_launch_and_save_leaves_a_record_to_resume(site_r
     assert result.returncode == 0, result.stdout + result.stderr
     assert runs.read_text().splitlines() == ["first", "slow", "last"]
     assert site.steps()["slow"]["attempts"] == 1
-
-
-def kill_step_and_wizard(site) -> dict:
-    """As a reboot would: the wizard, the wrapper and the step all die, leaving no exit status."""
-    step = start_and_kill(site, signal.SIGKILL)
-    wrapper = psutil.Process(step["pid"])
-    children = wrapper.children(recursive=True)
-    # The wrapper first: killed after its step, it could still write how the step ended (a killed step is
-    # then a failed one, by signal 9), which a reboot does not leave.
-    wrapper.kill()
-    psutil.wait_procs([wrapper], timeout=5)
-    for proc in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(children, timeout=5)
-    return step
 
 
 def test_an_interrupted_step_waits_for_a_decision_then_reruns(site_root):
@@ -277,7 +215,7 @@ def test_shell_metacharacters_in_names_and_paths_stay_literal(tmp_path):
         created = [p.name for p in tmp_path.rglob("PWNED*")] + [p.name for p in Path.cwd().glob("PWNED*")]
         assert created == []
     finally:
-        from .conftest import kill_tree_leftovers
+        from ..helpers.processes import kill_tree_leftovers
 
         kill_tree_leftovers(tmp_path)
 
@@ -339,7 +277,7 @@ def test_secrets_in_the_instance_environment_reach_the_step_and_nothing_else(sit
 
 
 def test_a_relative_state_dir_is_taken_from_where_the_wizard_started(site_root):
-    from .conftest import run_cli
+    from ..helpers.sites import run_cli
 
     runs = site_root / "runs.txt"
     site = make_site(site_root, counting_steps(runs, slow_seconds=0.1))

@@ -1,6 +1,6 @@
 """Pilot tests of every screen and transition, over the real engine and real step processes.
 
-Where a test only needs steps to end to reach a screen, tests/fakes.py stands in for the process.
+Where a test only needs steps to end to reach a screen, tests/helpers/fakes.py stands in for the process.
 """
 
 from __future__ import annotations
@@ -25,34 +25,14 @@ from wizard.execution.runner import Alive, inspect
 from wizard.session.state import StepStatus
 from wizard.session.store import StateStore
 
-from .conftest import kill_tree_leftovers, make_site, step_toml, toml_str, wait_for
-from .fakes import Attempt, FakeSteps
-from .test_headless import counting_steps, kill_step_and_wizard, start_and_kill
-from .wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
+from ..helpers.fakes import Attempt, FakeSteps
+from ..helpers.headless import counting_steps, kill_step_and_wizard, start_and_kill
+from ..helpers.processes import kill_tree_leftovers, wait_for
+from ..helpers.sites import make_site, step_toml, toml_str
+from ..helpers.tui import on_screen, screen_name, site_app, straight_to_run, until
+from ..helpers.wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
 
 pytestmark = pytest.mark.slow
-
-
-async def until(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            await pilot.pause(0.1)  # let a screen that just arrived finish mounting
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}; screen is {type(pilot.app.screen).__name__}")
-
-
-def screen_name(app) -> str:
-    return type(app.screen).__name__
-
-
-def on_screen(app, name: str):
-    return lambda: screen_name(app) == name
-
-
-def site_app(site, **kwargs):
-    return make_app(load_instances(site.config), site.state, site.name, **kwargs)
 
 
 @pytest.fixture
@@ -285,16 +265,6 @@ async def test_the_picker_opens_the_chosen_instance(tmp_path):
         await pilot.press("down", "enter")
         await until(pilot, on_screen(app, "DetectScreen"))
         assert app.engine.instance.name == "beta"
-
-
-async def straight_to_run(pilot, app, site_root) -> None:
-    """Plan, declare a backup and open the run screen, through the engine as the screens do."""
-    await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan)
-    app.engine.begin(app.screen.plan)
-    for note in app.engine.session.unacknowledged:  # as the operator would, on the notes screen
-        app.engine.acknowledge(note.id)
-    app.engine.declare_backup(str(site_root), "site")
-    app.route()
 
 
 async def test_the_stand_in_s_failure_shows_its_exit_code_and_offers_retry_and_skip(site_root):

@@ -14,7 +14,7 @@ from wizard.errors import LockHeld, StateError
 from wizard.session.state import SCHEMA_VERSION, Session, StepRecord
 from wizard.session.store import StateStore
 
-from .conftest import make_site, step_toml
+from ..helpers.sites import make_site, step_toml
 
 
 def sample_session() -> Session:

@@ -29,8 +29,9 @@ from wizard.host.services import resolve_units, service_state
 from wizard.planning.plan import Plan
 from wizard.views.facts import facts_for
 
-from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str, wait_for
-from .supervisor import supervisord_header
+from ..helpers.processes import kill_tree_leftovers, wait_for
+from ..helpers.sites import PYTHON, make_site, toml_str
+from ..helpers.supervisor import supervisord_header
 
 BIN = Path(sys.executable).parent  # the project's venv: supervisord and supervisorctl
 needs_systemctl = pytest.mark.skipif(shutil.which("systemctl") is None, reason="needs systemctl")

@@ -19,10 +19,11 @@ from wizard.execution.runner import launch, prepare_attempt
 from wizard.lockwatch.watchdog import LockWatch, application_tag
 from wizard.session.state import StepRecord
 
-from .conftest import PYTHON, kill_tree_leftovers, make_site, toml_str, wait_for
-from .pg import PASSWORD, start_postgres, stop_postgres
-from .supervisor import supervisord_header
-from .test_tui import straight_to_run, until
+from ..helpers.pg import PASSWORD, start_postgres, stop_postgres
+from ..helpers.processes import kill_tree_leftovers, wait_for
+from ..helpers.sites import PYTHON, make_site, toml_str
+from ..helpers.supervisor import supervisord_header
+from ..helpers.tui import straight_to_run, until
 
 pytestmark = pytest.mark.slow
 THRESHOLD = 2.0

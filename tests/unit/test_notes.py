@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from steps import load_recipe
-from wizard.config.instance import Instance
-from wizard.host.detect import Detection
 from wizard.host.hostfacts import HostFacts, mysql_server, version_from_num
 from wizard.planning.path import hops
 from wizard.planning.plan import build_plan
 
-INDICO_UNITS = {"uwsgi": "indico-uwsgi.service", "celery": "indico-celery.service"}
-PRETALX_UNITS = {"web": "pretalx-web.service", "worker": "pretalx-worker.service"}
+from ..helpers.planning import INDICO_UNITS, PRETALX_UNITS, found, instance
+
 PRETALX_RELEASES = ["2023.1.3", "2024.1.0", "2024.2.0", "2024.2.1", "2024.3.0", "2024.3.1", "2025.1.0",
                     "2025.2.0", "2025.2.1", "2025.2.2"]  # fmt: skip
-
-
-def instance(recipe: str) -> Instance:
-    return Instance(name="main", recipe=recipe, venv=Path("/opt/app/.venv"), config=Path("/opt/app/etc/app.conf"))
-
-
-def found(installed: str, target: str, python: str = "3.11.7", **kwargs) -> Detection:
-    host = HostFacts(**kwargs.pop("host", {}))
-    return Detection(installed_version=installed, target_version=target, python_version=python, host=host, **kwargs)
 
 
 def indico_plan(installed, target, **kwargs):

@@ -20,7 +20,7 @@ from wizard.session.engine import Engine
 from wizard.session.state import Session, StepRecord, StepStatus
 from wizard.session.store import StateStore, write_atomic
 
-from .conftest import make_site, step_toml
+from ..helpers.sites import make_site, step_toml
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a folder owned by another user")
 

@@ -11,7 +11,7 @@ from steps import RecipeError, builtin_recipes, load_recipe
 from wizard.config.instance import load_instances, pick_instance
 from wizard.errors import ConfigError
 
-from .conftest import make_site, run_cli, toml_str
+from ..helpers.sites import make_site, run_cli, toml_str
 
 
 def test_builtin_recipes_load_and_follow_the_upstream_order():

@@ -21,7 +21,7 @@ the wizard's death, a step outliving the wizard, quitting while a step runs,
 interrupted steps, the lock watch (it refuses a step that can hang on a lock:
 the watch would look at this test process), a log flooded faster than it is
 read or output arriving while the operator scrolls, a full disk at launch,
-the wrapper's own behaviour (tests/test_stepwrap.py, tests/test_runner.py),
+the wrapper's own behaviour (tests/unit/test_stepwrap.py, tests/unit/test_runner.py),
 and the demo, whose steps do real work on its sandbox.  Nor can it stand in
 for a wizard started as another process (``site.cli``, ``site.spawn``): they
 run the real wrapper.

@@ -25,7 +25,8 @@ from wizard.demo.catalog import CORE_REVISIONS
 from wizard.demo.sandbox import build, start_services, stop_services
 from wizard.host.procs import alive, boot_id, start_ticks
 
-from .conftest import PYTHON, kill_tree_leftovers, run_cli, wait_for, wait_for_line
+from ..helpers.processes import kill_tree_leftovers, wait_for, wait_for_line
+from ..helpers.sites import PYTHON, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Site, toml_str
-from .wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
+from ..helpers.sites import Site, toml_str
+from ..helpers.wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
 
 PIP_STEP = """
 [[steps]]

@@ -14,8 +14,8 @@ from wizard.host.detect import Detection
 from wizard.host.schema import SchemaState, alembic_state
 from wizard.planning.plan import build_plan
 
-from .pg import PASSWORD, start_postgres, stop_postgres
-from .test_notes import INDICO_UNITS, instance
+from ..helpers.pg import PASSWORD, start_postgres, stop_postgres
+from ..helpers.planning import INDICO_UNITS, instance
 
 CHECK = SchemaCheck(kind="alembic", versions="app/migrations/versions", plugin_versions="app_{name}/migrations",
                     releases={"bbb111": "1.1"})  # fmt: skip

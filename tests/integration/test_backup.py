@@ -26,8 +26,9 @@ from wizard.config.secrets import secrets_for
 from wizard.planning.plan import build_plan
 from wizard.views.sizes import human_bytes, tree_size
 
-from .conftest import kill_tree_leftovers, make_site, step_toml, wait_for
-from .pg import PASSWORD, start_postgres, stop_postgres
+from ..helpers.pg import PASSWORD, start_postgres, stop_postgres
+from ..helpers.processes import kill_tree_leftovers, wait_for
+from ..helpers.sites import make_site, step_toml
 
 pytestmark = pytest.mark.slow
 
@@ -511,7 +512,7 @@ def test_preflight_warns_before_the_upgrade_when_the_backup_would_not_fit(tmp_pa
     from wizard.backup import take as backup_module
     from wizard.planning.preflight import disk_checks
 
-    from .test_notes import found
+    from ..helpers.planning import found
 
     db = tmp_path / "db.sqlite3"
     with sqlite3.connect(db) as conn:

@@ -14,7 +14,7 @@ from wizard.config.instance import Instance
 from wizard.host.services import ServiceManager
 from wizard.host.uwsgiconf import touch_reload_check, touch_reload_files
 
-from .conftest import wait_for
+from ..helpers.processes import wait_for
 
 
 @pytest.fixture

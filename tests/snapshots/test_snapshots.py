@@ -1,6 +1,6 @@
 """SVG snapshots of every screen at 80x24 and 120x40, from sessions with fixed paths, times and logs.
 
-To accept a deliberate change of look: `pytest tests/test_snapshots.py --snapshot-update`,
+To accept a deliberate change of look: `pytest tests/snapshots/test_snapshots.py --snapshot-update`,
 then look at the new SVGs before committing them.
 """
 
@@ -28,9 +28,9 @@ from wizard.planning.plan import as_note, chosen_notes, sort_notes
 from wizard.session.state import Backup, Session, StepRecord, StepStatus
 from wizard.session.store import StateStore
 
-from .conftest import kill_tree_leftovers, wait_for
-from .supervisor import supervisord_header
-from .wheels import build_wheel, offline_pip_env, venv_with
+from ..helpers.processes import kill_tree_leftovers, wait_for
+from ..helpers.supervisor import supervisord_header
+from ..helpers.wheels import build_wheel, offline_pip_env, venv_with
 
 ROOT = Path("/tmp/upgrade-wizard-snapshots")  # fixed: paths show on screen
 T0 = datetime(2026, 11, 21, 22, 40, tzinfo=UTC)

@@ -32,7 +32,7 @@ from wizard.execution.runner import (
 from wizard.host.procs import boot_id, start_ticks
 from wizard.session.state import StepRecord
 
-from .conftest import wait_for
+from ..helpers.processes import wait_for
 
 
 def start(record: StepRecord, run_dir, **kwargs):

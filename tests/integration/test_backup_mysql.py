@@ -15,8 +15,8 @@ from wizard.backup.dumps import mysql as mysql_dump
 from wizard.backup.take import BackupError, take_backup
 from wizard.config.dbconf import Database, database_in
 
-from .conftest import make_site, step_toml
-from .mysql import PASSWORD, start_mariadb, stop_mariadb
+from ..helpers.mysql import PASSWORD, start_mariadb, stop_mariadb
+from ..helpers.sites import make_site, step_toml
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Pilot tests of the backup screen: what it measures, what the operator chooses, and the gate holding.
 
-Where the gate opens, the site's one step is played by the stand-in (tests/fakes.py): it marks that it ran.
+Where the gate opens, the site's one step is played by the stand-in (tests/helpers/fakes.py): it marks that it ran.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from wizard.backup import take as backup
 from wizard.session.state import StepRecord
 from wizard.views.sizes import human_bytes, tree_size
 
-from .conftest import make_site, step_toml, wait_for
-from .fakes import FakeSteps
-from .test_tui import on_screen, screen_name, site_app, until
+from ..helpers.fakes import FakeSteps
+from ..helpers.processes import wait_for
+from ..helpers.sites import make_site, step_toml
+from ..helpers.tui import on_screen, screen_name, site_app, until
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 
 from wizard.host.procs import alive
 
-from .conftest import kill_tree_leftovers, wait_for
+from ..helpers.processes import kill_tree_leftovers, wait_for
 
 BOX = re.compile("[\u2500-\u257f\u2580-\u259f]")
 
@@ -126,7 +126,7 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
 
 def test_the_log_pane_keeps_painting_past_its_line_limit(tmp_path, terminal):
     """More lines than the pane keeps (it drops the oldest): the newest must still reach the screen."""
-    from .conftest import make_site, step_toml
+    from ..helpers.sites import make_site, step_toml
 
     go, done = tmp_path / "go", tmp_path / "done"
     code = f"""

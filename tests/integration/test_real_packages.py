@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PYTHON, Site, toml_str
+from ..helpers.sites import PYTHON, Site, toml_str
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 ON_PYTHON_3_11 = sys.version_info[:2] == (3, 11)

@@ -1,0 +1,1 @@
+"""SVG snapshots of every screen (pytest-textual-snapshot), stored in __snapshots__/test_snapshots/."""

@@ -1,0 +1,1 @@
+"""Pure logic in-process; at most a quick subprocess or a short-lived step (the wrapper, the runner)."""
