@@ -57,7 +57,7 @@ TAIL_ON_SHOW = 2_000
 SILENCE_REDRAW_SECONDS = (
     4.5  # the lock panel's count of silent seconds is redrawn at most this often (the driver sends it every 5 s)
 )
-MAX_PENDING_LINES = 20_000  # lines posted and not yet written: the driver waits beyond this (memory stays bounded)
+MAX_PENDING_LINES = 4_000  # lines posted and not yet written: the driver waits beyond this (a few chunks: fewer lines in flight, less memory held)
 
 FAILED_CHOICES = "It failed (exit code {code}). r: run it again · s: skip it, saying why · a: stop here (kept)"
 INTERRUPTED_CHOICES = "It was interrupted: its process ended with no exit status. r: run it again · s: skip it"
