@@ -197,7 +197,7 @@ def make_app(
     """The one way to build the app: the CLI and the tests both come through here.
 
     ``processes``: makes what launches the steps, from the instance and the secrets to mask (default: the
-    detached wrapper); screen tests hand in a stand-in (tests/fakes.py) where the process is not what they test.
+    detached wrapper); screen tests hand in a stand-in (tests/helpers/fakes.py) where the process is not what they test.
     """
     return WizardApp(instances, state_root, chosen=chosen, lock_threshold=lock_threshold, processes=processes)
 

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 from wizard.session.state import Session, StepRecord, StepStatus
 from wizard.views.rows import STATUS, command_text, elapsed_text, step_rows
 
-GLYPH = STATUS  # the older name (tests/test_tui.py reads a glyph from it)
+GLYPH = STATUS  # the older name (tests/tui/test_tui.py reads a glyph from it)
 
 
 class StepList(DataTable):

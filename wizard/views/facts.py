@@ -96,4 +96,4 @@ def detection_rows(instance: Instance, plan: Plan, face: Face = "screen") -> lis
     return rows
 
 
-facts_for = detection_rows  # the older name, which tests/test_services.py imports
+facts_for = detection_rows  # the older name, which tests/integration/test_services.py imports
