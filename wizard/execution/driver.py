@@ -43,7 +43,7 @@ from wizard.session.engine import Done, Engine, Next, Run, Running
 from wizard.session.state import SideJob, StepRecord
 
 POLL_SECONDS = 0.2  # a silent step's log and process are looked at this often (at most)
-FIRST_POLL = 0.02  # right after output, sooner: a step that prints keeps the pane live
+FIRST_POLL = 0.02  # the first look after a full chunk; while the step is quiet the looks slow down to POLL_SECONDS
 WATCH_SECONDS = 0.25  # the lock watch's look: the log's size and the CPU of the step's processes
 CHUNK = 64 * 1024  # bytes of log handed out at a time: a pane writes them without stalling its loop
 TAIL_LINES = 2_000
