@@ -22,7 +22,8 @@ from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
 from wizard.execution.runner import StepProcesses
-from wizard.session.engine import Blocked, Done, Engine, GateClosed, NotesPending, real_processes
+from wizard.session.engine import Engine, real_processes
+from wizard.session.next import Blocked, Done, GateClosed, NotesPending
 from wizard.session.state import StepStatus
 from wizard.session.store import StateStore
 

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from wizard.backup.take import HEADROOM, Estimate, Unfinished, unfinished_backups
+from wizard.backup.take import HEADROOM, Estimate, Unfinished
 from wizard.errors import BackupError, WizardError
 from wizard.session.state import Backup
 from wizard.views.rows import STYLE, room_text
@@ -82,7 +82,7 @@ class BackupScreen(Screen):
 
     def compose(self) -> ComposeResult:
         name = self.engine.instance.name
-        self.can_take = can_take = self.engine.backup_possible()  # reads the app's config: once
+        self.can_take = can_take = self.engine.backups.possible()  # reads the app's config: once
         yield TitleBar()
         with VerticalScroll(id="body"):
             yield Static("Nothing changes before a backup of this instance is recorded: its database, its config "
@@ -96,7 +96,7 @@ class BackupScreen(Screen):
                     yield Button("Take a backup now", id="take", variant="primary", disabled=True)
                     yield Static("The wizard takes it and reads it back before anything else happens.", id="status",
                                  classes="hint")  # fmt: skip
-            left = unfinished_backups(self.engine.backup_root, name)  # a few folders: quick to measure
+            left = self.engine.backups.unfinished()  # a few folders: quick to measure
             if left:
                 yield Static(unfinished_text(left), id="unfinished")
             with Vertical(id="declare", classes="panel"):
@@ -116,7 +116,7 @@ class BackupScreen(Screen):
 
     @work(thread=True, exclusive=True, group="measure", exit_on_error=False)
     def measure(self) -> Estimate:
-        return self.engine.backup_estimate()
+        return self.engine.backups.estimate()
 
     def show_plan(self, plan: Estimate) -> None:
         self.plan = plan
@@ -171,7 +171,7 @@ class BackupScreen(Screen):
             )
             self.app.call_from_thread(self.status, text)
 
-        return self.engine.take_backup(progress, chosen, measured=self.plan)
+        return self.engine.backups.take(progress, chosen, measured=self.plan)
 
     def status(self, text: Text) -> None:
         self.query_one("#status", Static).update(text)

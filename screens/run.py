@@ -9,17 +9,14 @@ decision, to the engine, and the driver is started again.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log
@@ -44,10 +41,12 @@ from wizard.execution.events import (
 )
 from wizard.execution.logfollow import LogFollower
 from wizard.lockwatch.watchdog import Verdict
-from wizard.session.engine import Engine, Failed, NeedsDecision
+from wizard.session.engine import Engine
+from wizard.session.next import Failed, NeedsDecision
 from wizard.session.state import Session, SideJob, StepRecord, StepStatus
 
 from .dialogs import ConfirmDialog, ReasonDialog
+from .driving import Backlog, Driven
 from .lockpanel import LockPanel
 from .messages import LeaveWizard, RouteNext
 from .widgets import AdvicePanel, StepList, TitleBar
@@ -57,37 +56,9 @@ TAIL_ON_SHOW = 2_000
 SILENCE_REDRAW_SECONDS = (
     4.5  # the lock panel's count of silent seconds is redrawn at most this often (the driver sends it every 5 s)
 )
-MAX_PENDING_LINES = 4_000  # lines posted and not yet written: the driver waits beyond this (a few chunks: fewer lines in flight, less memory held)
 
 FAILED_CHOICES = "It failed (exit code {code}). r: run it again · s: skip it, saying why · a: stop here (kept)"
 INTERRUPTED_CHOICES = "It was interrupted: its process ended with no exit status. r: run it again · s: skip it"
-
-
-class Driven(Message):
-    """One event of the driver, posted from its thread."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
-
-
-class Backlog:
-    """Lines posted to the screen and not yet written: the driver's thread waits while there are too many."""
-
-    def __init__(self) -> None:
-        self.pending = 0
-        self.room = threading.Condition()
-
-    def add(self, count: int, stopping: Callable[[], bool]) -> None:
-        with self.room:
-            while self.pending > MAX_PENDING_LINES and not stopping():
-                self.room.wait(0.5)
-            self.pending += count
-
-    def written(self, count: int) -> None:
-        with self.room:
-            self.pending -= count
-            self.room.notify_all()
 
 
 class RunScreen(Screen):

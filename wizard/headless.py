@@ -32,7 +32,8 @@ from wizard.execution.runner import Finished
 from wizard.lockwatch.lockadvice import explain, summary
 from wizard.lockwatch.watchdog import Verdict
 from wizard.planning.plan import plan_for
-from wizard.session.engine import Blocked, Done, Engine, Failed, GateClosed, NeedsDecision, NotesPending
+from wizard.session.engine import Engine
+from wizard.session.next import Blocked, Done, Failed, GateClosed, NeedsDecision, NotesPending
 from wizard.session.resume import flags_text
 from wizard.session.state import Backup, Note, StepRecord, StepStatus
 from wizard.session.store import StateStore
@@ -133,20 +134,21 @@ def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
 
 
 def _pass_gate(engine: Engine, choices: Choices, out: PlainOutput) -> Backup:
-    from wizard.backup.take import declared_backup, unfinished_backups
+    from wizard.backup.take import declared_backup
 
-    for left in unfinished_backups(engine.backup_root, engine.instance.name):  # said, never deleted
+    backups = engine.backups
+    for left in backups.unfinished():  # said, never deleted
         out.line(f"left in the backup folder: {left.says()}")
     if choices.backup_done:
         return declared_backup(choices.backup_done)
-    if engine.backup_possible():
-        plan = engine.backup_estimate()
+    if backups.possible():
+        plan = backups.estimate()
         out.line(f"backup into {room_text(plan)}")
         for part in plan.parts:
             left_out = "" if part.included else f" - left out: {part.why_not}"
             out.line(f"  {part.label}: {part.where} ({human_bytes(part.size)}){left_out}")
         out.line("taking the backup (the gate stays closed until it has been read back)...")
-        backup = engine.take_backup(ProgressLines(out), measured=plan)
+        backup = backups.take(ProgressLines(out), measured=plan)
         for what in backup.contents:
             out.line(f"  backed up: {what}")
         for command in backup.restore:

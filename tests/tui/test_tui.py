@@ -379,7 +379,7 @@ async def test_the_demo_lock_wait_shows_the_panel_and_restart_releases_it(tmp_pa
             engine.begin(app.screen.plan)
             for note in engine.session.unacknowledged:
                 engine.acknowledge(note.id)
-            engine.pass_gate(engine.take_backup())
+            engine.pass_gate(engine.backups.take())
             for step in engine.session.steps[:3]:
                 engine.skip(step, "not needed for this test")
             app.route()

@@ -39,7 +39,8 @@ from wizard.execution.events import (
 from wizard.execution.logfollow import LogFollower
 from wizard.execution.runner import Alive
 from wizard.lockwatch.watchdog import Blocker, LockWatch, Verdict
-from wizard.session.engine import Done, Engine, Next, Run, Running
+from wizard.session.engine import Engine
+from wizard.session.next import Done, Next, Run, Running
 from wizard.session.state import SideJob, StepRecord
 
 POLL_SECONDS = 0.2  # a silent step's log and process are looked at this often (at most)

@@ -16,7 +16,7 @@ from wizard.lockwatch.watchdog import Verdict
 from wizard.session.state import SideJob, StepRecord
 
 if TYPE_CHECKING:
-    from wizard.session.engine import Next
+    from wizard.session.next import Next
 
 
 @dataclass(frozen=True)

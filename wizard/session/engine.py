@@ -9,12 +9,10 @@ from __future__ import annotations
 import secrets as random_tokens
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from wizard.backup.dumps import ENGINES
-from wizard.backup.take import Estimate, Progress, declared_backup, estimate, take_backup
-from wizard.config.appfiles import app_files
+from wizard.backup.instance import InstanceBackups
+from wizard.backup.take import declared_backup
 from wizard.config.context import InstanceContext
 from wizard.config.dbconf import Database
 from wizard.config.instance import Instance
@@ -36,70 +34,21 @@ from wizard.lockwatch.watchdog import LockWatch
 from wizard.planning.plan import Plan
 from wizard.planning.preflight import missing_tools
 from wizard.session.binding import check_belongs
+from wizard.session.next import (
+    AllEnded,
+    Blocked,
+    Done,
+    Failed,
+    GateClosed,
+    NeedsDecision,
+    Next,
+    NotesPending,
+    NotNeeded,
+    Run,
+    Running,
+)
 from wizard.session.state import FINISHED, Backup, Note, Session, SideJob, StepRecord, StepStatus, now
 from wizard.session.store import InstanceLock, StateStore
-
-
-@dataclass(frozen=True)
-class Done:
-    pass
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """A release note says this upgrade cannot go on as it is."""
-
-    notes: list[Note]
-
-
-@dataclass(frozen=True)
-class NotesPending:
-    """Warnings the operator has not acknowledged yet."""
-
-    notes: list[Note]
-
-
-@dataclass(frozen=True)
-class GateClosed:
-    """No upgrade step may run before a backup is recorded."""
-
-
-@dataclass(frozen=True)
-class Run:
-    step: StepRecord
-
-
-@dataclass(frozen=True)
-class Running:
-    step: StepRecord
-
-
-@dataclass(frozen=True)
-class NeedsDecision:
-    """An interrupted step: re-run it or skip it, the operator says which."""
-
-    step: StepRecord
-
-
-@dataclass(frozen=True)
-class Failed:
-    step: StepRecord
-
-
-@dataclass(frozen=True)
-class NotNeeded:
-    """A step made unnecessary by what happened beside it (its service was restarted): settle() skips it."""
-
-    step: StepRecord
-    reason: str
-
-
-@dataclass(frozen=True)
-class AllEnded:
-    """Every step has ended and nothing runs beside them: settle() marks the session finished."""
-
-
-Next = Done | Blocked | NotesPending | GateClosed | Run | Running | NeedsDecision | Failed | NotNeeded | AllEnded
 
 
 def new_session_id() -> str:
@@ -136,6 +85,7 @@ class Engine:
         self._secrets = context.secrets  # a config that cannot be read stops us here: nothing of it would be masked
         self.processes = (processes or real_processes)(instance, self._secrets)
         self.remedies = LockRemedies(context)
+        self.backups = InstanceBackups(context, lambda: store.backup_root(instance.backup_dir))
 
     # -- opening and closing ------------------------------------------------
 
@@ -309,38 +259,9 @@ class Engine:
             raise WizardError(f"type the instance name, {self.instance.name!r}, exactly, to confirm")
         self.pass_gate(declared_backup(path))
 
-    def backup_possible(self) -> bool:
-        """Can the wizard take this instance's backup itself (its database is one it can dump)?"""
-        database = self.database()
-        return database is not None and database.kind in ENGINES
-
     @property
     def backup_root(self) -> Path:
-        return self.store.backup_root(self.instance.backup_dir)
-
-    def _backup_database(self) -> Database:
-        database = self.database()
-        if database is None:
-            raise WizardError("the instance's database settings were not found in its config",
-                              "back it up yourself, then declare it (--backup-done PATH)")  # fmt: skip
-        return database
-
-    def backup_estimate(self, chosen: set[str] | None = None) -> Estimate:
-        """What a backup taken now would hold, each part measured (asks the database: call it from a worker)."""
-        files = app_files(self.context, chosen)
-        return estimate(self._backup_database(), self.context.config_files, self.backup_root, files)
-
-    def take_backup(
-        self, progress: Progress | None = None, chosen: set[str] | None = None, measured: Estimate | None = None
-    ) -> Backup:
-        """Dump the database, copy the config and the app's files, verified (runs long: call it from a worker).
-
-        ``chosen``: the optional parts the operator picked (None: as the instance's settings say);
-        ``measured``: the estimate made for those same choices, when there is one.
-        """
-        return take_backup(self._backup_database(), self.context.config_files, self.backup_root,
-                           self.instance.backup_keep, progress, files=app_files(self.context, chosen),
-                           measured=measured, instance=self.instance.name)  # fmt: skip
+        return self.backups.root
 
     def pass_gate(self, backup: Backup) -> None:
         assert self.session is not None
