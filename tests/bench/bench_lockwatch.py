@@ -6,8 +6,8 @@ Run on demand (not part of the test suite):
 
 It starts a private PostgreSQL (as the tests do).  For each threshold it runs,
 `--runs` times, a step that prints one line and then an ALTER TABLE that waits
-on a table another session holds; the watch is asked every POLL seconds (as
-`run --yes` does) and the time from the step's last line to the first
+on a table another session holds; the watch is asked every WATCH_SECONDS (as the
+driver does, for both faces) and the time from the step's last line to the first
 confirmed lock-wait verdict is taken.  Goal: no more than threshold + 1 s.
 Then a step that prints one line and computes silently for three thresholds:
 every verdict that is not "running" or "busy" is an alarm.  Goal: none.
@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wizard.config.dbconf import Database
-from wizard.execution.driver import POLL_SECONDS
+from wizard.execution.driver import WATCH_SECONDS
 from wizard.execution.runner import launch, prepare_attempt
 from wizard.lockwatch.watchdog import LockWatch, application_tag
 from wizard.session.state import StepRecord
@@ -81,7 +81,7 @@ def verdict_latency(pg, database: Database, threshold: float, run: int, work: Pa
                 if started is None:
                     raise RuntimeError("the step's last line was not in its log")
                 return seen - started
-            time.sleep(POLL_SECONDS)
+            time.sleep(WATCH_SECONDS)
         raise RuntimeError(f"no lock-wait verdict within {threshold + 30:.0f} s")
     finally:
         holder.kill()
@@ -96,7 +96,7 @@ def busy_alarms(database: Database, threshold: float, work: Path) -> tuple[int, 
     while time.monotonic() < end:
         looks += 1
         alarms += watch.observe().kind not in ("running", "busy")
-        time.sleep(POLL_SECONDS)
+        time.sleep(WATCH_SECONDS)
     return alarms, looks
 
 
@@ -108,7 +108,7 @@ def main() -> None:
     pg = start_postgres()
     if pg is None:
         sys.exit("PostgreSQL is not installed (Debian's postgresql package)")
-    table = Table(title=f"lock watch on PostgreSQL, polled every {POLL_SECONDS} s")
+    table = Table(title=f"lock watch on PostgreSQL, looked at every {WATCH_SECONDS} s")
     for column in (
         "threshold",
         "runs",
