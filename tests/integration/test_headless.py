@@ -101,7 +101,9 @@ def test_a_wizard_dying_between_launch_and_save_leaves_a_record_to_resume(site_r
 
 def test_an_interrupted_step_waits_for_a_decision_then_reruns(site_root):
     runs = site_root / "runs.txt"
-    site = make_site(site_root, counting_steps(runs, slow_seconds=2))
+    site = make_site(
+        site_root, counting_steps(runs, slow_seconds=6)
+    )  # the kill must land before it ends, loaded or not
     kill_step_and_wizard(site)
 
     result = site.cli("run", "--yes")
@@ -121,7 +123,9 @@ def test_an_interrupted_step_waits_for_a_decision_then_reruns(site_root):
 
 def test_an_interrupted_step_can_be_skipped_with_a_reason(site_root):
     runs = site_root / "runs.txt"
-    site = make_site(site_root, counting_steps(runs, slow_seconds=2))
+    site = make_site(
+        site_root, counting_steps(runs, slow_seconds=6)
+    )  # the kill must land before it ends, loaded or not
     kill_step_and_wizard(site)
     assert site.cli("run", "--yes", "--skip", "  ").returncode == 2  # a reason is required
     result = site.cli("run", "--yes", "--skip", "ran it by hand")

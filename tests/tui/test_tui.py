@@ -227,7 +227,9 @@ async def test_resume_records_a_step_that_finished_while_away(site_root):
 
 async def test_resume_offers_a_rerun_first_for_an_interrupted_safe_step(site_root):
     runs = site_root / "runs.txt"
-    site = make_site(site_root, counting_steps(runs, slow_seconds=2))
+    site = make_site(
+        site_root, counting_steps(runs, slow_seconds=6)
+    )  # the kill must land before it ends, loaded or not
     kill_step_and_wizard(site)
     app = site_app(site)
     async with app.run_test(size=(80, 24)) as pilot:
