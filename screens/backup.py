@@ -18,7 +18,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -28,6 +27,7 @@ from wizard.session.state import Backup
 from wizard.views.rows import STYLE, room_text
 from wizard.views.sizes import human_bytes
 
+from .base import EngineScreen
 from .messages import RouteNext
 from .widgets import TitleBar
 
@@ -69,14 +69,13 @@ def space_text(plan: Estimate) -> Text:
                 "to a bigger filesystem.", style=STYLE["blocker"].style)  # fmt: skip
 
 
-class BackupScreen(Screen):
+class BackupScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("backup.tcss")
     BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Quit", priority=True)]
     AUTO_FOCUS = "#take"
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__()
-        self.engine = engine
+        super().__init__(engine)
         self.plan: Estimate | None = None
         self.can_take = False
 

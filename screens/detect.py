@@ -10,7 +10,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
@@ -19,6 +18,7 @@ from wizard.planning.plan import Plan, plan_for
 from wizard.views.facts import detection_rows
 from wizard.views.rows import STYLE, step_rows
 
+from .base import EngineScreen
 from .messages import Planned, RouteNext
 from .widgets import TitleBar
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from wizard.session.engine import Engine
 
 
-class DetectScreen(Screen):
+class DetectScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("detect.tcss")
     BINDINGS = [
         Binding("c", "continue", "Continue"),
@@ -35,8 +35,7 @@ class DetectScreen(Screen):
     ]
 
     def __init__(self, engine: Engine) -> None:
-        super().__init__()
-        self.engine = engine
+        super().__init__(engine)
         self.plan: Plan | None = None
 
     def compose(self) -> ComposeResult:

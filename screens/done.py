@@ -9,35 +9,24 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from wizard.session.state import Session
 from wizard.views.rows import STYLE, step_rows, total_seconds, where_lines, where_rows
 
+from .base import EngineScreen
 from .messages import PlanAgain
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.session.engine import Engine
+    pass
 
 
-class DoneScreen(Screen):
+class DoneScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("done.tcss")
     BINDINGS = [
         Binding("n", "new", "Plan a new upgrade"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__()
-        self.engine = engine
-
-    @property
-    def session(self) -> Session:
-        session = self.engine.session
-        assert session is not None, "the done screen is shown for a finished session"
-        return session
 
     def compose(self) -> ComposeResult:
         session = self.session

@@ -10,30 +10,26 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from wizard.session.state import Note, Session
+from wizard.session.state import Note
 from wizard.views.rows import STYLE
 
+from .base import EngineScreen
 from .messages import RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.session.engine import Engine
+    pass
 
 
-class NotesScreen(Screen):
+class NotesScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("notes.tcss")
     BINDINGS = [
         Binding("space", "acknowledge", "Acknowledge"),
         Binding("c", "continue", "Continue"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__()
-        self.engine = engine
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -44,12 +40,6 @@ class NotesScreen(Screen):
         with VerticalScroll(id="detail-box", classes="panel"):
             yield Static("", id="detail")
         yield Footer()
-
-    @property
-    def session(self) -> Session:
-        session = self.engine.session
-        assert session is not None, "the notes screen is shown for a session"
-        return session
 
     def on_mount(self) -> None:
         table = self.query_one("#notes", DataTable)

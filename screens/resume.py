@@ -8,35 +8,25 @@ from typing import TYPE_CHECKING
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from wizard.execution.runner import Alive, inspect
 from wizard.session.resume import resume_choices
-from wizard.session.state import FINISHED, Session, StepRecord, StepStatus
+from wizard.session.state import FINISHED, StepRecord, StepStatus
 
+from .base import EngineScreen
 from .dialogs import ConfirmDialog, ReasonDialog
 from .messages import RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
-    from wizard.session.engine import Engine
+    pass
 
 
-class ResumeScreen(Screen):
+class ResumeScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("resume.tcss")
     BINDINGS = [Binding("q", "app.quit_wizard", "Quit")]
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__()
-        self.engine = engine
-
-    @property
-    def session(self) -> Session:
-        session = self.engine.session
-        assert session is not None, "the resume screen is shown for an unfinished session"
-        return session
 
     def compose(self) -> ComposeResult:
         yield TitleBar()

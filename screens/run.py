@@ -18,7 +18,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log
 from textual.worker import Worker, WorkerState
 
@@ -43,8 +42,9 @@ from wizard.execution.logfollow import LogFollower
 from wizard.lockwatch.watchdog import Verdict
 from wizard.session.engine import Engine
 from wizard.session.next import Failed, NeedsDecision
-from wizard.session.state import Session, SideJob, StepRecord, StepStatus
+from wizard.session.state import SideJob, StepRecord, StepStatus
 
+from .base import EngineScreen
 from .dialogs import ConfirmDialog, ReasonDialog
 from .driving import Backlog, Driven
 from .lockpanel import LockPanel
@@ -61,7 +61,7 @@ FAILED_CHOICES = "It failed (exit code {code}). r: run it again · s: skip it, s
 INTERRUPTED_CHOICES = "It was interrupted: its process ended with no exit status. r: run it again · s: skip it"
 
 
-class RunScreen(Screen):
+class RunScreen(EngineScreen):
     """Runs the plan step after step; stops at a failure and waits for the operator's choice."""
 
     CSS_PATH = Path(__file__).with_name("run.tcss")
@@ -79,8 +79,7 @@ class RunScreen(Screen):
     verdict: reactive[Verdict | None] = reactive(None, init=False)  # the lock watch's, on the followed step
 
     def __init__(self, engine: Engine, lock_threshold: float | None = None) -> None:
-        super().__init__()
-        self.engine = engine
+        super().__init__(engine)
         self.lock_threshold = lock_threshold
         self.driver: Driver | None = None  # while it runs; None once it has stopped for a decision
         self.backlog = Backlog()
@@ -105,11 +104,6 @@ class RunScreen(Screen):
     @property
     def app_server(self) -> str:
         return self.engine.recipe.app_server_role
-
-    @property
-    def session(self) -> Session:
-        assert self.engine.session is not None
-        return self.engine.session
 
     def on_mount(self) -> None:
         self.query_one("#steps").border_title = "steps"
