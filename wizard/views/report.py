@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from wizard.config.instance import Instance
 from wizard.execution.runner import Alive, Finished, inspect
 from wizard.planning.plan import Plan
-from wizard.session.state import Note, Session, StepStatus
+from wizard.session.state import Note, Session, StepRecord, StepStatus
 from wizard.views.facts import detection_rows
-from wizard.views.rows import note_lines, note_sections, step_rows, where_lines, where_rows
+from wizard.views.rows import argv_text, env_rows, note_lines, note_sections, step_rows, where_lines, where_rows
 
 
 def esc(value: object) -> str:
@@ -23,6 +24,11 @@ def esc(value: object) -> str:
 
 
 def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
+    """Detection's facts, the notes, the environment the steps get and the steps, to fit the console's width.
+
+    Each command is shown alone; the environment the steps get is shown once above the table, each variable
+    under the steps that get it, as a command would carry it on every line of the table otherwise.
+    """
     console.print(
         f"[bold]Instance[/] {esc(instance.name)}  ([dim]{esc(instance.recipe)}[/], venv {esc(instance.venv)})"
     )
@@ -31,30 +37,58 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
         facts.add_row(fact.name, fact.rich_value())
     console.print(facts)
     if not plan.steps:
-        console.print("\n" + esc(plan.nothing_to_do), soft_wrap=True)
+        console.print()
+        print_sentence(console, Text(plan.nothing_to_do))
     for head, notes in note_sections(plan):
         console.print(Text("\n").append_text(head))
         print_notes(console, notes)
     if not plan.steps:
         return
+    print_environment(console, plan.steps)
     table = Table(title="The plan", title_justify="left", expand=False)
     table.add_column("#", justify="right")
-    table.add_column("step")
-    table.add_column("runs as")
+    table.add_column("step", max_width=max(24, console.width // 3))
     table.add_column("command", overflow="fold")
-    for row in step_rows(plan.steps):
-        as_user = "root" if row.runs_as == "root" else (instance.user or "this user")
+    for row, step in zip(step_rows(plan.steps), plan.steps, strict=True):
         marks = " [dim](re-runnable)[/]" if row.rerunnable else ""
-        table.add_row(
-            str(row.number), f"{esc(row.title)}{marks}\n[dim]{esc(row.id)}[/]", esc(as_user), Text(row.command)
-        )
+        command = Text(row.result, style=row.look.style) if step.status == StepStatus.SKIPPED else Text(argv_text(step))
+        who = "[bold]root[/]" if row.runs_as == "root" else esc(instance.user or "this user")
+        title = f"{esc(row.title)}{marks}\n[dim]{esc(row.id)}, as[/] {who}"
+        table.add_row(str(row.number), title, command)
     console.print(table)
+
+
+def print_environment(console: Console, steps: Sequence[StepRecord]) -> None:
+    """Each variable the steps get, once, under the steps that get it (nothing when they get only the venv's)."""
+    rows = env_rows(steps)
+    if not rows:
+        return
+    console.print(Text.assemble("\n", ("Environment", "bold"), " the steps get, besides VIRTUAL_ENV (the venv):"))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for row in rows:
+        grid.add_row(Text(row.steps, style="dim"), Text("\n".join(row.settings)))
+    console.print(Padding(grid, (0, 0, 0, 2), expand=False))
+    console.print()
+
+
+def print_sentence(console: Console, line: Text) -> None:
+    """A sentence as one line where the output goes to a file or a pipe (for grep), wrapped at words on a terminal.
+
+    A line that starts indented keeps its indent on the lines it wraps to.
+    """
+    if not console.is_terminal:
+        console.print(line, soft_wrap=True)
+        return
+    indent = len(line.plain) - len(line.plain.lstrip(" "))
+    console.print(Padding(line[indent:], (0, 0, 0, indent), expand=False) if indent else line)
 
 
 def print_notes(console: Console, notes: Iterable[Note]) -> None:
     for note in notes:
         for line in note_lines(note):
-            console.print(line, soft_wrap=True)
+            print_sentence(console, line)
 
 
 def print_status(console: Console, session: Session) -> None:

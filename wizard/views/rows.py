@@ -127,8 +127,62 @@ def note_sections(plan: Plan) -> list[tuple[Text, list[Note]]]:
 
 def command_text(step: StepRecord) -> str:
     """The step's command as a shell would take it, with the environment it adds (the venv's is implied)."""
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in step.env.items() if k != "VIRTUAL_ENV")
-    return (env + " " if env else "") + shlex.join(step.argv)
+    env = " ".join(env_settings(step))
+    return (env + " " if env else "") + argv_text(step)
+
+
+def argv_text(step: StepRecord) -> str:
+    """The step's command alone, as a shell would take it: ``plan`` shows its environment apart (``env_rows``)."""
+    return shlex.join(step.argv)
+
+
+def env_settings(step: StepRecord) -> list[str]:
+    """``NAME=value`` for each variable the step adds to the environment, quoted as a shell would take it.
+
+    The venv's own (VIRTUAL_ENV) is implied.  A secret of the instance's env is never among them: planning keeps
+    those out of the step's record (``public_env``) and the engine hands them to the step only when it launches it.
+    """
+    return [f"{key}={shlex.quote(value)}" for key, value in step.env.items() if key != "VIRTUAL_ENV"]
+
+
+@dataclass(frozen=True)
+class EnvRow:
+    steps: str  # "every step", "steps 4, 5", "step 4", "steps 1-3, 7"
+    settings: list[str]  # ["INDICO_CONFIG=/opt/indico/etc/indico.conf", ...]
+
+
+def step_numbers(numbers: Sequence[int]) -> str:
+    """ "step 4", "steps 4, 5", "steps 1-3, 7": runs of three or more as a range."""
+    runs: list[list[int]] = []
+    for number in sorted(numbers):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    parts = [f"{run[0]}-{run[-1]}" if len(run) >= 3 else ", ".join(map(str, run)) for run in runs]
+    return ("steps " if len(numbers) > 1 else "step ") + ", ".join(parts)
+
+
+def env_rows(steps: Sequence[StepRecord]) -> list[EnvRow]:
+    """The environment the steps get, each variable once, under the steps that get it (numbered as ``step_rows``).
+
+    What every step that runs gets comes first ("every step"), then the rest by the first step that gets it, what
+    more steps share before what one step alone gets.  A step that is skipped runs nothing and gets nothing.
+    """
+    running = [number for number, step in enumerate(steps, 1) if step.argv and step.status != StepStatus.SKIPPED]
+    who: dict[str, list[int]] = {}  # "NAME=value" -> the steps that get it, in the order first met
+    for number in running:
+        for setting in env_settings(steps[number - 1]):
+            who.setdefault(setting, []).append(number)
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for setting, numbers in who.items():
+        groups.setdefault(tuple(numbers), []).append(setting)
+    every = tuple(running)
+    order = sorted(groups, key=lambda numbers: (numbers != every, numbers[0], -len(numbers)))
+    return [
+        EnvRow("every step" if numbers == every and len(every) > 1 else step_numbers(numbers), groups[numbers])
+        for numbers in order
+    ]
 
 
 def elapsed_text(step: StepRecord) -> str:
