@@ -26,6 +26,10 @@ LIST_PLACEHOLDERS = frozenset({"plugin_requirements", "note_requirements"})
 
 SERVICE_ACTIONS = ("start", "stop", "restart", "reload")
 
+#: Which of the pending migrations a step applies: core = the core's alembic revisions, plugins = the
+#: plugins' alembic revisions, all = every pending migration (Django migrates every app at once).
+Migrates = Literal["core", "plugins", "all"]
+
 
 def placeholders_in(template: str) -> set[str]:
     """The placeholder names used in one template string."""
@@ -115,6 +119,12 @@ class StepSpec(_Strict):
         None,
         description="this step reloads the service of this role by touching the file its"
         " argv names last (uWSGI's touch-reload); the plan checks that the service watches it",
+    )
+    migrates: Migrates | None = Field(
+        None,
+        description="the step applies these pending migrations (core: the core's alembic revisions, plugins: the"
+        " plugins' alembic revisions, all: every pending migration, as Django's migrate does); the run screen"
+        " counts its progress against how many there are",
     )
 
     @model_validator(mode="after")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from steps.models import SchemaCheck
+from steps.models import Migrates, SchemaCheck
 from wizard.config.dbconf import Database
 from wizard.host.clientcall import client_output
 from wizard.host.pgquery import QueryError, run_sql
@@ -35,6 +35,12 @@ class SchemaState:
     state: Level = "ok"  # ok, warning (pending or unknown), blocker (a revision the code does not know)
     pending: bool | None = None
     unknown: tuple[str, ...] = ()  # "core at 1234abcd", "plugin livesync at ..." the code does not know
+    #: migrations still to apply, by what a step applies (Migrates); a part that could not be counted is absent
+    counts: dict[Migrates, int] = field(default_factory=dict, compare=False)
+
+    def pending_count(self, which: Migrates) -> int | None:
+        """How many migrations a step that applies ``which`` has ahead of it (None: not known)."""
+        return self.counts.get(which)
 
 
 def migration_graph(folder: Path) -> dict[str, set[str]]:
@@ -95,24 +101,39 @@ def alembic_state(check: SchemaCheck, db: Database, site_packages: Path) -> Sche
         return SchemaState(f"not read: {exc}", "warning")
     if None not in stored:
         return SchemaState("no migration history in the database (a new or foreign database?)", "warning")
-    parts, pending, unknown = [], 0, []
+    parts, unknown = [], []
+    behind: dict[str | None, int | None] = {}  # core (None) and each plugin: revisions to apply, None: not counted
     for plugin, revision in sorted(stored.items(), key=lambda item: item[0] or ""):
         folder = check.versions if plugin is None else (check.plugin_versions or "").replace("{name}", plugin)
         graph = migration_graph(site_packages / folder) if folder else {}
         who = "core" if plugin is None else f"plugin {plugin}"
         release = check.releases.get(revision) if plugin is None else None
         where = f"{revision}" + (f" (the schema of {release})" if release else "")
+        behind[plugin] = None
         if not graph:
             parts.append(f"{who} at {where}")
         elif revision not in graph:
             unknown.append(f"{who} at {revision}")
             parts.append(f"{who} at {revision}, unknown to the installed code")
         else:
-            behind = set().union(*(ancestry(graph, head) for head in heads(graph))) - ancestry(graph, revision)
-            pending += len(behind)
-            parts.append(f"{who} at {where}" + (f", {len(behind)} migration(s) to apply" if behind else " (head)"))
+            count = len(set().union(*(ancestry(graph, head) for head in heads(graph))) - ancestry(graph, revision))
+            behind[plugin] = count
+            parts.append(f"{who} at {where}" + (f", {count} migration(s) to apply" if count else " (head)"))
+    pending = sum(count or 0 for count in behind.values())
     state: Level = "blocker" if unknown else "warning" if pending else "ok"
-    return SchemaState("; ".join(parts), state, pending=pending > 0, unknown=tuple(unknown))
+    return SchemaState("; ".join(parts), state, pending=pending > 0, unknown=tuple(unknown), counts=_counts(behind))
+
+
+def _counts(behind: dict[str | None, int | None]) -> dict[Migrates, int]:
+    """Per Migrates: core, the plugins together, and all; a sum with a part not counted is not known."""
+    core = behind.get(None)
+    plugins = [count for plugin, count in behind.items() if plugin is not None]
+    counts: dict[Migrates, int] = {} if core is None else {"core": core}
+    if None not in plugins:
+        counts["plugins"] = sum(c for c in plugins if c is not None)
+        if core is not None:
+            counts["all"] = core + counts["plugins"]
+    return counts
 
 
 class NotRead(Exception):
@@ -129,6 +150,8 @@ def django_state(argv: list[str], public: dict[str, str], secret: dict[str, str]
     lines = out.splitlines()
     todo = sum(line.startswith("[ ]") for line in lines)
     done = sum(line.startswith("[X]") for line in lines)
+    # Django migrates every app at once, plugins with the core; no list at all is no count
+    counts: dict[Migrates, int] = {"all": todo} if todo or done else {}
     if todo:
-        return SchemaState(f"{todo} migration(s) to apply, {done} applied", "warning", pending=True)
-    return SchemaState(f"up to date ({done} migrations applied)", pending=False)
+        return SchemaState(f"{todo} migration(s) to apply, {done} applied", "warning", pending=True, counts=counts)
+    return SchemaState(f"up to date ({done} migrations applied)", pending=False, counts=counts)

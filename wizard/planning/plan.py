@@ -126,6 +126,7 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
                 unless_restarted=step.unless_restarted,
                 advice=_unwrap(step.advice),
                 needs=sorted(step.needs),
+                migrates=step.migrates,
             )
         )
     return HopSteps(records, needs)

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from steps.models import Migrates
 from wizard.views.sizes import human_bytes
 
 SCHEMA_VERSION = 1
@@ -42,6 +43,7 @@ class StepRecord(BaseModel):
     unless_restarted: str | None = None
     advice: str = ""
     needs: list[str] = Field([], description="the tools the step runs, checked again when a wizard resumes the session")
+    migrates: Migrates | None = Field(None, description="which pending migrations the step applies (its progress)")
 
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0
