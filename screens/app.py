@@ -17,13 +17,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from screens.messages import InstancePicked, LeaveWizard, PlanAgain, Planned, RouteNext
+from screens.messages import GatePassed, InstancePicked, LeaveWizard, NotesRead, PlanAgain, Planned, RouteNext
 from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
 from wizard.execution.runner import StepProcesses
 from wizard.session.engine import Engine, real_processes
-from wizard.session.next import Blocked, Done, GateClosed, NotesPending
+from wizard.session.next import Blocked, Done, GateClosed, NotesPending, Run
 from wizard.session.state import StepStatus
 from wizard.session.store import StateStore
 
@@ -54,6 +54,7 @@ class WizardApp(App[int]):
         self.engine: Engine | None = None
         self.resumed = False
         self.plan_blocked = False  # set by detection: a blocker stands in the way (quitting exits 2)
+        self.notes_read: str | None = None  # the session whose release notes were read in this run (NotesRead)
 
     # -- opening an instance ------------------------------------------------
 
@@ -80,11 +81,12 @@ class WizardApp(App[int]):
         session = engine.session
         if session is not None and not session.done and not self.resumed:
             self.resumed = True
-            from screens.resume import ResumeScreen
+            if not self.ready_to_start():  # a session waiting at the ready screen comes back to it
+                from screens.resume import ResumeScreen
 
-            self.show(ResumeScreen(engine))
-            return
-        self.route()
+                self.show(ResumeScreen(engine))
+                return
+        self.route(offer_start=True)
 
     @on(InstancePicked)
     def instance_picked(self, message: InstancePicked) -> None:
@@ -108,8 +110,13 @@ class WizardApp(App[int]):
 
     # -- where to go next ---------------------------------------------------
 
-    def route(self) -> None:
-        """Show the screen that fits where the session stands now."""
+    def route(self, offer_start: bool = False) -> None:
+        """Show the screen that fits where the session stands now.
+
+        Before the gate, the release notes are shown until read in this run (info notes too: they need no
+        acknowledging). ``offer_start``: a session whose gate is open but no step has started gets the ready
+        screen (what will run) instead of the run screen, which starts the first step at once.
+        """
         from screens.backup import BackupScreen
         from screens.detect import DetectScreen
         from screens.done import DoneScreen
@@ -118,7 +125,8 @@ class WizardApp(App[int]):
 
         engine = self.engine
         assert engine is not None
-        if engine.session is None:
+        session = engine.session
+        if session is None:
             self.show(DetectScreen(engine))
             return
         nxt = engine.next()
@@ -127,13 +135,35 @@ class WizardApp(App[int]):
         elif isinstance(nxt, (Blocked, NotesPending)):
             self.show(NotesScreen(engine))
         elif isinstance(nxt, GateClosed):
-            self.show(BackupScreen(engine))
+            unread = session.notes and self.notes_read != session.id
+            self.show(NotesScreen(engine) if unread else BackupScreen(engine))
+        elif offer_start and isinstance(nxt, Run) and self.ready_to_start():
+            from screens.ready import ReadyScreen
+
+            self.show(ReadyScreen(engine))
         else:
             self.show(RunScreen(engine=engine, lock_threshold=self.lock_threshold))
+
+    def ready_to_start(self) -> bool:
+        """The backup is recorded and nothing has started: no step, no side job (the ready screen's moment)."""
+        from screens.ready import nothing_started
+
+        session = self.engine.session if self.engine else None
+        return session is not None and session.backup is not None and nothing_started(session)
 
     @on(RouteNext)
     def route_next(self) -> None:
         self.route()
+
+    @on(NotesRead)
+    def notes_done(self) -> None:
+        assert self.engine is not None and self.engine.session is not None
+        self.notes_read = self.engine.session.id
+        self.route()
+
+    @on(GatePassed)
+    def gate_passed(self) -> None:
+        self.route(offer_start=True)
 
     @on(PlanAgain)
     def plan_again(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -28,7 +28,7 @@ from wizard.views.rows import STYLE, room_text
 from wizard.views.sizes import human_bytes
 
 from .base import EngineScreen
-from .messages import RouteNext
+from .messages import GatePassed
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
@@ -36,15 +36,31 @@ if TYPE_CHECKING:
 
 
 def parts_table(plan: Estimate) -> Table:
-    """One row per part that is always in the backup (the optional ones are checkboxes below)."""
+    """One row per part, where it is and its size; an optional one (a checkbox below says whether) is marked so."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column("what", style="bold", no_wrap=True)
     table.add_column("where", overflow="ellipsis", no_wrap=True, ratio=1)
     table.add_column("size", justify="right", no_wrap=True)
     for part in plan.parts:
-        if not part.optional:
-            table.add_row(part.label, part.where, human_bytes(part.size))
+        size = human_bytes(part.size)
+        table.add_row(part.label, part.where, f"{size} (optional)" if part.optional else size)
     return table
+
+
+class IncludeBox(Checkbox):
+    """A checkbox whose mark means what it says: X when the part goes into the backup, blank when it is left out.
+
+    (Textual's checkbox shows its X either way and tells on from off by colour alone: unreadable
+    without colour, and read as "included" by anyone who sees the X.)
+    """
+
+    def __init__(self, label: str, value: bool, **kwargs: Any) -> None:
+        super().__init__(label, value, **kwargs)
+        self.BUTTON_INNER = "X" if value else " "
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+        super().watch_value()
 
 
 def unfinished_text(left: list[Unfinished]) -> Text:
@@ -70,8 +86,19 @@ def space_text(plan: Estimate) -> Text:
 
 
 class BackupScreen(EngineScreen):
+    """Every key that works here is in the footer: what Enter does depends on what has the focus, so each
+    meaning is its own binding, offered (check_action) only where it applies, and taken before the widget's own."""
+
     CSS_PATH = Path(__file__).with_name("backup.tcss")
-    BINDINGS = [Binding("ctrl+q", "app.quit_wizard", "Quit", priority=True)]
+    BINDINGS = [
+        Binding("enter", "take", "Take the backup", priority=True),
+        Binding("enter", "next_field", "Next field", priority=True),
+        Binding("enter", "declare", "Confirm your backup", priority=True),
+        Binding("space", "toggle_part", "Include / leave out", priority=True),
+        Binding("tab", "app.focus_next", "Move", key_display="tab ⇧tab"),
+        Binding("shift+tab", "app.focus_previous", "Move back", show=False),
+        Binding("ctrl+q", "app.quit_wizard", "Quit", priority=True),
+    ]
     AUTO_FOCUS = "#take"
 
     def __init__(self, engine: Engine) -> None:
@@ -84,8 +111,7 @@ class BackupScreen(EngineScreen):
         self.can_take = can_take = self.engine.backups.possible()  # reads the app's config: once
         yield TitleBar()
         with VerticalScroll(id="body"):
-            yield Static("Nothing changes before a backup of this instance is recorded: its database, its config "
-                         "and its uploaded files.", classes="intro")  # fmt: skip
+            yield Static("Nothing changes before a backup of this instance is recorded.", classes="intro")
             if can_take:
                 with Vertical(id="contents", classes="panel"):
                     yield Static("Measuring what the backup would hold…", id="parts")
@@ -104,7 +130,7 @@ class BackupScreen(EngineScreen):
                 yield Input(placeholder="/path/to/the/backup", id="path")
                 yield Label(f"To confirm, type the instance name ({name}) and press Enter:")
                 yield Input(placeholder=name, id="typed")
-            yield Static("", id="problem", classes="error")
+                yield Static("", id="problem", classes="error")  # shown under the fields it is about
         yield Footer()
 
     def on_mount(self) -> None:
@@ -122,8 +148,8 @@ class BackupScreen(EngineScreen):
         self.query_one("#parts", Static).update(parts_table(plan))
         optional = self.query_one("#optional", Vertical)
         for index, part in enumerate(p for p in plan.parts if p.optional):
-            optional.mount(Checkbox(f"Include {part.label} ({human_bytes(part.size)}): {part.where}", part.included,
-                                    id=f"optional-{index}", name=part.label))  # fmt: skip
+            optional.mount(IncludeBox(f"Include {part.label} ({human_bytes(part.size)}) in the backup", part.included,
+                                      id=f"optional-{index}", name=part.label))  # fmt: skip
         self.show_space()
         if not isinstance(self.focused, Input):
             self.query_one("#take" if plan.fits else "#path").focus()
@@ -193,22 +219,43 @@ class BackupScreen(EngineScreen):
         elif event.worker.group == "take":
             if event.state == WorkerState.SUCCESS and isinstance(backup := event.worker.result, Backup):
                 self.engine.pass_gate(backup)
-                self.app.notify(f"Backup verified: {backup.path}")
-                self.post_message(RouteNext())
+                self.post_message(GatePassed())  # the ready screen says where it is
             elif event.state == WorkerState.ERROR:
                 self.status(Text(f"The backup failed: {message}", style=STYLE["blocker"].style))
                 self.query_one("#take", Button).disabled = self.plan is not None and not self.plan.fits
                 for box in self.query(Checkbox):
                     box.disabled = False
 
+    # -- the keys -------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        focused = self.focused
+        if action == "take":
+            return isinstance(focused, Button) and focused.id == "take" and not focused.disabled
+        if action == "next_field":
+            return isinstance(focused, Input) and focused.id == "path"
+        if action == "declare":
+            return isinstance(focused, Input) and focused.id == "typed"
+        if action == "toggle_part":
+            return isinstance(focused, Checkbox) and not focused.disabled
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()  # what Enter does follows the focus
+
+    def action_take(self) -> None:
+        self.query_one("#take", Button).press()
+
+    def action_toggle_part(self) -> None:
+        if isinstance(box := self.focused, Checkbox):
+            box.toggle()
+
     # -- declaring ------------------------------------------------------------
 
-    @on(Input.Submitted, "#path")
-    def next_field(self) -> None:
+    def action_next_field(self) -> None:
         self.query_one("#typed", Input).focus()
 
-    @on(Input.Submitted, "#typed")
-    def declare(self) -> None:
+    def action_declare(self) -> None:
         path = self.query_one("#path", Input).value.strip()
         typed = self.query_one("#typed", Input).value
         if not path:
@@ -220,7 +267,11 @@ class BackupScreen(EngineScreen):
         except WizardError as exc:
             self.problem(exc.message + (f" ({exc.hint})" if exc.hint else ""))
             return
-        self.post_message(RouteNext())
+        self.post_message(GatePassed())
 
     def problem(self, text: str) -> None:
-        self.query_one("#problem", Static).update(Text(text))
+        """Say what is wrong inside the form, under its fields, and scroll it into view (never a toast over them)."""
+        problem = self.query_one("#problem", Static)
+        problem.update(Text(text))
+        problem.display = bool(text)
+        self.call_after_refresh(self.query_one("#declare").scroll_visible, animate=False)

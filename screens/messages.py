@@ -42,3 +42,11 @@ class InstancePicked(Message):
 
 class PlanAgain(Message):
     """After a finished upgrade: plan a new one from what is installed now."""
+
+
+class NotesRead(Message):
+    """The operator has read the release notes (every warning acknowledged) and goes on to the backup gate."""
+
+
+class GatePassed(Message):
+    """A backup is recorded: show what will run before anything does (the ready screen)."""

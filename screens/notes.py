@@ -1,4 +1,8 @@
-"""Release notes for every version the jump crosses: blockers stop, warnings are acknowledged one by one."""
+"""Release notes for every version the jump crosses: blockers stop, warnings are acknowledged one by one.
+
+Info notes need no acknowledging, but are shown all the same before the backup gate: the App shows this
+screen until the operator goes on from it (NotesRead), even when every note is an info note.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from wizard.session.state import Note
 from wizard.views.rows import STYLE
 
 from .base import EngineScreen
-from .messages import RouteNext
+from .messages import NotesRead
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
@@ -27,7 +31,9 @@ class NotesScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("notes.tcss")
     BINDINGS = [
         Binding("space", "acknowledge", "Acknowledge"),
-        Binding("c", "continue", "Continue"),
+        # Enter over the table's own (it selects a row, which means nothing here); c, the older key, still works.
+        Binding("enter", "continue", "Continue to the backup", priority=True),
+        Binding("c", "continue", "Continue", show=False),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
 
@@ -60,9 +66,13 @@ class NotesScreen(EngineScreen):
             text = Text(f"{len(blockers)} blocker(s): this upgrade cannot go on as planned. "
                         "Each says the way out; deal with it, then run the wizard again.", style=STYLE["blocker"].style)  # fmt: skip
         elif waiting:
-            text = Text(f"Read each warning and acknowledge it with Space ({len(waiting)} left); then c continues.")
+            text = Text(f"Read each warning and acknowledge it with Space ({len(waiting)} left); then Enter goes on.")
+        elif any(note.severity == "warning" for note in self.session.notes):
+            text = Text("All warnings acknowledged. Press Enter to go on to the backup.", style=STYLE["ok"].style)
         else:
-            text = Text("All warnings acknowledged. Press c to go on to the backup.", style=STYLE["ok"].style)
+            count = len(self.session.notes)
+            text = Text(f"{count} release note{'s' if count != 1 else ''} for this upgrade, to read: none needs "
+                        "acknowledging. Press Enter to go on to the backup.", style=STYLE["ok"].style)  # fmt: skip
         self.query_one("#verdict", Static).update(text)
         self.refresh_bindings()
 
@@ -80,6 +90,8 @@ class NotesScreen(EngineScreen):
         if note.severity == "warning":
             acked = note.id in self.session.acknowledged
             detail.append("\n" + ("Acknowledged." if acked else "Press Space to acknowledge."), style="italic")
+        elif note.severity == "info":
+            detail.append("\nFor your information: nothing to acknowledge.", style="italic")
         self.query_one("#detail", Static).update(detail)
 
     def current_note(self) -> Note | None:
@@ -110,4 +122,4 @@ class NotesScreen(EngineScreen):
 
     def action_continue(self) -> None:
         if not self.session.blockers and not self.session.unacknowledged:
-            self.post_message(RouteNext())
+            self.post_message(NotesRead())

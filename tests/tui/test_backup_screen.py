@@ -1,6 +1,7 @@
 """Pilot tests of the backup screen: what it measures, what the operator chooses, and the gate holding.
 
-Where the gate opens, the site's one step is played by the stand-in (tests/helpers/fakes.py): it marks that it ran.
+Where the gate opens, the ready screen comes next (Enter starts the upgrade), and the site's one step is played
+by the stand-in (tests/helpers/fakes.py): it marks that it ran.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Checkbox
+from textual.widgets import Button, Checkbox, Input, Static
 
 from wizard.backup import take as backup
 from wizard.session.state import StepRecord
@@ -61,6 +62,13 @@ async def to_backup_screen(pilot, app) -> None:
     await until(pilot, lambda: screen_name(app) == "BackupScreen" and app.screen.plan, what="the backup's measure")
 
 
+async def start_from_the_ready_screen(pilot, app) -> None:
+    await until(pilot, on_screen(app, "ReadyScreen"), what="the backup, then the ready screen")
+    assert (app.engine.session.steps[0].status, app.engine.session.steps[0].attempts) == ("pending", 0)
+    await pilot.press("enter")
+    await until(pilot, on_screen(app, "DoneScreen"), what="the one step")
+
+
 async def test_the_archive_is_offered_with_its_size_and_taken_when_chosen(site_root):
     site = indico_like_site(site_root)
     app = site_app(site, processes=MarksItRan(site_root))
@@ -74,7 +82,7 @@ async def test_the_archive_is_offered_with_its_size_and_taken_when_chosen(site_r
         await pilot.pause(0.1)
         assert "Left out" not in str(app.screen.query_one("#space").render())
         app.screen.query_one("#take", Button).press()
-        await until(pilot, on_screen(app, "DoneScreen"), what="the backup, then the one step")
+        await start_from_the_ready_screen(pilot, app)
     taken = app.engine.session.backup
     assert taken.kind == "taken" and any(line.startswith("archive-default (") for line in taken.contents)
     assert (Path(taken.path) / "files" / "archive-default.tar.gz").is_file() and (site_root / "ran").exists()
@@ -172,7 +180,7 @@ async def test_unfinished_backups_are_named_with_their_size_and_left_for_the_ope
         ]
         assert app.screen.focused is app.screen.query_one("#take")
         app.screen.query_one("#take", Button).press()
-        await until(pilot, on_screen(app, "DoneScreen"), what="the backup, then the one step")
+        await start_from_the_ready_screen(pilot, app)
     assert killed.is_dir() and failed.is_dir() and theirs.is_dir() and app.engine.session.backup.kind == "taken"
 
 
@@ -181,3 +189,79 @@ async def test_no_unfinished_backups_no_line(site_root):
     async with app.run_test(size=(80, 24)) as pilot:
         await to_backup_screen(pilot, app)
         assert not app.screen.query("#unfinished")
+
+
+def mark(box: Checkbox) -> str:
+    """The checkbox as the terminal shows it, without colour: its mark between the half blocks."""
+    return box.render().plain[:3]
+
+
+async def test_the_archive_checkbox_shows_an_x_only_when_the_archive_goes_in(site_root):
+    app = site_app(indico_like_site(site_root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        box = app.screen.query_one(Checkbox)
+        assert box.value is False and mark(box) == "▐ ▌"  # left out: no X
+        assert "archive-default" in str(app.screen.query_one("#space").render())  # and the line below says so
+        box.focus()
+        await pilot.press("space")
+        await until(pilot, lambda: box.value, what="space to include the archive")
+        assert mark(box) == "▐X▌" and "Left out" not in str(app.screen.query_one("#space").render())
+        await pilot.press("space")
+        await until(pilot, lambda: not box.value, what="space to leave it out again")
+        assert mark(box) == "▐ ▌" and "Left out: archive-default" in str(app.screen.query_one("#space").render())
+
+
+def footer_keys(app) -> dict[str, str]:
+    """What the footer offers: key -> description, the bindings shown for the focused widget and the screen."""
+    return {key: b.binding.description for key, b in app.screen.active_bindings.items() if b.binding.show}
+
+
+async def test_every_key_that_works_is_in_the_footer_and_follows_the_focus(site_root):
+    app = site_app(indico_like_site(site_root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        screen = app.screen
+        assert screen.focused is screen.query_one("#take")
+        assert footer_keys(app) == {"enter": "Take the backup", "tab": "Move", "ctrl+q": "Quit"}
+        screen.query_one(Checkbox).focus()
+        await pilot.pause(0.1)
+        assert footer_keys(app) == {"space": "Include / leave out", "tab": "Move", "ctrl+q": "Quit"}
+        screen.query_one("#path", Input).focus()
+        await pilot.pause(0.1)
+        assert footer_keys(app) == {"enter": "Next field", "tab": "Move", "ctrl+q": "Quit"}
+        await pilot.press(*"/nowhere")
+        assert screen.query_one("#path", Input).value == "/nowhere"  # space and letters still type
+        await pilot.press("enter")
+        assert screen.focused is screen.query_one("#typed")
+        assert footer_keys(app) == {"enter": "Confirm your backup", "tab": "Move", "ctrl+q": "Quit"}
+        await pilot.press("shift+tab")
+        assert screen.focused is screen.query_one("#path")
+        await pilot.pause(0.1)
+        painted = [(key.key_display, key.description) for key in screen.query("FooterKey")]
+        assert painted == [("⏎", "Next field"), ("tab ⇧tab", "Move"), ("^q", "Quit")]  # the footer as painted
+
+
+async def test_a_refused_declaration_is_said_inside_the_form_and_covers_nothing(site_root):
+    app = site_app(indico_like_site(site_root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_backup_screen(pilot, app)
+        screen = app.screen
+        problem = screen.query_one("#problem", Static)
+        assert not problem.display  # nothing to say yet: no blank line
+        screen.query_one("#path", Input).value = str(site_root / "nowhere")
+        screen.query_one("#typed", Input).focus()
+        await pilot.press(*app.engine.instance.name, "enter")
+        await until(pilot, lambda: problem.display, what="the problem to be said")
+        assert "does not exist" in str(problem.render()) and app.engine.session.backup is None
+        assert problem.parent is screen.query_one("#declare")  # in the form, under its fields
+        assert not screen.query("Toast")  # no toast over the fields
+        await pilot.pause(0.2)
+        for widget in (problem, screen.query_one("#path"), screen.query_one("#typed")):
+            seen = widget.region.intersection(screen.query_one("#body").region)
+            assert seen == widget.region and seen.bottom <= 23, f"{widget.id} is not on the 80x24 screen"
+        screen.query_one("#path", Input).value = str(site_root)
+        screen.query_one("#typed", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, on_screen(app, "ReadyScreen"), what="the declared backup, then the ready screen")
+        assert app.engine.session.backup.kind == "declared"

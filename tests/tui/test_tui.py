@@ -15,10 +15,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from textual.widgets import Input, Log
+from textual.widgets import Input
 
 from screens.app import make_app
-from screens.widgets import GLYPH, StepList
+from screens.logpane import LogPane
+from screens.widgets import GLYPH, NowLine, StepList
 from wizard.config.instance import load_instances
 from wizard.demo.sandbox import build, start_services
 from wizard.execution.runner import Alive, inspect
@@ -65,7 +66,10 @@ async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
         await pilot.press("space", "c")
         await until(pilot, lambda: screen_name(app) == "BackupScreen" and app.screen.plan, what="the backup's measure")
         await pilot.press("enter")  # the focused "Take a backup now" button
-        await until(pilot, on_screen(app, "RunScreen"), what="the backup and the run screen")
+        await until(pilot, on_screen(app, "ReadyScreen"), what="the backup and the ready screen")
+        assert all(step.attempts == 0 for step in app.engine.session.steps)  # nothing runs before Enter here
+        await pilot.press("enter")  # "Start the upgrade"
+        await until(pilot, on_screen(app, "RunScreen"), what="the run screen")
         backup = app.engine.session.backup
         assert backup.kind == "taken" and Path(backup.path).parent == sandbox / "state" / "demo" / "backups"
         assert backup.contents == ["indico.sqlite3 (integrity checked)", "config/indico.conf"]
@@ -89,6 +93,8 @@ async def test_the_backup_gate_wants_the_instance_name_typed(site_root):
         assert "type the instance name, 'site'" in str(app.screen.query_one("#problem").render())
         assert app.engine.session.backup is None and screen_name(app) == "BackupScreen"
         app.screen.query_one("#typed", Input).value = "site"
+        await pilot.press("enter")
+        await until(pilot, on_screen(app, "ReadyScreen"), what="the declared backup and the ready screen")
         await pilot.press("enter")
         await until(pilot, on_screen(app, "DoneScreen"), what="the single step to run")
         assert app.engine.session.backup.kind == "declared"
@@ -154,7 +160,7 @@ async def test_a_failed_step_offers_retry_and_skip_with_a_reason(site_root):
         await pilot.press("enter")  # "Run it again" comes first for a failed step
         await until(pilot, lambda: screen_name(app) == "RunScreen"
                     and app.engine.session.step("flaky").status == "failed" and app.engine.session.step("flaky").attempts == 2)  # fmt: skip
-        assert "It failed (exit code 3)" in str(app.screen.query_one("#advice").render())
+        assert "It failed (exit code 3)" in app.screen.query_one(NowLine).plain
         await pilot.press("r")
         await until(pilot, lambda: app.engine.session.step("broken").status == "failed", what="the broken step to fail")
         await pilot.press("s")
@@ -187,7 +193,7 @@ async def test_abort_after_a_failure_keeps_the_session(site_root):
         await until(pilot, on_screen(app, "ResumeScreen"))
         await pilot.press("down", "enter")  # "Read its log first"
         await until(pilot, on_screen(app, "RunScreen"))
-        assert any("exited with code 4" in line for line in app.screen.query_one(Log).lines)
+        assert any("exited with code 4" in line for line in app.screen.query_one(LogPane).given)
         await pilot.press("a")
     assert app.return_code == 1
     assert json.loads(site.session_file.read_text())["steps"][0]["status"] == "failed"
@@ -204,8 +210,8 @@ async def test_resume_reattaches_to_a_step_still_running(site_root):
         assert "Abandon" not in str(app.screen.query_one("#choices").get_option_at_index(0).prompt)
         await pilot.press("enter")
         await until(pilot, on_screen(app, "RunScreen"))
-        log = app.screen.query_one(Log)
-        await until(pilot, lambda: any("begin" in line for line in log.lines), what="the live log, reattached")
+        log = app.screen.query_one(LogPane)
+        await until(pilot, lambda: any("begin" in line for line in log.given), what="the live log, reattached")
         await until(pilot, on_screen(app, "DoneScreen"), what="the steps to finish")
     assert runs.read_text().splitlines() == ["first", "slow", "last"]
 
@@ -278,9 +284,9 @@ async def test_the_stand_in_s_failure_shows_its_exit_code_and_offers_retry_and_s
         await until(pilot, lambda: screen_name(app) == "RunScreen" and app.screen.check_action("retry", ()),
                     what="the decision after the failure")  # fmt: skip
         assert app.screen.check_action("skip", ()) and app.engine.session.step("one").status == "failed"
-        assert "It failed (exit code 7)" in str(app.screen.query_one("#advice").render())
+        assert "It failed (exit code 7)" in app.screen.query_one(NowLine).plain
         assert str(app.screen.query_one(StepList).get_cell("one", "exit")).strip() == "7"
-        lines = app.screen.query_one(Log).lines
+        lines = app.screen.query_one(LogPane).given
         assert "about to fail" in lines and "the command exited with code 7 after" in lines[-1]
         await pilot.press("r")
         await until(pilot, on_screen(app, "DoneScreen"), what="the retry and the second step")
@@ -300,8 +306,8 @@ async def test_a_step_the_stand_in_holds_runs_until_released(site_root):
     async with app.run_test(size=(80, 24)) as pilot:
         await straight_to_run(pilot, app, site_root)
         await until(pilot, on_screen(app, "RunScreen"))
-        log = app.screen.query_one(Log)
-        await until(pilot, lambda: "begin" in log.lines, what="the held step's output")
+        log = app.screen.query_one(LogPane)
+        await until(pilot, lambda: "begin" in log.given, what="the held step's output")
         step = app.engine.session.step("slow")
         assert step.status == "running" and step.pid == os.getpid() and inspect(step) == Alive(os.getpid())
         assert str(app.screen.query_one(StepList).get_cell("slow", "mark")).strip() == GLYPH[StepStatus.RUNNING][0]
@@ -321,7 +327,7 @@ async def test_scrolling_back_is_not_undone_by_new_output_and_f_follows_again(si
     async with app.run_test(size=(80, 24)) as pilot:
         await straight_to_run(pilot, app, site_root)
         await until(pilot, on_screen(app, "RunScreen"))
-        log = app.screen.query_one(Log)
+        log = app.screen.query_one(LogPane)
         await until(pilot, lambda: log.line_count > 100, what="output")
         log.focus()
         await pilot.pause()
@@ -422,11 +428,11 @@ async def test_a_fast_failing_step_s_last_lines_reach_the_log_pane(site_root):
         await straight_to_run(pilot, app, site_root)
         await until(pilot, on_screen(app, "RunScreen"))
         await until(pilot, lambda: app.engine.session.steps[0].status == "failed", timeout=60, what="the step to fail")
-        log = app.screen.query_one(Log)
-        await until(pilot, lambda: "the command exited with code 3" in (log.lines or [""])[-1], timeout=60,
+        log = app.screen.query_one(LogPane)
+        await until(pilot, lambda: "the command exited with code 3" in (log.given or [""])[-1], timeout=60,
                     what="the wrapper's closing line in the pane")  # fmt: skip
-        assert log.lines[-2] == "FATAL the end"  # the step's own last line, where the error is
-        assert log.lines[-3].startswith("line 299999 ") and log.lines[-3].endswith("x" * 40)  # whole, in order
+        assert log.given[-2] == "FATAL the end"  # the step's own last line, where the error is
+        assert log.given[-3].startswith("line 299999 ") and log.given[-3].endswith("x" * 40)  # whole, in order
 
 
 def full_disk(path, data, mode=0o600):

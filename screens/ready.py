@@ -1,0 +1,186 @@
+"""The moment before the first step: what will run, what it stops, how long it is down for, where the backup is.
+
+Shown once the backup gate opens, and again when the wizard starts on a session whose gate is open
+but where nothing has started yet; nothing runs until the operator presses Enter here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from steps.models import Recipe, StepSpec
+from wizard.session.state import Session, StepRecord, StepStatus
+from wizard.views.rows import STYLE
+
+from .base import EngineScreen
+from .dialogs import ConfirmDialog
+from .messages import RouteNext
+from .widgets import TitleBar
+
+DONE_WORD = {"stop": "stopped", "start": "started", "restart": "restarted", "reload": "reloaded"}
+
+
+def nothing_started(session: Session) -> bool:
+    """No step has been attempted (a step the plan skipped does not count) and nothing ran beside them."""
+    return not session.side_jobs and all(
+        step.attempts == 0 and step.status in (StepStatus.PENDING, StepStatus.SKIPPED) for step in session.steps
+    )
+
+
+def spec_of(record: StepRecord, recipe: Recipe, hops: list[str]) -> StepSpec | None:
+    """The recipe step a planned step comes from (a later hop's copy is named ``<id>-<version>``)."""
+    for spec in recipe.steps:
+        if record.id == spec.id or any(record.id == f"{spec.id}-{version}" for version in hops):
+            return spec
+    return None
+
+
+@dataclass(frozen=True)
+class ServiceUse:
+    role: str
+    unit: str | None
+    acts: list[tuple[int, str]]  # (step number, action), in the order they run
+
+    def line(self) -> str:
+        unit = f" ({self.unit})" if self.unit and self.unit != self.role else ""
+        acts, stopped = [], False
+        for number, action in self.acts:
+            again = " again" if stopped and action == "start" else ""
+            acts.append(f"{DONE_WORD.get(action, action)}{again} at step {number}")
+            stopped = action == "stop"
+        return f"{self.role}{unit}: {', '.join(acts)}"
+
+    def stopped_spans(self) -> list[tuple[int, int | None]]:
+        """From each stop to the start that follows it (None: it stays stopped after the last step)."""
+        spans: list[tuple[int, int | None]] = []
+        stopped = None
+        for number, action in self.acts:
+            if action == "stop":
+                stopped = number
+            elif action in ("start", "restart") and stopped is not None:
+                spans.append((stopped, number))
+                stopped = None
+        if stopped is not None:
+            spans.append((stopped, None))
+        return spans
+
+
+def service_uses(session: Session, recipe: Recipe) -> list[ServiceUse]:
+    """The services the steps stop, start, restart or reload, from the recipe's steps (a skipped step does nothing)."""
+    acts: dict[str, list[tuple[int, str]]] = {}
+    for number, record in enumerate(session.steps, 1):
+        spec = spec_of(record, recipe, session.path)
+        if spec is None or record.status == StepStatus.SKIPPED:
+            continue
+        if spec.service is not None:
+            acts.setdefault(spec.service.role, []).append((number, spec.service.action))
+        elif spec.reloads:
+            acts.setdefault(spec.reloads, []).append((number, "reload"))
+    return [ServiceUse(role, session.services.get(role), found) for role, found in acts.items()]
+
+
+def steps_text(session: Session) -> Text:
+    text = Text()
+    width = len(str(len(session.steps)))
+    for number, step in enumerate(session.steps, 1):
+        if number > 1:
+            text.append("\n")
+        if step.status == StepStatus.SKIPPED:
+            text.append(f"{'':>{width}}  {step.title} — skipped: {step.skip_reason or 'by the plan'}", style="dim")
+            continue
+        text.append(f"{number:>{width}}. ", style="bold")
+        text.append(step.title)
+        if step.run_as == "root":
+            text.append(" (as root)", style="dim")
+    return text
+
+
+def services_text(uses: list[ServiceUse]) -> Text:
+    text = Text()
+    if not uses:
+        text.append("No service is stopped, restarted or reloaded by these steps.\n")
+    for use in uses:
+        text.append(use.line() + "\n")
+    text.append("Downtime: ", style="bold")
+    text.append("cannot be measured beforehand (no step has run on this host yet).")
+    for use in uses:
+        for first, last in use.stopped_spans():
+            until = f"until step {last}" if last is not None else "after the last step"
+            text.append(f" {use.role} stays stopped from step {first} {until}.")
+    return text
+
+
+def backup_text(session: Session) -> Text:
+    backup = session.backup
+    if backup is None:  # not shown before the gate opens; said plainly all the same
+        return Text("No backup is recorded.", style=STYLE["blocker"].style)
+    text = Text(backup.path, style="bold")
+    text.append("\n" + backup.summary())
+    return text
+
+
+class ReadyScreen(EngineScreen):
+    CSS_PATH = Path(__file__).with_name("ready.tcss")
+    BINDINGS = [
+        Binding("enter", "start", "Start the upgrade", priority=True),
+        Binding("down", "scroll_steps(1)", "More steps", key_display="↓↑"),
+        Binding("up", "scroll_steps(-1)", "More steps", show=False),
+        Binding("b", "plan_again", "Back: plan again"),
+        Binding("q", "app.quit_wizard", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        session = self.session
+        yield TitleBar()
+        yield Static(
+            Text(f"Ready to upgrade {session.instance} from {session.installed_version} to {session.target_version}. "
+                 "Nothing has changed yet: Enter starts step 1.", style="bold"),
+            id="ready", classes="intro",
+        )  # fmt: skip
+        steps = VerticalScroll(Static(steps_text(session), id="steps"), id="steps-box", classes="panel",
+                               can_focus=False)  # fmt: skip
+        steps.border_title = f"What will run ({sum(s.status != StepStatus.SKIPPED for s in session.steps)} steps)"
+        yield steps
+        services = Static(services_text(service_uses(session, self.engine.recipe)), id="services", classes="panel")
+        services.border_title = "What is stopped"
+        yield services
+        backup = Static(backup_text(session), id="backup", classes="panel")
+        backup.border_title = "The backup"
+        yield backup
+        yield Footer()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.refresh_bindings)  # "More steps" is offered only when they do not fit
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "scroll_steps":
+            return self.query_one("#steps-box", VerticalScroll).max_scroll_y > 0
+        return True
+
+    def action_scroll_steps(self, lines: int) -> None:
+        self.query_one("#steps-box", VerticalScroll).scroll_relative(y=lines, animate=False)
+
+    def action_start(self) -> None:
+        self.post_message(RouteNext())  # the App routes to the run screen, which starts step 1
+
+    def action_plan_again(self) -> None:
+        self.app.push_screen(
+            ConfirmDialog(
+                "Go back and plan again?",
+                "This session is put aside (kept on disk, and the backup stays where it is); "
+                "detection runs again and the backup gate comes again.",
+            ),
+            self.plan_again_if,
+        )
+
+    def plan_again_if(self, yes: bool | None) -> None:
+        if yes:
+            self.engine.abandon()
+            self.post_message(RouteNext())
