@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import steps
 from steps import RecipeError, builtin_recipes, load_recipe
 from wizard.config.instance import load_instances, pick_instance
 from wizard.errors import ConfigError
@@ -25,6 +26,17 @@ def test_builtin_recipes_load_and_follow_the_upstream_order():
     assert load_recipe("indico").steps[5].unless_restarted == "uwsgi"
     pretalx = load_recipe("pretalx")
     assert "--upgrade-strategy" in pretalx.steps[0].argv and "eager" in pretalx.steps[0].argv
+
+
+def test_every_recipe_file_loads_and_names_the_steps_that_migrate():
+    recipes = {path.stem: load_recipe(str(path)) for path in sorted(Path(steps.__file__).parent.glob("*.toml"))}
+    assert sorted(recipes) == builtin_recipes()
+    migrating = {name: {s.id: s.migrates for s in recipe.steps if s.migrates} for name, recipe in recipes.items()}
+    assert migrating == {
+        "demo": {"db-upgrade": "core", "db-upgrade-plugins": "plugins"},
+        "indico": {"db-upgrade": "core", "db-upgrade-plugins": "plugins"},
+        "pretalx": {"migrate": "all"},
+    }
 
 
 def write_recipe(tmp_path: Path, body: str) -> str:
@@ -51,6 +63,8 @@ def write_recipe(tmp_path: Path, body: str) -> str:
         ('[[steps]]\ntitle = "Nameless"\nargv = ["x"]\n', "step #1, field 'id'"),
         ('[[steps]]\nid = "one"\ntitle = "One"\nargv = ["x", "--flag={plugin_requirements}"]\n',
          "a list placeholder must stand alone"),
+        ('[[steps]]\nid = "one"\ntitle = "One"\nargv = ["x"]\nmigrates = "everything"\n',
+         "step 'one', field 'migrates'"),
     ],
 )  # fmt: skip
 def test_a_broken_recipe_names_the_file_the_step_and_the_field(tmp_path, body, expected):
