@@ -6,13 +6,22 @@ batch by batch and counts what the tools print as they go:
 - alembic (Indico's ``indico db upgrade``): one ``INFO  [alembic.runtime.migration]
   Running upgrade A -> B, message`` line as each migration *starts*.  All of
   them run in one transaction, so none is applied before the step ends:
-  "migration 3 of 12" while it runs, "12 migrations applied" once it succeeded;
+  "migration 3 of 12" while it runs (", plugin livesync" for the plugins' step),
+  "12 of 12 migrations applied" once it succeeded, "stopped at migration 3 of 12"
+  if it failed (``end``);
 - Django (pretalx's ``migrate``): ``  Applying app.0001_name... OK`` for each
-  migration done (Django prints the name first and ``OK`` once it is done; the
-  log hands out whole lines, so a name without ``OK`` means something came in
-  between: a warning, or the failure);
+  migration done: "3 of 24 migrations applied".  Django prints the name first
+  and ``OK`` once it is done; the log hands out whole lines, so a name without
+  ``OK`` means something came in between (a warning, or the failure):
+  "..., applying app.0004_x", after a failure "..., stopped in app.0004_x";
 - pip: ``Collecting x`` (``Processing /path/x.whl`` for a local file), then
-  ``Installing collected packages: a, b, c``, then ``Successfully installed a-1 b-2``.
+  ``Installing collected packages: a, b, c``, then ``Successfully installed a-1 b-2``:
+  "pip: collected 14 packages", "pip: installing 9 packages", "pip: installed 9 packages".
+
+Nothing countable seen: the text is "".  A count past its total (a plugin with
+no version table yet is not in it) is shown without the total.
+``StepProgress.for_step`` looks only for what the step's ``migrates`` says
+(alembic, Django, or else pip): fewer substring searches per batch.
 
 The total of an alembic or Django count is the number of migrations pending
 when the step starts: ``pending_total`` reads it from the database and the
@@ -103,7 +112,8 @@ class StepProgress:
         self.kind: Kind | None = None  # the last kind of count seen
         self.ended: bool | None = None  # None while running, then whether the step succeeded
         self.started = 0  # alembic: "Running upgrade" lines (migrations begun)
-        self.plugin: str | None = None  # alembic: the plugin whose migrations run (indico db --all-plugins)
+        self.plugin: str | None = None  # alembic: the plugin of the last migration begun (indico db --all-plugins)
+        self._announced: str | None = None  # alembic: the plugin named last ("executing command for plugin 'x'")
         self.applied = 0  # Django: migrations applied ("... OK")
         self.applying: str | None = None  # Django: the migration named last, without its OK (yet)
         self.collected: set[str] = set()  # pip: distributions collected (by canonical name)
@@ -173,9 +183,10 @@ class StepProgress:
             self.applied, self.applying, self.kind = self.applied + 1, None, "django"
         elif self._alembic and ALEMBIC in line and ALEMBIC_LINE.search(line):
             self.started += 1
+            self.plugin = self._announced
             self.kind = "alembic"
         elif self._alembic and line.startswith(PLUGIN) and (found := PLUGIN_LINE.match(line)):
-            self.plugin = found.group(1)
+            self._announced = found.group(1)
         elif self._django and APPLYING in line and (found := DJANGO_LINE.match(line)):
             done = DJANGO_DONE.match(found.group(2)) is not None
             self.applied += done
