@@ -1,4 +1,4 @@
-"""Small modal dialogs: a typed reason, and a yes/no question."""
+"""Small modal dialogs: a typed reason, a yes/no question, and a confirmation by typing a word."""
 
 from __future__ import annotations
 
@@ -38,6 +38,35 @@ class ReasonDialog(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class TypeToConfirmDialog(ModalScreen[bool]):
+    """An action that cannot be taken back: done only once the operator types ``word`` (Esc cancels)."""
+
+    CSS_PATH = Path(__file__).with_name("dialogs.tcss")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, word: str):
+        super().__init__()
+        self.question = question
+        self.word = word
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="question")
+            yield Input(placeholder=f"type {self.word}", id="typed")
+            yield Static(f"Type {self.word} and Enter to confirm; Esc to cancel", classes="hint")
+            yield Static("", classes="error", id="problem")
+
+    @on(Input.Submitted, "#typed")
+    def submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip() != self.word:
+            self.query_one("#problem", Static).update(f"That is not {self.word}: type it exactly, or Esc to cancel.")
+            return
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
 
 
 class ConfirmDialog(ModalScreen[bool]):

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
-from wizard.views.rows import STYLE, step_rows, total_seconds, where_lines, where_rows
+from wizard.views.rows import STYLE, step_rows, styled, total_seconds, where_rows
 
 from .base import EngineScreen
 from .messages import PlanAgain
 from .widgets import TitleBar
-
-if TYPE_CHECKING:
-    pass
 
 
 class DoneScreen(EngineScreen):
@@ -39,22 +36,25 @@ class DoneScreen(EngineScreen):
         )  # fmt: skip
         table: DataTable[Text] = DataTable(id="summary", cursor_type="row", classes="panel")
         table.add_column("", width=1)
-        table.add_column("step", width=32)
-        table.add_column("result", width=27)
+        table.add_column("step", width=36)  # "Upgrade the plugins' database tables" whole at 80 columns
+        table.add_column("result", width=23)
         table.add_column(Text("time", justify="right"), width=5)
         for row in step_rows(session.steps):
             table.add_row(Text(row.look.glyph, style=row.look.style), Text(row.title, overflow="ellipsis", no_wrap=True),
-                          Text(row.result, overflow="ellipsis", no_wrap=True), Text(row.elapsed, justify="right"))  # fmt: skip
+                          Text(row.result), Text(row.elapsed, justify="right"), height=None)  # a skip's reason wraps  # fmt: skip
         yield table
         with VerticalScroll(id="where", classes="panel"):
             yield Static(self.where_things_are())
         yield Footer()
 
-    def where_things_are(self) -> Text:
-        text = Text()
-        for line in where_lines(where_rows(self.session, self.engine.store.session_path)):
-            text.append_text(line).append("\n")
-        return text
+    def where_things_are(self) -> Table:
+        """Label and value side by side; a long path or command wraps within the value's column."""
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for row in where_rows(self.session, self.engine.store.session_path):
+            grid.add_row(Text(f"{row.label}:" if row.label else "", style="bold"), styled(row.value, row.severity))
+        return grid
 
     def action_new(self) -> None:
         self.post_message(PlanAgain())

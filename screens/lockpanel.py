@@ -16,14 +16,15 @@ from wizard.session.state import SideJob, StepStatus
 
 
 class LockPanel(VerticalScroll):
-    """Shown while a step that can hang on a lock has gone silent; hidden otherwise."""
+    """Shown while a step that can hang on a lock has gone silent; hidden otherwise.  What the operator
+    must see and may do comes first (what happens, who blocks, what to do, the button), the why after."""
 
     DEFAULT_CSS = """
     LockPanel {
-        height: 1fr;
+        height: auto;
         display: none;
         &.-shown { display: block; }
-        #restart { margin: 1 0; width: auto; }
+        #restart { margin: 0 0 1 0; }
     }
     """
 
@@ -36,12 +37,15 @@ class LockPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="lock-head")
-        yield Button(f"Restart {server_title(self.app_server)}", id="restart", variant="warning")
+        yield Button(f"Restart {server_title(self.app_server)}", id="restart", variant="warning", compact=True)
         yield Static(id="lock-more")
 
     def show(self, verdict: Verdict | None, job: SideJob | None, can_restart: bool) -> None:
         lines = explain(verdict, self.app_server) if verdict else []
         head_lines = summary(verdict, self.app_server) if verdict else []
+        more = lines[len(head_lines) :]
+        if verdict is not None and verdict.kind == "lock_wait" and more:
+            head_lines, more = [*head_lines, more[-1]], more[:-1]  # what to do (or that a restart would not help)
         self.set_class(bool(lines) or job is not None, "-shown")
         head = Text()
         if verdict is not None and verdict.kind == "lock_wait":
@@ -52,7 +56,8 @@ class LockPanel(VerticalScroll):
                      StepStatus.FAILED: f"restart FAILED (exit code {job.run.exit_code})"}.get(job.run.status, job.run.status.value)  # fmt: skip
             head.append(f"\n{job.run.title}: {state}.", style="bold")
         self.query_one("#lock-head", Static).update(head)
-        more = lines[len(head_lines) :] + ([f"Restart log: {job.run.log}"] if job is not None else [])
+        if job is not None:
+            more.append(f"Restart log: {job.run.log}")
         self.query_one("#lock-more", Static).update("\n".join(more))
         button = self.query_one("#restart", Button)
         button.display = can_restart and verdict is not None and verdict.restart_would_help

@@ -13,12 +13,13 @@ import time
 from collections import deque
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Log
+from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
 from wizard.errors import StateError, WizardError
@@ -45,11 +46,12 @@ from wizard.session.next import Failed, NeedsDecision
 from wizard.session.state import SideJob, StepRecord, StepStatus
 
 from .base import EngineScreen
-from .dialogs import ConfirmDialog, ReasonDialog
+from .dialogs import ConfirmDialog, ReasonDialog, TypeToConfirmDialog
 from .driving import Backlog, Driven
 from .lockpanel import LockPanel
+from .logpane import LogPane
 from .messages import LeaveWizard, RouteNext
-from .widgets import AdvicePanel, StepList, TitleBar
+from .widgets import AdvicePanel, NowLine, StepList, TitleBar
 
 MAX_LOG_LINES = 10_000
 TAIL_ON_SHOW = 2_000
@@ -57,22 +59,26 @@ SILENCE_REDRAW_SECONDS = (
     4.5  # the lock panel's count of silent seconds is redrawn at most this often (the driver sends it every 5 s)
 )
 
-FAILED_CHOICES = "It failed (exit code {code}). r: run it again · s: skip it, saying why · a: stop here (kept)"
-INTERRUPTED_CHOICES = "It was interrupted: its process ended with no exit status. r: run it again · s: skip it"
+FAILED_CHOICES = "It failed (exit code {code}): r run it again · s skip it, saying why · a stop here"
+INTERRUPTED_CHOICES = "It was interrupted (no exit status): r run it again · s skip it · a stop here"
 
 
 class RunScreen(EngineScreen):
     """Runs the plan step after step; stops at a failure and waits for the operator's choice."""
 
     CSS_PATH = Path(__file__).with_name("run.tcss")
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # narrow: the log alone, the steps one key away
     BINDINGS = [
         Binding("r", "retry", "Retry"),
         Binding("s", "skip", "Skip"),
         Binding("a", "abort", "Abort"),
         Binding("u", "restart_app_server", "Restart the app server"),
         Binding("k", "end_session", "End blocking session"),
+        Binding("v", "show_steps", "Steps"),
+        Binding("v,escape", "show_log", "Log"),
         Binding("f", "follow", "Follow log"),
+        Binding("pageup", "page_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
+        Binding("pagedown", "page_log(1)", "Scroll", show=False, priority=True),
         Binding("q", "quit_wizard", "Quit"),
     ]
 
@@ -97,8 +103,10 @@ class RunScreen(EngineScreen):
             with Vertical(id="side"):
                 yield StepList(id="steps", classes="panel")
                 yield AdvicePanel(id="advice", classes="panel")
+            with Vertical(id="main"):
+                yield NowLine(id="now")
                 yield LockPanel(self.app_server, id="lock", classes="panel")
-            yield Log(max_lines=MAX_LOG_LINES, id="log", classes="panel")
+                yield LogPane(MAX_LOG_LINES, id="log", classes="panel")
         yield Footer()
 
     @property
@@ -201,6 +209,8 @@ class RunScreen(EngineScreen):
         """The running step's time, once a second (the only thing that changes while a step is silent)."""
         if self.live is not None and self.live.status == StepStatus.RUNNING:
             self.query_one(StepList).show_time(self.live)
+            if self.shown is self.live:
+                self.query_one(NowLine).redraw()
 
     # -- what is shown ------------------------------------------------------------------
 
@@ -219,14 +229,16 @@ class RunScreen(EngineScreen):
             return
         shown = self.shown or self.session.current
         verdict = self.verdict if self.watched is not None and self.watched is shown else None
-        lock = self.query_one(LockPanel)
-        lock.show(verdict, self.last_restart(), self.can_restart())
-        self.query_one(AdvicePanel).display = not lock.has_class("-shown")
+        job = self.last_restart()
+        if job is not None and (shown is None or job.for_step != shown.id):
+            job = None  # a restart done for an earlier step is not news about this one
+        self.query_one(LockPanel).show(verdict, job, self.can_restart())
         self.offer_keys()
 
     def offer_keys(self) -> None:
         # The footer is recomposed on every refresh of the bindings: only when the keys on offer change.
-        offered = tuple(self.check_action(action, ()) for action in ("retry", "restart_app_server", "end_session"))
+        actions = ("retry", "restart_app_server", "end_session", "show_steps")
+        offered = tuple(self.check_action(action, ()) for action in actions)
         if offered != self.offered:
             self.offered = offered
             self.refresh_bindings()
@@ -247,14 +259,19 @@ class RunScreen(EngineScreen):
         self.query_one(StepList).show(session)
         current = session.current
         shown = self.shown or current
-        choices = ""
+        detail = Text()
         if shown is current and current is not None and self.driver is None:
             if current.status == StepStatus.FAILED:
-                choices = FAILED_CHOICES.format(code=current.exit_code)
+                detail = Text(FAILED_CHOICES.format(code=current.exit_code), style="bold")
             elif current.status == StepStatus.INTERRUPTED:
-                choices = INTERRUPTED_CHOICES
-        self.query_one(AdvicePanel).show(shown, choices)
-        self.query_one("#log").border_title = f"log: {shown.title}" if shown else "log"
+                detail = Text(INTERRUPTED_CHOICES, style="bold")
+        position = ""
+        if shown is not None:
+            number = next((n for n, step in enumerate(session.steps, 1) if step is shown), 0)
+            position = f"{number}/{len(session.steps)}"
+        self.query_one(NowLine).show(shown, position, detail)
+        self.query_one(AdvicePanel).show(shown)
+        self.query_one("#log").border_title = "log" if shown is None or shown is current else f"log of: {shown.title}"
         self.show_lock()
 
     # -- the log pane -------------------------------------------------------------------
@@ -274,21 +291,11 @@ class RunScreen(EngineScreen):
             self.fill(self.live, list(self.live_tail))
 
     def fill(self, step: StepRecord, lines: list[str]) -> None:
-        log = self.query_one(Log)
-        log.clear()
         self.shown = step
-        self.write(lines)
-        log.scroll_end(animate=False)
+        self.query_one(LogPane).reset(lines)
 
     def write(self, lines: list[str]) -> None:
-        if lines:
-            log = self.query_one(Log)
-            # Log drops empty strings from write_lines; a blank line is part of the output.
-            log.write_lines([line or " " for line in lines])
-            if len(log.lines) >= MAX_LOG_LINES:
-                # Once full, Log only repaints the lines after its last one (none are visible) and the
-                # scroll stays put: nothing new would be painted until something else moved on screen.
-                log.refresh()
+        self.query_one(LogPane).add(lines)
 
     @on(DataTable.RowSelected, "#steps")
     def step_chosen(self, event: DataTable.RowSelected) -> None:
@@ -296,6 +303,26 @@ class RunScreen(EngineScreen):
         step = self.session.step(str(event.row_key.value))
         self.show_step(step)
         self.refresh_view()
+        self.action_show_log()
+
+    def action_show_steps(self) -> None:
+        """Narrow: the step list and its advice in place of the log (v or Esc goes back)."""
+        self.add_class("-steps")
+        self.query_one(StepList).focus()
+        self.refresh_bindings()
+
+    def action_show_log(self) -> None:
+        if self.has_class("-steps"):
+            self.remove_class("-steps")
+            self.query_one(LogPane).focus()
+            self.refresh_bindings()
+
+    def action_page_log(self, pages: int) -> None:
+        log = self.query_one(LogPane)
+        if pages < 0:
+            log.scroll_page_up(animate=False)
+        else:
+            log.scroll_page_down(animate=False)
 
     def action_follow(self) -> None:
         """Back to the step that runs now, at the end of its log."""
@@ -303,7 +330,8 @@ class RunScreen(EngineScreen):
         current = self.live if self.driver is not None and self.live is not None else self.session.current
         if current is not None and current is not self.shown:
             self.show_step(current)
-        self.query_one(Log).scroll_end(animate=False)
+        self.query_one(LogPane).scroll_end(animate=False)
+        self.action_show_log()
         self.refresh_view()
 
     # -- the operator's choices -----------------------------------------------------------
@@ -323,6 +351,10 @@ class RunScreen(EngineScreen):
         waiting = verdict is not None and verdict.kind == "lock_wait"
         if action == "restart_app_server":
             return waiting and verdict is not None and verdict.restart_would_help and self.can_restart()
+        if action == "show_steps":
+            return self.has_class("-narrow") and not self.has_class("-steps")
+        if action in ("show_log", "page_log"):
+            return not self.has_class("-steps") if action == "page_log" else self.has_class("-steps")
         if action == "end_session":
             return (
                 waiting
@@ -347,16 +379,12 @@ class RunScreen(EngineScreen):
         if not blockers:
             return
         blocker = blockers[0]
-        question = (
-            f"End database session {blocker.pid} ({blocker.who}, {blocker.state})? Type {blocker.pid} to confirm."
-        )
-        self.app.push_screen(ReasonDialog(question), lambda typed: self.end_session(blocker.pid, typed))
+        question = f"End database session {blocker.pid} ({blocker.who}, {blocker.state})?"
+        dialog = TypeToConfirmDialog(question, str(blocker.pid))
+        self.app.push_screen(dialog, lambda confirmed: self.end_session(blocker.pid, bool(confirmed)))
 
-    def end_session(self, pid: int, typed: str | None) -> None:
-        if typed is None:
-            return
-        if typed.strip() != str(pid):
-            self.app.notify(f"Nothing ended: type {pid} exactly to confirm.", severity="warning")
+    def end_session(self, pid: int, confirmed: bool) -> None:
+        if not confirmed:
             return
         verdict = self.verdict
         if self.driver is None or not (verdict and any(b.pid == pid for b in verdict.blockers)):
