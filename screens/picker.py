@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 from wizard.config.instance import Instance
 
 from .messages import InstancePicked
-from .widgets import TitleBar
+from .widgets import ChoiceList, TitleBar
 
 
 class PickerScreen(Screen):
@@ -36,7 +36,7 @@ class PickerScreen(Screen):
             Option(f"{name}  ({instance.recipe}, venv {instance.venv})", id=name)
             for name, instance in self.instances.items()
         ]
-        yield OptionList(*options, id="instances", classes="panel")
+        yield ChoiceList(*options, id="instances", classes="panel")
         yield Footer()
 
     @on(OptionList.OptionSelected, "#instances")

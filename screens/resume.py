@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,10 +17,7 @@ from wizard.session.state import FINISHED, StepRecord, StepStatus
 from .base import EngineScreen
 from .dialogs import ConfirmDialog, ReasonDialog
 from .messages import RouteNext
-from .widgets import TitleBar
-
-if TYPE_CHECKING:
-    pass
+from .widgets import ChoiceList, TitleBar
 
 
 class ResumeScreen(EngineScreen):
@@ -31,7 +27,7 @@ class ResumeScreen(EngineScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static(self.summary(), id="where", classes="intro panel")
-        yield OptionList(*self.choices(), id="choices", classes="panel")
+        yield ChoiceList(*self.choices(), id="choices", classes="panel")
         yield Footer()
 
     def summary(self) -> str:

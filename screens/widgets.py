@@ -1,4 +1,4 @@
-"""Widgets the screens share: the step list and the advice side panel."""
+"""Widgets the screens share: the step list, the advice panel, the line above the log, a list of choices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import events
-from textual.widgets import DataTable, Static
+from textual.binding import Binding
+from textual.widgets import DataTable, OptionList, Static
 
 from wizard.session.state import Session, StepRecord, StepStatus
 from wizard.views.rows import STATUS, command_text, elapsed_text, step_rows
@@ -171,3 +172,13 @@ class NowLine(Static):
         if self.step is None:
             return ""
         return f"{self.position} {self.step.title}\n{self.detail.plain}"
+
+
+class ChoiceList(OptionList):
+    """An OptionList whose keys are in the footer: a first-time operator sees how to choose."""
+
+    BINDINGS = [
+        Binding("enter", "select", "Choose"),
+        Binding("up", "cursor_up", "Move", key_display="↑↓"),
+        Binding("down", "cursor_down", "Move", show=False),
+    ]
