@@ -145,8 +145,11 @@ class StepProgress:
         if not lines:
             return False
         if self.applying is None:  # else an "OK" alone on its line may be the one awaited
-            joined = "\n".join(lines)
-            if not any(marker in joined for marker in self._markers):
+            joined = lines[0] if len(lines) == 1 else "\n".join(lines)
+            for marker in self._markers:
+                if marker in joined:
+                    break
+            else:
                 return False
         counted = False
         for line in lines:
