@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -16,7 +17,7 @@ from textual.worker import Worker, WorkerState
 from wizard.errors import WizardError
 from wizard.planning.plan import Plan, plan_for
 from wizard.views.facts import detection_rows
-from wizard.views.rows import STYLE, step_rows
+from wizard.views.rows import STYLE, FactRow, step_rows
 
 from .base import EngineScreen
 from .messages import Planned, RouteNext
@@ -25,9 +26,12 @@ from .widgets import TitleBar
 if TYPE_CHECKING:
     from wizard.session.engine import Engine
 
+FOUND_MIN_WIDTH = 20  # narrower than this, the "found" column would wrap more than it shows: let it scroll instead
+
 
 class DetectScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("detect.tcss")
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # short (24 lines): no blank lines, the rows get them
     BINDINGS = [
         Binding("c", "continue", "Continue"),
         Binding("enter", "continue", "Continue", show=False),
@@ -37,13 +41,14 @@ class DetectScreen(EngineScreen):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.plan: Plan | None = None
+        self.facts: list[FactRow] = []
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("Looking at the installation: its venv's Python, the database, and what pip would install "
                      "there (pip resolving against a real index can take a minute)…", id="summary", classes="intro")  # fmt: skip
         table: DataTable[str | Text] = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
-        table.add_columns("", "what", "found")
+        table.add_columns("", "what", "found")  # while detection runs; laid out again for the facts (fill_facts)
         yield table
         with VerticalScroll(id="below"):
             yield Static("", id="steps", classes="hint")
@@ -74,11 +79,10 @@ class DetectScreen(EngineScreen):
     def show_plan(self, plan: Plan) -> None:
         self.post_message(Planned(plan.blocked))
         self.plan = plan
-        table = self.query_one("#facts", DataTable)
+        self.facts = detection_rows(self.engine.instance, plan, "screen")
+        self.fill_facts()
         hints: dict[str, list[str]] = {}  # a hint said once, with every fact it is about
-        for fact in detection_rows(self.engine.instance, plan, "screen"):
-            look = STYLE[fact.severity]
-            table.add_row(Text(look.word, style=look.style), fact.name, Text(fact.screen_value()))
+        for fact in self.facts:
             if fact.hint and fact.severity != "ok":
                 hints.setdefault(fact.hint, []).append(fact.name)
         found = plan.found
@@ -105,6 +109,34 @@ class DetectScreen(EngineScreen):
             said = [f"{', '.join(names)}: {hint}" for hint, names in hints.items()]
             self.query_one("#steps", Static).update("\n".join([*said, f"The plan: {titles}"]))
         self.refresh_bindings()
+
+    def fill_facts(self) -> None:
+        """The facts, a row each, the found column as wide as its longest value or the room left, wrapped in it.
+
+        A value the operator must read all of (the schema's revisions, the plugins, a venv's path) wraps onto more
+        lines of its row rather than running past the table's edge; the table scrolls when the rows do not fit.
+        Laid out again when the screen is resized (``on_resize``).
+        """
+        table: DataTable[str | Text] = self.query_one("#facts", DataTable)
+        looks = [STYLE[fact.severity] for fact in self.facts]
+        first = max((cell_len(look.word) for look in looks), default=0)
+        second = max([len("what"), *(cell_len(fact.name) for fact in self.facts)])
+        padding = 2 * table.cell_padding
+        room = table.scrollable_content_region.width - (first + padding) - (second + padding) - padding
+        longest = max([len("found"), *(cell_len(fact.screen_value()) for fact in self.facts)])
+        row = table.cursor_row
+        table.clear(columns=True)
+        table.add_column("", width=first)
+        table.add_column("what", width=second)
+        table.add_column("found", width=min(longest, max(room, FOUND_MIN_WIDTH)))
+        for fact, look in zip(self.facts, looks, strict=True):
+            table.add_row(Text(look.word, style=look.style), fact.name, Text(fact.screen_value()), height=None)
+        if self.facts:
+            table.move_cursor(row=min(row, len(self.facts) - 1), animate=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.facts:
+            self.call_after_refresh(self.fill_facts)  # once the table has its new size
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "continue":

@@ -219,6 +219,39 @@ def test_detect_nothing_to_do_here(snap_compare, size, monkeypatch):
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DetectScreen"))
 
 
+LONG_PLUGINS = {"citadel": "3.2.2", "payment_paypal": "3.2.1", "ursh": "3.2.0", "vc_zoom": "3.2.4"}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detect_long_schema_and_plugins_wrap(snap_compare, size, monkeypatch):
+    """Detection: the demo sandbox with five plugins, each with its schema revision: the schema and plugins rows run
+    past 80 columns and wrap inside the table, read whole; the cursor moved down to the plugins row scrolls it into
+    view at 80x24, with the key line still shown."""
+    from wizard.demo.sandbox import build
+
+    folder = fresh("detect-long")
+    config = build(folder)
+    for name, version in LONG_PLUGINS.items():
+        install_metadata(folder / "venv", f"indico-demo-plugin-{name.replace('_', '-')}", version)
+    with sqlite3.connect(folder / "indico.sqlite3") as conn:
+        for number, name in enumerate(LONG_PLUGINS, 1):
+            conn.execute(f"CREATE TABLE alembic_version_plugin_{name} (version_num TEXT NOT NULL)")
+            conn.execute(f"INSERT INTO alembic_version_plugin_{name} VALUES (?)", (f"{number}a2b3c4d5e6f",))
+    conn.close()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr("wizard.views.facts.shutil.disk_usage", lambda _: usage(100 * 2**30, 60 * 2**30, 40 * 2**30))
+    app = make_app(load_instances(config), folder / "state", "demo")
+    app.resumed = False
+    detected = arrive("DetectScreen")
+
+    async def to_the_plugins_row(pilot) -> None:
+        await detected(pilot)
+        await pilot.press(*["down"] * 5)  # installed, target, python, database, schema: then plugins
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=to_the_plugins_row)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_notes(snap_compare, size):
     """Release notes: two warnings (the first acknowledged) and an info; Continue is not offered yet."""
