@@ -40,6 +40,7 @@ from wizard.execution.events import (
     VerdictChanged,
 )
 from wizard.execution.logfollow import LogFollower
+from wizard.execution.progress import StepProgress
 from wizard.lockwatch.watchdog import Verdict
 from wizard.session.engine import Engine
 from wizard.session.next import Failed, NeedsDecision
@@ -93,6 +94,8 @@ class RunScreen(EngineScreen):
         self.pinned = False  # the operator chose a step to look at: do not switch away from it
         self.live: StepRecord | None = None  # the step the driver follows
         self.live_tail: deque[str] = deque(maxlen=TAIL_ON_SHOW)  # its latest lines, for a return to it
+        self.progress: StepProgress | None = None  # what the shown step has done, counted from its output
+        self.live_progress: StepProgress | None = None  # the same for the live step, fed as it runs
         self.watched: StepRecord | None = None  # the step the verdict is about
         self.lock_drawn_at = 0.0
         self.offered: tuple[bool | None, ...] = ()
@@ -163,14 +166,19 @@ class RunScreen(EngineScreen):
             case Output(step, lines):
                 self.backlog.written(len(lines))
                 self.live_tail.extend(lines)
+                counted = self.live_progress is not None and self.live_progress.feed(lines)
                 if self.shown is step:
                     self.write(lines)
+                    if counted:
+                        self.show_now()
                 return  # nothing else on screen changes with a line of output
             case StepStarting(step) | Reattached(step):
                 self.live = step
                 self.live_tail.clear()
+                self.live_progress = StepProgress.for_step(step, getattr(event, "pending", None))
                 if isinstance(event, Reattached):
                     self.live_tail.extend(event.tail)
+                    self.live_progress.feed(event.tail)
                 if not self.pinned:
                     self.show_live()
             case StepStarted():
@@ -178,6 +186,8 @@ class RunScreen(EngineScreen):
             case StepEnded(step):
                 if self.watched is step:
                     self.watched, self.verdict = None, None
+                if step is self.live and self.live_progress is not None:
+                    self.live_progress.end(step.status == StepStatus.SUCCEEDED)
             case VerdictChanged(step, verdict):
                 self.watched = step
                 self.verdict = verdict  # watch_verdict redraws the lock panel: nothing else changes with it
@@ -269,6 +279,8 @@ class RunScreen(EngineScreen):
         if shown is not None:
             number = next((n for n, step in enumerate(session.steps, 1) if step is shown), 0)
             position = f"{number}/{len(session.steps)}"
+        if not detail and self.progress is not None and self.progress.text:
+            detail = Text(self.progress.text, style="cyan")
         self.query_one(NowLine).show(shown, position, detail)
         self.query_one(AdvicePanel).show(shown)
         self.query_one("#log").border_title = "log" if shown is None or shown is current else f"log of: {shown.title}"
@@ -284,15 +296,25 @@ class RunScreen(EngineScreen):
         tail: list[str] = []
         if step.log:
             _, tail = LogFollower.from_tail(step.log, TAIL_ON_SHOW, step.log_offset)
-        self.fill(step, tail)
+        progress = StepProgress.for_step(step)
+        progress.feed(tail)
+        if step.status in (StepStatus.SUCCEEDED, StepStatus.FAILED):
+            progress.end(step.status == StepStatus.SUCCEEDED)
+        self.fill(step, tail, progress)
 
     def show_live(self) -> None:
         if self.live is not None:
-            self.fill(self.live, list(self.live_tail))
+            self.fill(self.live, list(self.live_tail), self.live_progress)
 
-    def fill(self, step: StepRecord, lines: list[str]) -> None:
-        self.shown = step
+    def fill(self, step: StepRecord, lines: list[str], progress: StepProgress | None) -> None:
+        self.shown, self.progress = step, progress
         self.query_one(LogPane).reset(lines)
+
+    def show_now(self) -> None:
+        """The line above the log, after the shown step's progress moved on (a full refresh_view is more)."""
+        if self.progress is not None and self.progress.text:
+            now = self.query_one(NowLine)
+            now.show(now.step, now.position, Text(self.progress.text, style="cyan"))
 
     def write(self, lines: list[str]) -> None:
         self.query_one(LogPane).add(lines)

@@ -184,8 +184,9 @@ class EventLines:
 
     def __call__(self, event: Event) -> None:
         match event:
-            case StepStarting(step):
-                self.out.line(f"starting: {step.title}", step.id)
+            case StepStarting(step, pending):
+                ahead = "" if pending is None else f" ({pending} migration{'s' if pending != 1 else ''} to apply)"
+                self.out.line(f"starting: {step.title}{ahead}", step.id)
             case Reattached(step, tail):
                 self.out.line(f"reattached to the running step (pid {step.pid}); its last lines:", step.id)
                 self.out.lines(tail[-REATTACH_TAIL:], step.id)

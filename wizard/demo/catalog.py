@@ -1,4 +1,4 @@
-"""What the demo's package index offers, its schema history, and the venv metadata it edits."""
+"""What the demo's package index offers, its schema history, and the venv metadata and scripts it edits."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 CORE = "indico-demo"
 PLUGIN = "indico-demo-plugin-livesync"
@@ -76,6 +77,30 @@ def installed_packages(venv: Path) -> dict[str, str]:
         for info in _dist_info(venv, name):
             found[name] = info.name.removesuffix(".dist-info").rsplit("-", 1)[1]
     return found
+
+
+# Where each package keeps its alembic scripts (the demo recipe's schema_check names the same folders), and
+# from which release on it ships the whole chain (before: only the first revision).
+SCRIPTS = {CORE: ("indico_demo/migrations/versions", "3.2.6"),
+           PLUGIN: ("indico_demo_plugin_livesync/migrations/versions", "3.2.2")}  # fmt: skip
+CHAINS = {CORE: CORE_REVISIONS, PLUGIN: PLUGIN_REVISIONS}
+
+
+def install_scripts(venv: Path, name: str, version: str) -> None:
+    """The migration scripts this release of the package ships, as alembic's files (revision, down_revision):
+    what detection and the progress count read to tell how many migrations are pending."""
+    where, full_from = SCRIPTS[name]
+    folder = site_packages(venv) / where
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.py"):
+        old.unlink()
+    chain = CHAINS[name] if Version(version) >= Version(full_from) else CHAINS[name][:1]
+    down = None
+    for revision, message, _sql in chain:
+        (folder / f"{revision}_{message.lower().replace(' ', '_')}.py").write_text(
+            f'"""{message}"""\n\nrevision = {revision!r}\ndown_revision = {down!r}\n'
+        )
+        down = revision
 
 
 def install_metadata(venv: Path, name: str, version: str) -> None:

@@ -15,7 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-from wizard.demo.catalog import AVAILABLE, CORE_REVISIONS, PLUGIN_REVISIONS, install_metadata, installed_packages
+from wizard.demo.catalog import (
+    AVAILABLE,
+    CORE_REVISIONS,
+    PLUGIN_REVISIONS,
+    install_metadata,
+    install_scripts,
+    installed_packages,
+)
 
 ALEMBIC = "INFO  [alembic.runtime.migration]"
 
@@ -63,6 +70,7 @@ def pip_install(venv: Path, requirements: list[str], pace: float) -> int:
             time.sleep(0.4 * pace)
             say(f"      Successfully uninstalled {name}-{old}")
         install_metadata(venv, name, version)
+        install_scripts(venv, name, version)
     listed = " ".join(f"{n}-{v}" for n, v in changes.items())
     say(f"Successfully installed cryptography-41.0.7 pillow-10.2.0 werkzeug-2.3.8 {listed}")
     return 0

@@ -15,7 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wizard.demo.catalog import CORE, PLUGIN, SCHEMA, START_VERSION, TARGET_VERSION, install_metadata, site_packages
+from wizard.demo.catalog import (
+    CORE,
+    PLUGIN,
+    SCHEMA,
+    START_VERSION,
+    TARGET_VERSION,
+    install_metadata,
+    install_scripts,
+    site_packages,
+)
 from wizard.demo.svc import SERVICES, unpark
 
 INSTANCE = "demo"
@@ -35,8 +44,9 @@ def build(folder: Path, pace: float = 1.0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    install_metadata(venv, CORE, START_VERSION)
-    install_metadata(venv, PLUGIN, "3.2.1")
+    for name, version in ((CORE, START_VERSION), (PLUGIN, "3.2.1")):
+        install_metadata(venv, name, version)
+        install_scripts(venv, name, version)
     (site_packages(venv) / "indico_demo.py").write_text('"""The demo sandbox\'s stand-in for the indico package."""\n')
 
     database = folder / "indico.sqlite3"

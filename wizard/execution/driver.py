@@ -37,6 +37,7 @@ from wizard.execution.events import (
     VerdictChanged,
 )
 from wizard.execution.logfollow import LogFollower
+from wizard.execution.progress import pending_total
 from wizard.execution.runner import Alive
 from wizard.lockwatch.watchdog import Blocker, LockWatch, Verdict
 from wizard.session.engine import Engine
@@ -116,7 +117,7 @@ class Driver:
                 self.emit(UpgradeDone())
                 return nxt
             if isinstance(nxt, Run):
-                self.emit(StepStarting(nxt.step))
+                self.emit(StepStarting(nxt.step, pending_total(self.engine.context, nxt.step)))
                 self.engine.start(nxt.step)  # a launch that fails raises (the step is then recorded failed)
                 self.emit(StepStarted(nxt.step))
                 self._follow(nxt.step, reattached=False)

@@ -24,6 +24,7 @@ class StepStarting:
     """About to launch this step (a launch that fails raises from the driver after this)."""
 
     step: StepRecord
+    pending: int | None = None  # migrations it has to apply, read just before (a step that migrates)
 
 
 @dataclass(frozen=True)
