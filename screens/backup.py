@@ -18,7 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from wizard.backup.take import HEADROOM, Estimate, Unfinished
@@ -36,14 +36,14 @@ if TYPE_CHECKING:
 
 
 def parts_table(plan: Estimate) -> Table:
-    """One row per part, where it is and its size; an optional one (a checkbox below says whether) is marked so."""
+    """One row per part that is always in the backup (the optional ones are checkboxes below); a long path wraps."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column("what", style="bold", no_wrap=True)
-    table.add_column("where", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("where", overflow="fold", ratio=1)
     table.add_column("size", justify="right", no_wrap=True)
     for part in plan.parts:
-        size = human_bytes(part.size)
-        table.add_row(part.label, part.where, f"{size} (optional)" if part.optional else size)
+        if not part.optional:
+            table.add_row(part.label, part.where, human_bytes(part.size))
     return table
 
 
@@ -125,10 +125,10 @@ class BackupScreen(EngineScreen):
             if left:
                 yield Static(unfinished_text(left), id="unfinished")
             with Vertical(id="declare", classes="panel"):
-                yield Label("Or, if you made a backup yourself — where is it?" if can_take
+                yield Static("Or, if you made a backup yourself — where is it?" if can_take
                             else "The wizard cannot back up this database itself. Where is the backup you made?")  # fmt: skip
                 yield Input(placeholder="/path/to/the/backup", id="path")
-                yield Label(f"To confirm, type the instance name ({name}) and press Enter:")
+                yield Static(f"To confirm, type the instance name ({name}) and press Enter:")
                 yield Input(placeholder=name, id="typed")
                 yield Static("", id="problem", classes="error")  # shown under the fields it is about
         yield Footer()
@@ -136,6 +136,8 @@ class BackupScreen(EngineScreen):
     def on_mount(self) -> None:
         if self.can_take:
             self.measure()
+        else:
+            self.query_one("#path", Input).focus()  # declaring one's own is the only way here
 
     # -- measuring ------------------------------------------------------------
 
@@ -149,7 +151,8 @@ class BackupScreen(EngineScreen):
         optional = self.query_one("#optional", Vertical)
         for index, part in enumerate(p for p in plan.parts if p.optional):
             optional.mount(IncludeBox(f"Include {part.label} ({human_bytes(part.size)}) in the backup", part.included,
-                                      id=f"optional-{index}", name=part.label))  # fmt: skip
+                                      id=f"optional-{index}", name=part.label),
+                           Static(f"from {part.where}", classes="where"))  # fmt: skip
         self.show_space()
         if not isinstance(self.focused, Input):
             self.query_one("#take" if plan.fits else "#path").focus()

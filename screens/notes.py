@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -26,6 +27,8 @@ from .widgets import TitleBar
 if TYPE_CHECKING:
     pass
 
+TITLE_MIN_WIDTH = 20  # narrower than this, a title would wrap more than it shows: let the table scroll instead
+
 
 class NotesScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("notes.tcss")
@@ -40,20 +43,43 @@ class NotesScreen(EngineScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static("", id="verdict", classes="intro")
-        table: DataTable[str | Text] = DataTable(id="notes", cursor_type="row", classes="panel")
-        table.add_columns("", "kind", "from", "note")
-        yield table
+        yield DataTable(id="notes", cursor_type="row", classes="panel")  # its columns: fill_notes
         with VerticalScroll(id="detail-box", classes="panel"):
             yield Static("", id="detail")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#notes", DataTable)
-        for note in self.session.notes:
-            look = STYLE[note.severity]
-            table.add_row(self.mark(note), Text(look.word, style=look.style), note.version, note.title, key=note.id)
+        self.fill_notes()
         self.update_verdict()
-        table.focus()
+        self.query_one("#notes", DataTable).focus()
+
+    def fill_notes(self) -> None:
+        """A row per note, its title wrapped in the width the other columns leave (never cut at 80 columns).
+
+        Laid out again when the screen is resized (``on_resize``); the cursor stays on its note.
+        """
+        table: DataTable[str | Text] = self.query_one("#notes", DataTable)
+        notes = self.session.notes
+        kind = max([len("kind"), *(cell_len(STYLE[note.severity].word) for note in notes)])
+        since = max([len("from"), *(cell_len(note.version) for note in notes)])
+        padding = 2 * table.cell_padding
+        room = table.scrollable_content_region.width - (1 + padding) - (kind + padding) - (since + padding) - padding
+        longest = max([len("note"), *(cell_len(note.title) for note in notes)])
+        row = table.cursor_row
+        table.clear(columns=True)
+        table.add_column("", key="mark", width=1)
+        table.add_column("kind", width=kind)
+        table.add_column("from", width=since)
+        table.add_column("note", width=min(longest, max(room, TITLE_MIN_WIDTH)))
+        for note in notes:
+            look = STYLE[note.severity]
+            table.add_row(self.mark(note), Text(look.word, style=look.style), note.version, Text(note.title),
+                          key=note.id, height=None)  # fmt: skip
+        if notes:
+            table.move_cursor(row=min(row, len(notes) - 1), animate=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.fill_notes)  # once the table has its new size
 
     def mark(self, note: Note) -> str:
         if note.severity != "warning":
@@ -71,8 +97,8 @@ class NotesScreen(EngineScreen):
             text = Text("All warnings acknowledged. Press Enter to go on to the backup.", style=STYLE["ok"].style)
         else:
             count = len(self.session.notes)
-            text = Text(f"{count} release note{'s' if count != 1 else ''} for this upgrade, to read: none needs "
-                        "acknowledging. Press Enter to go on to the backup.", style=STYLE["ok"].style)  # fmt: skip
+            text = Text(f"{count} note{'s' if count != 1 else ''} to read, none to acknowledge: Enter goes on to "
+                        "the backup.", style=STYLE["ok"].style)  # fmt: skip
         self.query_one("#verdict", Static).update(text)
         self.refresh_bindings()
 
@@ -114,7 +140,7 @@ class NotesScreen(EngineScreen):
             return
         self.engine.acknowledge(note.id)
         table = self.query_one("#notes", DataTable)
-        table.update_cell(note.id, table.ordered_columns[0].key, self.mark(note))
+        table.update_cell(note.id, "mark", self.mark(note))
         self.update_verdict()
         self.show_note(note)
         if table.cursor_row < table.row_count - 1:

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
 from steps.models import Recipe, StepSpec
@@ -140,24 +140,37 @@ class ReadyScreen(EngineScreen):
         session = self.session
         yield TitleBar()
         yield Static(
-            Text(f"Ready to upgrade {session.instance} from {session.installed_version} to {session.target_version}. "
-                 "Nothing has changed yet: Enter starts step 1.", style="bold"),
+            Text(f"Ready to upgrade {session.instance} from {session.installed_version} to {session.target_version}; "
+                 "nothing has changed yet.", style="bold"),
             id="ready", classes="intro",
         )  # fmt: skip
         steps = VerticalScroll(Static(steps_text(session), id="steps"), id="steps-box", classes="panel",
                                can_focus=False)  # fmt: skip
         steps.border_title = f"What will run ({sum(s.status != StepStatus.SKIPPED for s in session.steps)} steps)"
-        yield steps
-        services = Static(services_text(service_uses(session, self.engine.recipe)), id="services", classes="panel")
-        services.border_title = "What is stopped"
-        yield services
-        backup = Static(backup_text(session), id="backup", classes="panel")
-        backup.border_title = "The backup"
-        yield backup
+        with Vertical(id="top"):
+            yield steps
+            services = Static(services_text(service_uses(session, self.engine.recipe)), id="services", classes="panel")
+            services.border_title = "What is stopped"
+            yield services
+            backup = Static(backup_text(session), id="backup", classes="panel")
+            backup.border_title = "The backup"
+            yield backup
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.fit_steps)
+
     def on_resize(self) -> None:
-        self.call_after_refresh(self.refresh_bindings)  # "More steps" is offered only when they do not fit
+        self.call_after_refresh(self.fit_steps)
+
+    def fit_steps(self) -> None:
+        """The steps' box as tall as the steps, up to the room what is stopped and the backup leave: those two
+        always show in full; a long list of steps scrolls in its box (and "More steps" is offered)."""
+        room = self.query_one("#top").size.height
+        for below in self.query("#top > Static"):
+            room -= below.outer_size.height
+        self.query_one("#steps-box").styles.max_height = max(room, 3)
+        self.call_after_refresh(self.refresh_bindings)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "scroll_steps":

@@ -97,6 +97,8 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
                 engine.acknowledge(note.id, "with --yes")
             continue
         if isinstance(nxt, GateClosed):
+            # Info notes need no acknowledging, but are said before the gate, as the interactive wizard shows them.
+            print_notes(out, [note for note in session.notes if note.severity == "info"])
             backup = _pass_gate(engine, choices, out)
             engine.pass_gate(backup)
             out.line(f"backup gate passed: {backup.kind} backup at {backup.path}")

@@ -211,7 +211,11 @@ async def test_tui_lock_panel_restarts_uwsgi_through_supervisor(site: IndicoSite
         await until(pilot, lambda: not backup_screen.query_one("#take").disabled, timeout=120,
                     what="the backup to be measured (Take a backup now enabled)")  # fmt: skip
         await pilot.click("#take")
-        await until(pilot, lambda: name() == "RunScreen", timeout=300, what="the backup to be taken and the run screen")
+        await until(pilot, lambda: name() == "ReadyScreen", timeout=300, what="the backup to be taken, then ready")
+        assert "stop-celery" not in str(app.screen.query_one("#steps").render())  # titles, numbered
+        assert "celery" in str(app.screen.query_one("#services").render())
+        await pilot.press("enter")  # "Start the upgrade"
+        await until(pilot, lambda: name() == "RunScreen", timeout=60, what="the run screen")
         log(f"TUI: backup taken, run screen after {time.monotonic() - phase:.0f} s")
         assert app.engine.session.backup.kind == "taken"
         screen = app.screen

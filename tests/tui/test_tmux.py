@@ -91,8 +91,12 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     first.wait_for("acknowledge it with Space")
     first.keys("Space", "Space")
     first.wait_for("All warnings acknowledged")
-    first.keys("c")
+    first.keys("Enter")  # the footer's Continue
     first.wait_for(" needed, ")  # measured: the "Take a backup now" button is focused and enabled
+    first.keys("Enter")
+    screen = first.wait_for("Start the upgrade")  # the ready screen: the key in the footer, nothing run yet
+    assert "Upgrade the database schema" in screen and "celery stays stopped from step 1" in screen
+    assert all(step["attempts"] == 0 for step in session_steps(folder).values())
     first.keys("Enter")
     first.wait_for("about this step")
     first.wait_for("▶ Upgrade the database", timeout=60)
