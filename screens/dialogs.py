@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.widgets import Footer, Input, Label, Static
 
 
 class ReasonDialog(ModalScreen[str | None]):
@@ -28,6 +28,7 @@ class ReasonDialog(ModalScreen[str | None]):
             yield Input(placeholder="the reason, e.g. 'done by hand'", id="reason")
             yield Static("Enter to confirm, Esc to cancel", classes="hint")
             yield Static("", classes="error", id="problem")
+        yield Footer()
 
     @on(Input.Submitted, "#reason")
     def submitted(self, event: Input.Submitted) -> None:
@@ -57,6 +58,7 @@ class TypeToConfirmDialog(ModalScreen[bool]):
             yield Input(placeholder=f"type {self.word}", id="typed")
             yield Static(f"Type {self.word} and Enter to confirm; Esc to cancel", classes="hint")
             yield Static("", classes="error", id="problem")
+        yield Footer()
 
     @on(Input.Submitted, "#typed")
     def submitted(self, event: Input.Submitted) -> None:
@@ -90,6 +92,7 @@ class ConfirmDialog(ModalScreen[bool]):
             if self.detail:
                 yield Static(self.detail, classes="detail")
             yield Static("y: yes    n: no", classes="hint")
+        yield Footer()
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

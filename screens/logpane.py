@@ -14,8 +14,8 @@ CONTINUED = "  "  # a wrapped line's continuation is indented, so it reads as pa
 
 
 def wrap_line(line: str, width: int) -> list[str]:
-    """One line of output as the rows it takes at this width: broken at a space where one is near the
-    end of the row, else at the width; continuation rows indented."""
+    """One line of output as the rows it takes at this width: broken at the last space that fits (a word
+    longer than a row is cut at the width), continuation rows indented."""
     line = line.expandtabs()
     width = max(width, len(CONTINUED) + 8)
     if not line.isascii():
@@ -25,7 +25,7 @@ def wrap_line(line: str, width: int) -> list[str]:
     rows: list[str] = []
     room = width
     while len(line) > room:
-        cut = line.rfind(" ", room // 2, room + 1)
+        cut = line.rfind(" ", 1, room + 1)
         if cut <= 0:
             rows.append(line[:room])
             line = line[room:]

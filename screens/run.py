@@ -279,8 +279,8 @@ class RunScreen(EngineScreen):
         if shown is not None:
             number = next((n for n, step in enumerate(session.steps, 1) if step is shown), 0)
             position = f"{number}/{len(session.steps)}"
-        if not detail and self.progress is not None and self.progress.text:
-            detail = Text(self.progress.text, style="cyan")
+        if self.progress is not None and self.progress.text:
+            detail = Text(self.progress.text, style="cyan").append_text(Text("\n") + detail if detail else Text())
         self.query_one(NowLine).show(shown, position, detail)
         self.query_one(AdvicePanel).show(shown)
         self.query_one("#log").border_title = "log" if shown is None or shown is current else f"log of: {shown.title}"

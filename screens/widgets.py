@@ -63,17 +63,12 @@ class StepList(DataTable):
         for row in step_rows(session.steps):
             cells = {
                 "mark": Text(row.look.glyph + " ", style=row.look.style),
-                "title": Text(
-                    row.title,
-                    style="bold" if row.status == StepStatus.RUNNING else "",
-                    overflow="ellipsis",
-                    no_wrap=True,
-                ),
+                "title": Text(row.title, style="bold" if row.status == StepStatus.RUNNING else ""),
                 "time": Text(row.elapsed, justify="right"),
                 "exit": Text(row.exit, justify="right"),
             }
             if row.id not in self.rows:
-                self.add_row(*cells.values(), key=row.id)
+                self.add_row(*cells.values(), key=row.id, height=None)  # a long title wraps, nothing is cut
             else:
                 for column, value in cells.items():
                     self.update_cell(row.id, column, value)

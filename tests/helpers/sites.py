@@ -64,7 +64,7 @@ def step_toml(step_id: str, code: str, **extra) -> str:
     lines = [
         "[[steps]]",
         f"id = {toml_str(step_id)}",
-        f"title = {toml_str('Step ' + step_id)}",
+        f"title = {toml_str(extra.pop('title', 'Step ' + step_id))}",
         f'argv = [{toml_str(PYTHON)}, "-c", {toml_str(textwrap.dedent(code))}]',
     ]
     for key, value in extra.items():

@@ -155,6 +155,10 @@ async def test_the_app_server_holding_the_table_is_named_and_the_button_releases
         assert "ALTER TABLE labels" in verdict.waiting_query
         text = str(screen.query_one("#lock-head").render())
         assert f"session {holder} (role app) of the uWSGI service" in text
+        assert "Restarting uWSGI drops the app's database sessions" in text  # what to do, before the explanation
+        await until(pilot, lambda: screen.query_one("#restart").display, what="the Restart button")
+        # At 80x24 the button is on screen, inside the panel's visible part: no scrolling to find it.
+        assert screen.query_one("#lock").region.contains_region(screen.query_one("#restart").region)
         # A web request now queues behind the ALTER: it waits too, but it is not the cause.
         # Popen only forks: the request then waits in the background.
         queued = subprocess.Popen(["psql", "-X", "-q", "-c", "SELECT count(*) FROM labels"],  # noqa: ASYNC220
@@ -195,12 +199,16 @@ async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table, super
             verdict = screen.verdict
             assert [b.pid for b in verdict.blockers] == [holder] and not verdict.app_server_blocks
             assert "psql" in verdict.blockers[0].who
-            text = str(screen.query_one("#lock-more").render())
-            assert "not uWSGI: restarting it would not help" in text
+            text = str(screen.query_one("#lock-head").render())
+            assert "not uWSGI: restarting it would not help" in text  # in the part shown first
             assert not screen.query_one("#restart").display
             await pilot.press("k")
-            await until(pilot, lambda: type(app.screen).__name__ == "ReasonDialog")
-            await pilot.press(*str(holder), "enter")
+            await until(pilot, lambda: type(app.screen).__name__ == "TypeToConfirmDialog")
+            assert f"type {holder}" in str(app.screen.query_one("#typed").placeholder)
+            await pilot.press("1", "enter")  # not the pid: nothing is ended, the dialog says so and stays
+            await until(pilot, lambda: "type it exactly" in str(app.screen.query_one("#problem").render()))
+            assert app.engine.session.side_jobs == []
+            await pilot.press("backspace", *str(holder), "enter")
             await until(pilot, lambda: app.engine.session.steps[0].status == "succeeded", timeout=20)
             assert app.engine.session.side_jobs[0].kind == "terminate"
     finally:

@@ -310,6 +310,58 @@ def test_run_after_a_failure(snap_compare, size):
     assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("RunScreen"))
 
 
+def then(first, *keys: str, push=None, screen: str | None = None):
+    """``first`` (an arrive), then these keys, or a dialog pushed, and the screen that follows."""
+
+    async def run_before(pilot) -> None:
+        await first(pilot)
+        await pilot.press(*keys)
+        if push is not None:
+            pilot.app.push_screen(push())
+        deadline = time.monotonic() + ARRIVE_SECONDS
+        while screen is not None and type(pilot.app.screen).__name__ != screen:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waited {ARRIVE_SECONDS:.0f} s for {screen}")
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    return run_before
+
+
+def test_run_steps_view(snap_compare):
+    """At 80 columns, v puts the steps and the failed step's advice in place of the log."""
+    folder = fresh("run-steps")
+    instances_file(folder)
+    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
+    app = app_for(folder, past_resume=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=then(arrive("RunScreen"), "v"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_skip_dialog(snap_compare, size):
+    """s after the failure: the question and where to type the reason fit."""
+    folder = fresh("run-skip")
+    instances_file(folder)
+    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
+    app = app_for(folder, past_resume=True)
+    assert snap_compare(app, terminal_size=size, run_before=then(arrive("RunScreen"), "s", screen="ReasonDialog"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_end_session_dialog(snap_compare, size):
+    """The dialog k opens for a blocking session: the whole question, and exactly what to type."""
+    from screens.dialogs import TypeToConfirmDialog
+
+    folder = fresh("run-end")
+    instances_file(folder)
+    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
+    app = app_for(folder, past_resume=True)
+    question = "End database session 12642 (psql (pid 31337) as role indico, idle in transaction)?"
+    dialog = lambda: TypeToConfirmDialog(question, "12642")  # noqa: E731
+    assert snap_compare(app, terminal_size=size, run_before=then(arrive("RunScreen"), push=dialog,
+                                                                  screen="TypeToConfirmDialog"))  # fmt: skip
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_resume_interrupted(snap_compare, size):
     """Resume: the schema upgrade was interrupted; running it again comes first (it is safe to re-run)."""
