@@ -1,14 +1,13 @@
-"""The real program in a real terminal (tmux, 80x24): walk the demo, lose the terminal mid-step, come back."""
+"""The real program in a real terminal (tmux, 80x24): walk the demo, read its schema upgrade, lose the terminal
+mid-step, come back."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,55 +16,9 @@ import pytest
 from wizard.host.procs import alive
 
 from ..helpers.processes import kill_tree_leftovers, wait_for
-
-BOX = re.compile("[\u2500-\u257f\u2580-\u259f]")
+from ..helpers.terminal import Terminal
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
-
-
-class Terminal:
-    """One tmux session on a private tmux server, driven like a person at a keyboard."""
-
-    def __init__(self, socket: str, name: str):
-        self.socket, self.name = socket, name
-
-    def tmux(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10)
-        return done.stdout
-
-    def start(self, argv: list[str], width: int = 80, height: int = 24) -> None:
-        # tmux runs the command's arguments directly (no shell) when given more than one; the pane
-        # stays after the program ends, so a failure shows its last screen instead of nothing.
-        self.tmux("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height), *argv,
-                  ";", "set-option", "-t", self.name, "remain-on-exit", "on")  # fmt: skip
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.name)
-
-    def keys(self, *keys: str) -> None:
-        for key in keys:
-            self.tmux("send-keys", "-t", self.name, key)
-            time.sleep(0.15)
-
-    def text(self) -> str:
-        """The screen as a person reads it: across line wraps, without the panels' box lines."""
-        return " ".join(BOX.sub(" ", self.screen()).split())
-
-    def wait_for(self, text: str, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.text()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the screen shows:\n{self.screen()}")
-
-    def hang_up(self) -> None:
-        """What a dropped SSH link does: the terminal goes, its processes get SIGHUP."""
-        self.tmux("kill-session", "-t", self.name)
-
-    def leave(self) -> None:
-        self.tmux("kill-session", "-t", self.name)
 
 
 @pytest.fixture
@@ -74,6 +27,22 @@ def terminal(tmp_path):
     yield lambda name: Terminal(socket, name)
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
     kill_tree_leftovers(tmp_path)
+
+
+def walk_the_demo_to_its_run(term: Terminal, folder: Path) -> None:
+    """Detection, the release notes, the backup the wizard takes and the ready screen, as a person goes."""
+    term.wait_for("Press c to go on", timeout=60)
+    term.keys("c")
+    term.wait_for("acknowledge it with Space")
+    term.keys("Space", "Space")
+    term.wait_for("All warnings acknowledged")
+    term.keys("Enter")  # the footer's Continue
+    term.wait_for(" needed, ")  # measured: the "Take a backup now" button is focused and enabled
+    term.keys("Enter")
+    screen = term.wait_for("Start the upgrade")  # the ready screen: the key in the footer, nothing run yet
+    assert "Upgrade the database schema" in screen and "celery stays stopped from step 1" in screen
+    assert all(step["attempts"] == 0 for step in session_steps(folder).values())
+    term.keys("Enter")
 
 
 def session_steps(folder: Path) -> dict[str, dict]:
@@ -86,20 +55,8 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     wizard = [sys.executable, "-m", "wizard", "demo", "--dir", str(folder)]
     first = terminal("first")
     first.start(wizard)
-    first.wait_for("Press c to go on", timeout=60)
-    first.keys("c")
-    first.wait_for("acknowledge it with Space")
-    first.keys("Space", "Space")
-    first.wait_for("All warnings acknowledged")
-    first.keys("Enter")  # the footer's Continue
-    first.wait_for(" needed, ")  # measured: the "Take a backup now" button is focused and enabled
-    first.keys("Enter")
-    screen = first.wait_for("Start the upgrade")  # the ready screen: the key in the footer, nothing run yet
-    assert "Upgrade the database schema" in screen and "celery stays stopped from step 1" in screen
-    assert all(step["attempts"] == 0 for step in session_steps(folder).values())
-    first.keys("Enter")
-    first.wait_for("about this step")
-    first.wait_for("▶ Upgrade the database", timeout=60)
+    walk_the_demo_to_its_run(first, folder)
+    first.wait_for("▶ 4/7 Upgrade the database schema", timeout=60)
 
     first.hang_up()
     step = session_steps(folder)["db-upgrade"]
@@ -113,7 +70,7 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     screen = second.wait_for("is under way")
     assert "still running" in screen
     second.keys("Enter")  # reattach
-    screen = second.wait_for("log: Upgrade the database schema")
+    screen = second.wait_for("▶ 4/7 Upgrade the database schema")
     assert "[upgrade-wizard] 20" in screen  # the log so far, shown again...
     second.wait_for("[alembic.runtime.migration]")  # ...then followed live
     second.wait_for("is finished", timeout=120)
@@ -126,6 +83,37 @@ def test_demo_survives_a_lost_terminal_and_reattaches(tmp_path, terminal):
     assert all(s["attempts"] == 1 for s in steps.values())  # nothing ran twice
     with sqlite3.connect(folder / "indico.sqlite3") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "aba7935f9226"
+
+
+def test_at_80x24_the_schema_upgrade_is_read_whole_and_the_lock_panel_offers_the_restart(tmp_path, terminal):
+    """What Indico's guide tells the admin to watch, on an 80-column screen: every 'Running upgrade' line in full,
+    the count of migrations, and, when uWSGI holds the table, the advice and the button without scrolling."""
+    folder = tmp_path / "demo"
+    term = terminal("narrow")
+    term.start([sys.executable, "-m", "wizard", "demo", "--dir", str(folder)])
+    walk_the_demo_to_its_run(term, folder)
+    # Whole lines, wrapped inside the pane (text() reads across the wrap, as a person does).
+    term.wait_for("Running upgrade 5d05eda06776 -> 9b3fc740b722, Fix user name_format values", timeout=90)
+    term.wait_for("Running upgrade 9b3fc740b722 -> aba7935f9226, Add is_event_not_happening to EventLabel")
+    term.wait_for("migration 2 of 2")  # counted above the log, against what the database had pending
+    # The demo's uWSGI holds the table the second migration alters: the lock panel, its action first.
+    screen = term.wait_for("Waiting on a database lock", timeout=90)
+    for seen in ("Blocked by the uWSGI service", "Restarting uWSGI drops the app's database sessions",
+                 "Restart uWSGI", "u Restart the app server"):  # fmt: skip
+        assert seen in screen, f"{seen!r} is not on the 80x24 screen:\n{term.screen()}"
+    assert all(len(row) <= 80 for row in term.screen().splitlines())
+    term.keys("u")
+    term.wait_for("▶ 5/7 Upgrade the plugins' database tables", timeout=90)
+    term.wait_for("Running upgrade 6ef9616e57cb -> d8e65cb6160d, Add attachment_id to queue", timeout=90)
+    term.wait_for("Waiting on a database lock", timeout=90)  # the new uWSGI reads that table again
+    term.keys("u")
+    term.wait_for("is finished", timeout=120)
+    term.keys("q")
+    wait_for(lambda: not (folder / "run" / "uwsgi.pid").exists(), 60, what="the demo, quit, to stop its services")
+    term.leave()
+    statuses = {step_id: step["status"] for step_id, step in session_steps(folder).items()}
+    assert statuses.pop("reload-uwsgi") == "skipped", statuses  # uWSGI was restarted: it runs the new code
+    assert set(statuses.values()) == {"succeeded"}, statuses
 
 
 def test_the_log_pane_keeps_painting_past_its_line_limit(tmp_path, terminal):
