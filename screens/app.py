@@ -9,11 +9,12 @@ return), and post a message (screens.messages) when the App should move on.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from textual import on
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
@@ -34,7 +35,7 @@ class WizardApp(App[int]):
     TITLE = "upgrade-wizard"
     CSS_PATH = [Path(__file__).with_name("wizard.tcss")]
     BINDINGS = [Binding("ctrl+q", "quit_wizard", "Quit", show=False, priority=True)]
-    ENABLE_COMMAND_PALETTE = False
+    COMMAND_PALETTE_BINDING = "ctrl+p"  # the palette offers what the screen's keys do (get_system_commands)
 
     def __init__(
         self,
@@ -201,6 +202,20 @@ class WizardApp(App[int]):
             StepStatus.FAILED: Exit.STEP_FAILED,
             StepStatus.INTERRUPTED: Exit.NEEDS_DECISION,
         }.get(current.status, Exit.DONE)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette: what the keys of the screen do right now (the footer's entries), by name, and Quit.
+        Textual's own commands (themes, screenshots...) are left out: not what an operator came for."""
+        seen = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not (binding.show and active.enabled) or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            keys = binding.key_display or self.get_key_display(binding)
+            yield SystemCommand(binding.description, f"key: {keys}",
+                                partial(self.run_action, binding.action, active.node))  # fmt: skip
+        yield SystemCommand("Quit", "key: ctrl+q (a running step goes on)", self.action_quit_wizard)
 
     def action_quit_wizard(self) -> None:
         self.leave()

@@ -131,7 +131,7 @@ class BackupScreen(EngineScreen):
                 yield Static(f"To confirm, type the instance name ({name}) and press Enter:")
                 yield Input(placeholder=name, id="typed")
                 yield Static("", id="problem", classes="error")  # shown under the fields it is about
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.can_take:

@@ -52,7 +52,7 @@ class DetectScreen(EngineScreen):
         yield table
         with VerticalScroll(id="below"):
             yield Static("", id="steps", classes="hint")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.detect()

@@ -28,7 +28,7 @@ class ReasonDialog(ModalScreen[str | None]):
             yield Input(placeholder="the reason, e.g. 'done by hand'", id="reason")
             yield Static("Enter to confirm, Esc to cancel", classes="hint")
             yield Static("", classes="error", id="problem")
-        yield Footer()
+        yield Footer(compact=True)
 
     @on(Input.Submitted, "#reason")
     def submitted(self, event: Input.Submitted) -> None:
@@ -58,7 +58,7 @@ class TypeToConfirmDialog(ModalScreen[bool]):
             yield Input(placeholder=f"type {self.word}", id="typed")
             yield Static(f"Type {self.word} and Enter to confirm; Esc to cancel", classes="hint")
             yield Static("", classes="error", id="problem")
-        yield Footer()
+        yield Footer(compact=True)
 
     @on(Input.Submitted, "#typed")
     def submitted(self, event: Input.Submitted) -> None:
@@ -92,7 +92,7 @@ class ConfirmDialog(ModalScreen[bool]):
             if self.detail:
                 yield Static(self.detail, classes="detail")
             yield Static("y: yes    n: no", classes="hint")
-        yield Footer()
+        yield Footer(compact=True)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

@@ -45,7 +45,7 @@ class DoneScreen(EngineScreen):
         yield table
         with VerticalScroll(id="where", classes="panel"):
             yield Static(self.where_things_are())
-        yield Footer()
+        yield Footer(compact=True)
 
     def where_things_are(self) -> Table:
         """Label and value side by side; a long path or command wraps within the value's column."""

@@ -46,7 +46,7 @@ class NotesScreen(EngineScreen):
         yield DataTable(id="notes", cursor_type="row", classes="panel")  # its columns: fill_notes
         with VerticalScroll(id="detail-box", classes="panel"):
             yield Static("", id="detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.fill_notes()

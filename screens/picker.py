@@ -37,7 +37,7 @@ class PickerScreen(Screen):
             for name, instance in self.instances.items()
         ]
         yield ChoiceList(*options, id="instances", classes="panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     @on(OptionList.OptionSelected, "#instances")
     def picked(self, event: OptionList.OptionSelected) -> None:

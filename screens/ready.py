@@ -155,7 +155,7 @@ class ReadyScreen(EngineScreen):
             backup = Static(backup_text(session), id="backup", classes="panel")
             backup.border_title = "The backup"
             yield backup
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.fit_steps)

@@ -28,7 +28,7 @@ class ResumeScreen(EngineScreen):
         yield TitleBar()
         yield Static(self.summary(), id="where", classes="intro panel")
         yield ChoiceList(*self.choices(), id="choices", classes="panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def summary(self) -> str:
         session = self.session

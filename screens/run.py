@@ -78,7 +78,7 @@ class RunScreen(EngineScreen):
         Binding("v", "show_steps", "Steps"),
         Binding("v,escape", "show_log", "Log"),
         Binding("f", "follow", "Follow log"),
-        Binding("pageup", "page_log(-1)", "Scroll", key_display="PgUp/PgDn", priority=True),
+        Binding("pageup", "page_log(-1)", "Scroll", key_display="PgUp/Dn", priority=True),
         Binding("pagedown", "page_log(1)", "Scroll", show=False, priority=True),
         Binding("q", "quit_wizard", "Quit"),
     ]
@@ -110,7 +110,7 @@ class RunScreen(EngineScreen):
                 yield NowLine(id="now")
                 yield LockPanel(self.app_server, id="lock", classes="panel")
                 yield LogPane(MAX_LOG_LINES, id="log", classes="panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def app_server(self) -> str:

@@ -118,3 +118,21 @@ async def test_the_count_of_migrations_shows_above_the_log(site_root):
         assert screen.shown.id == "next" and screen.query_one(NowLine).plain.splitlines()[1:] == []
         await pilot.press("f")
         assert screen.shown.id == "migrate" and "3 migrations applied" in screen.query_one(NowLine).plain
+
+
+async def test_the_command_palette_offers_what_the_screen_s_keys_do(site_root):
+    site = make_site(site_root, step_toml("one", "print('one')"))
+    app = site_app(site, processes=FakeSteps({"one": Attempt(["no"], 3)}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await straight_to_run(pilot, app, site_root)
+        screen = app.screen
+        await until(pilot, lambda: screen.check_action("retry", ()), what="the decision after the failure")
+        titles = [command.title for command in app.get_system_commands(screen)]
+        assert titles[:4] == ["Retry", "Skip", "Abort", "Steps"] and titles[-1] == "Quit"
+        assert "Restart the app server" not in titles  # not on offer: nothing waits on a lock
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: type(app.screen).__name__ == "CommandPalette", what="the command palette")
+        await pilot.press(*"skip", "enter")
+        await until(
+            pilot, lambda: type(app.screen).__name__ == "ReasonDialog", what="the skip dialog, from the palette"
+        )
