@@ -239,7 +239,7 @@ async def test_every_key_that_works_is_in_the_footer_and_follows_the_focus(site_
         assert screen.focused is screen.query_one("#path")
         await pilot.pause(0.1)
         painted = [(key.key_display, key.description) for key in screen.query("FooterKey")]
-        assert painted == [("⏎", "Next field"), ("tab ⇧tab", "Move"), ("^q", "Quit")]  # the footer as painted
+        assert painted == [("⏎", "Next field"), ("tab ⇧tab", "Move"), ("^q", "Quit"), ("^p", "palette")]  # as painted
 
 
 async def test_a_refused_declaration_is_said_inside_the_form_and_covers_nothing(site_root):
