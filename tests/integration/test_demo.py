@@ -44,6 +44,9 @@ def test_demo_headless_completes_and_every_step_is_recorded(sandbox):
     result = run_cli("demo", "--dir", str(sandbox), "--headless", "--yes", "--pace", "0.1", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "upgrade of 'demo' finished: 3.2.5 -> 3.2.9" in result.stdout
+    # The migrations each schema step has ahead, read just before it starts (the demo ships its scripts).
+    assert "[db-upgrade] starting: Upgrade the database schema (2 migrations to apply)" in result.stdout
+    assert "starting: Upgrade the plugins' database tables (2 migrations to apply)" in result.stdout
 
     status = run_cli(
         "--config", str(sandbox / "instances.toml"), "--state-dir", str(sandbox / "state"), "status", "--json"
