@@ -1,6 +1,6 @@
 """The measures of issue 13, in one run and one table: ``python -m tests.bench``.
 
-    .venv/bin/python -m tests.bench [--tree PATH] [--runs 3] [--quick] [--only P1 P2 P5 P6]
+    .venv/bin/python -m tests.bench [--tree PATH] [--runs 3] [--quick] [--only P1 P2 P5 P6] [--line-length N]
 
 Each measure is the real program (`python -m wizard`, from the checkout given
 with --tree) against an anchor measured in the same run, as a median of
@@ -47,7 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--tree", type=Path, default=REPO, help="the checkout whose wizard is measured (default: this one)"
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per measure; the table shows medians (default 3)")
-    parser.add_argument("--lines", type=int, default=1_000_000, help="P2: lines the step prints (default 1,000,000)")
+    parser.add_argument("--lines", type=int,
+                        help="P2: lines the step prints (default 1,000,000; with --line-length, as many as make "
+                             "the same 51 MB)")  # fmt: skip
+    parser.add_argument("--line-length", type=int, default=0, metavar="N",
+                        help="P2: each line padded to N characters with pip-like words, so that a pane that "
+                             f"wraps breaks them at spaces (default: {p2_flood.FLOOD_LINE_LENGTH}, pip's "
+                             "Downloading line alone)")  # fmt: skip
     parser.add_argument("--silent-seconds", type=float, default=60.0, help="P5: the silent window (default 60)")
     parser.add_argument("--size", default="80x24", help="the pty's columns x rows (default 80x24; 120x40 also fits)")
     parser.add_argument("--only", nargs="+", choices=MEASURES, default=list(MEASURES), metavar="P",
@@ -60,6 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.lines, args.silent_seconds = 1, 100_000, 10.0
+    if 0 < args.line_length < p2_flood.FLOOD_LINE_LENGTH:
+        parser.error(f"--line-length: at least {p2_flood.FLOOD_LINE_LENGTH} (a flood line's own length)")
+    if args.lines is None:
+        args.lines = p2_flood.default_lines(args.line_length)
+    if args.lines > p2_flood.lines_that_fit(args.line_length):
+        parser.error(f"--lines: {args.lines:,} lines of {p2_flood.line_bytes(args.line_length)} bytes do not fit "
+                     f"in the part of a step's log the wizard writes as it comes; at most "
+                     f"{p2_flood.lines_that_fit(args.line_length):,}")  # fmt: skip
     args.tree = args.tree.resolve()
     columns, _, rows = args.size.partition("x")
     args.size = (int(columns), int(rows))
@@ -163,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                 "P6", lambda: [p6_relaunch.measure(work, args.tree, args.runs, args.size, anchor)], failures
             )
         if "P2" in args.only:
-            phase(f"P2: {args.lines:,} lines of step output, TUI and headless, {args.runs} runs")
-            rows += attempt("P2", lambda: p2_flood.measure(work, args.tree, args.runs, args.lines, args.size), failures)
+            phase(f"P2: {args.lines:,} lines of step output ({p2_flood.line_bytes(args.line_length)} bytes each), "
+                  f"TUI and headless, {args.runs} runs")  # fmt: skip
+            rows += attempt("P2", lambda: p2_flood.measure(work, args.tree, args.runs, args.lines, args.size,
+                                                           args.line_length), failures)  # fmt: skip
         if "P5" in args.only:
             phase(f"P5: the wizard's CPU while a step is silent for {args.silent_seconds:.0f} s, {args.runs} runs")
             rows += attempt("P5", lambda: p5_idle.measure(work, args.tree, args.runs, args.silent_seconds, args.size),
@@ -179,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda row: (order[row.id[:2]], row.id))
     console = Console(width=max(Console().width, 150))
     console.print()
-    title = (f"issue 13 measures — {tree_commit(args.tree)}, medians of {args.runs}, pty {args.size[0]}x{args.size[1]}, "
-             f"{time.strftime('%Y-%m-%d %H:%M')}, took {(time.monotonic() - started) / 60:.1f} min")  # fmt: skip
+    long = f", P2 lines of {args.line_length} characters" if args.line_length > p2_flood.FLOOD_LINE_LENGTH else ""
+    title = (f"issue 13 measures — {tree_commit(args.tree)}, medians of {args.runs}, pty {args.size[0]}x{args.size[1]}"
+             f"{long}, {time.strftime('%Y-%m-%d %H:%M')}, took {(time.monotonic() - started) / 60:.1f} min")  # fmt: skip
     console.print(table(rows, title))
     for row in rows:
         if row.note:
@@ -196,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         args.markdown.write_text(markdown(rows, title))
     if args.json:
         args.json.write_text(json.dumps({"tree": str(args.tree), "commit": tree_commit(args.tree), "machine": machine(),
-                                         "runs": args.runs, "rows": [row.as_dict() for row in rows],
+                                         "runs": args.runs, "lines": args.lines, "line_length": args.line_length,
+                                         "rows": [row.as_dict() for row in rows],
                                          "failures": failures}, indent=2))  # fmt: skip
     return 1 if failures else 0
 

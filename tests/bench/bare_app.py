@@ -7,7 +7,9 @@ with a Static and the Footer, with the same keys; nothing behind them.
 ``flood``: a title, a Log pane (keeping as many lines as the run screen's)
 and the Footer; it starts the same step program as the wizard's P2 step with
 asyncio's subprocess and writes what it prints into the pane with
-``Log.write_lines``, chunk by chunk as it arrives.  Textual 8.2.8's Log, once
+``Log.write_lines``, chunk by chunk as it arrives (lines longer than the pane,
+``--line-length``, are not wrapped: Log cuts them at its edge and scrolls
+sideways).  Textual 8.2.8's Log, once
 it holds max_lines and follows the end, repaints only the rows of the lines
 just added, which lie past the view after pruning: the pane freezes.  So the
 bare app asks for a repaint of the pane after each chunk (coalesced into the

@@ -1,8 +1,10 @@
 """P2: a step printing a flood of lines, shown live in the TUI's log pane and printed headless.
 
 The step (programs.py flood) says it is ready, waits for a go file, prints N
-lines (46 bytes each, like pip's) and an end mark, then stays alive and silent
-until released, so the mark stays the newest line of a running step.
+lines (51 bytes each, like pip's; --line-length pads them with pip-like words)
+and an end mark, then stays alive and silent until released, so the mark stays
+the newest line of a running step.  All of it must fit in the part of the log
+the wizard writes as it comes (project.LOG_LIVE_BYTES): see lines_that_fit.
 
 TUI: `run --yes` starts the step and is killed (see common.seed_running_step);
 the TUI reattaches (Enter on the resume screen) and shows the step's log. With
@@ -51,12 +53,38 @@ from .common import (
     stop_leftovers,
     wait_until,
 )  # fmt: skip
+from .programs import FLOOD_LINE_LENGTH, flood_line
 from .stallprobe import LAUNCHER, longest_stall
 from .terminal import Terminal, WaitTimeout
 
 MB = 1_000_000
 STUCK_SECONDS = 30.0
 LINE_NUMBER = re.compile(r"example_pkg-(\d{7})")
+DEFAULT_LINES = 1_000_000
+
+
+def line_bytes(length: int) -> int:
+    """Bytes of one flood line of ``length`` characters (0: the step's own), its newline included."""
+    return len(flood_line(length).format(0)) + 1
+
+
+def default_lines(length: int) -> int:
+    """The lines P2 floods by default: 1,000,000 of the step's own; longer lines, as many as make the same
+    bytes (51 MB), in thousands, so that the log holds every one as it comes."""
+    if length <= FLOOD_LINE_LENGTH:
+        return DEFAULT_LINES
+    return DEFAULT_LINES * line_bytes(0) // line_bytes(length) // 1000 * 1000
+
+
+def lines_that_fit(length: int) -> int:
+    """The most lines of this length the wizard writes to the step's log as they come (project.LOG_LIVE_BYTES,
+    with room for the ready line, the end mark and the wrapper's own lines); past them the end mark would
+    reach the log only when the step ends, and the bench would wait for it in vain."""
+    return (project.LOG_LIVE_BYTES - 64 * 1024) // line_bytes(length)
+
+
+def length_text(length: int) -> str:
+    return f"{len(flood_line(length).format(0))}-character"
 
 
 @dataclass
@@ -66,6 +94,7 @@ class Flood:
     folder: Path
     lines: int
     mark: str
+    length: int = 0  # characters per line; 0: the step's own (FLOOD_LINE_LENGTH)
 
     @property
     def go(self) -> Path:
@@ -81,7 +110,8 @@ class Flood:
 
     def args(self, owner: Path) -> list[str]:
         return ["flood", "--go", str(self.go), "--lines", str(self.lines), "--mark", self.mark,
-                "--done", str(self.done), "--hold", str(self.hold), "--owner", str(owner)]  # fmt: skip
+                "--done", str(self.done), "--hold", str(self.hold), "--owner", str(owner),
+                "--length", str(self.length)]  # fmt: skip
 
     @property
     def ready_text(self) -> str:
@@ -171,8 +201,8 @@ def flood_on_screen(terminal: Terminal, flood: Flood, probe: Path, what: str, ti
                   flood.producer_seconds(started))  # fmt: skip
 
 
-def wizard_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float) -> Result:
-    flood = Flood(work, lines, nonce())
+def wizard_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float, length: int) -> Result:
+    flood = Flood(work, lines, nonce(), length)
     site = make_site(work, "p2-tui", [Step("flood", flood.args(work))], tree)
     try:
         seed_running_step(site, "flood", flood.ready_text)
@@ -187,8 +217,8 @@ def wizard_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeou
         stop_leftovers(work)  # the step names the run's folder (--owner), its wrapper the site's
 
 
-def bare_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float) -> Result:
-    flood = Flood(work, lines, nonce())
+def bare_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float, length: int) -> Result:
+    flood = Flood(work, lines, nonce(), length)
     probe = work / f"probe-bare-{flood.mark}.txt"
     step = [PYTHON, str(PROGRAMS), *flood.args(work)]
     argv = [PYTHON, "-c", LAUNCHER, str(probe), str(BARE_APP.parent), "path", str(BARE_APP), "flood", *step]
@@ -200,9 +230,9 @@ def bare_tui(work: Path, tree: Path, lines: int, size: tuple[int, int], timeout:
         flood.hold.touch()
 
 
-def wizard_headless(work: Path, tree: Path, lines: int, timeout: float) -> tuple[float, float, Site]:
+def wizard_headless(work: Path, tree: Path, lines: int, timeout: float, length: int) -> tuple[float, float, Site]:
     """Seconds from go to the end mark in `run --yes`'s output, and the producer's seconds."""
-    flood = Flood(work, lines, nonce())
+    flood = Flood(work, lines, nonce(), length)
     site = make_site(work, "p2-headless", [Step("flood", flood.args(work))], tree)
     out = site.root / "headless.out"
     wizard = site.headless(out)
@@ -233,26 +263,28 @@ def relay_rate(log: Path, folder: Path) -> tuple[float, int]:
     return said["lines"] / said["seconds"], said["lines"]
 
 
-def rows(lines: int) -> dict[str, Row]:
+def rows(lines: int, length: int = 0) -> dict[str, Row]:
     ratio_at_least = lambda value, anchor: value >= 0.8 * anchor  # noqa: E731
+    long = f" {length_text(length)}" if length > FLOOD_LINE_LENGTH else ""
     return {
-        "rate": Row("P2a", f"TUI: {lines:,} lines into the log pane", "lines/s", target="≥ 0.8x the bare app",
+        "rate": Row("P2a", f"TUI: {lines:,}{long} lines into the log pane", "lines/s", target="≥ 0.8x the bare app",
                     judge=ratio_at_least),
         "rss": Row("P2b", "TUI: the wizard's RSS growth during that flood", "MB", target="≤ 30 MB",
                    judge=lambda value, anchor: value <= 30),
         "stall": Row("P2c", "TUI: the longest event-loop stall during that flood", "ms", target="≤ 50 ms",
                      judge=lambda value, anchor: value <= 50),
-        "headless": Row("P2d", f"headless: {lines:,} lines printed by run --yes", "lines/s",
+        "headless": Row("P2d", f"headless: {lines:,}{long} lines printed by run --yes", "lines/s",
                         target="≥ 0.8x a plain loop", judge=ratio_at_least),
     }  # fmt: skip
 
 
-def tui_run(table: dict[str, Row], folder: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float) -> None:
+def tui_run(table: dict[str, Row], folder: Path, tree: Path, lines: int, size: tuple[int, int], timeout: float,
+            length: int) -> None:  # fmt: skip
     """One run of P2a-c: the bare app, then the reattached wizard."""
     phase(f"  the bare app's log pane (load {load()})")
-    bare = bare_tui(folder, tree, lines, size, timeout)
+    bare = bare_tui(folder, tree, lines, size, timeout, length)
     phase("  the wizard's log pane, reattached")
-    wizard = wizard_tui(folder, tree, lines, size, timeout)
+    wizard = wizard_tui(folder, tree, lines, size, timeout, length)
     table["rate"].values.append(lines / wizard.seconds)
     table["rate"].anchors.append(lines / bare.seconds)
     table["rss"].values.append(wizard.rss_growth / MB)
@@ -265,10 +297,10 @@ def tui_run(table: dict[str, Row], folder: Path, tree: Path, lines: int, size: t
           f"{lines / bare.producer:,.0f} lines/s")  # fmt: skip
 
 
-def headless_run(row: Row, folder: Path, tree: Path, lines: int, timeout: float) -> float:
+def headless_run(row: Row, folder: Path, tree: Path, lines: int, timeout: float, length: int) -> float:
     """One run of P2d: `run --yes`, then the plain loop over the log it followed; the step's own rate."""
     phase("  headless `run --yes`, then the plain loop over its log")
-    seconds, producer, site = wizard_headless(folder, tree, lines, timeout)
+    seconds, producer, site = wizard_headless(folder, tree, lines, timeout, length)
     anchor, relayed = relay_rate(site.step_log("flood"), folder)
     row.values.append(lines / seconds)
     row.anchors.append(anchor)
@@ -277,9 +309,14 @@ def headless_run(row: Row, folder: Path, tree: Path, lines: int, timeout: float)
     return lines / producer
 
 
-def measure(work: Path, tree: Path, runs: int, lines: int, size: tuple[int, int]) -> list[Row]:
-    """P2a-d over ``runs``; a part that gives up is reported on its rows and not tried again, the other goes on."""
-    table = rows(lines)
+def measure(work: Path, tree: Path, runs: int, lines: int, size: tuple[int, int], length: int = 0) -> list[Row]:
+    """P2a-d over ``runs``, lines of ``length`` characters (0: the step's own); a part that gives up is
+    reported on its rows and not tried again, the other goes on."""
+    if lines > lines_that_fit(length):
+        raise ValueError(f"{lines:,} lines of {line_bytes(length)} bytes do not fit in the part of the step's log "
+                         f"the wizard writes as they come ({project.LOG_LIVE_BYTES:,} bytes): at most "
+                         f"{lines_that_fit(length):,}")  # fmt: skip
+    table = rows(lines, length)
     timeout = max(120.0, lines / 2_000)  # 2,000 lines/s would be very slow indeed
     producers: list[str] = []
     loads: list[str] = []
@@ -290,12 +327,12 @@ def measure(work: Path, tree: Path, runs: int, lines: int, size: tuple[int, int]
         phase(f"P2 run {run}/{runs} (load {loads[-1]})")
         if not table["rate"].failure:
             try:
-                tui_run(table, folder, tree, lines, size, timeout)
+                tui_run(table, folder, tree, lines, size, timeout, length)
             except WaitTimeout as exc:
                 give_up([table["rate"], table["rss"], table["stall"]], exc)
         if not table["headless"].failure:
             try:
-                producers.append(f"{headless_run(table['headless'], folder, tree, lines, timeout):,.0f}")
+                producers.append(f"{headless_run(table['headless'], folder, tree, lines, timeout, length):,.0f}")
             except WaitTimeout as exc:
                 give_up([table["headless"]], exc)
     for row in table.values():

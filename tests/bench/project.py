@@ -33,6 +33,11 @@ RESUME_KEY = b"\r"
 #: The run screen's log pane keeps this many lines (screens/run.py MAX_LOG_LINES); the bare app does the same.
 LOG_PANE_LINES = 10_000
 
+#: A step's output goes to its log as it comes up to this many bytes; past them it is held back until the
+#: step ends (wizard/execution/steplog.py: 7/8 of LOG_CAP, 64 MiB).  P2's flood must fit in it, or its end
+#: mark reaches the log only when the step ends, and the step waits, silent, for the bench.
+LOG_LIVE_BYTES = 64 * 1024 * 1024 * 7 // 8
+
 
 def state_logs(state_dir: Path, instance: str, step_id: str) -> list[Path]:
     """The log files of a step's attempts: runs/<session>/NN-<step>.log in the instance's state folder."""
