@@ -16,24 +16,25 @@ CONTINUED = "  "  # a wrapped line's continuation is indented, so it reads as pa
 def wrap_line(line: str, width: int) -> list[str]:
     """One line of output as the rows it takes at this width: broken at the last space that fits (a word
     longer than a row is cut at the width), continuation rows indented."""
-    line = line.expandtabs()
+    if "\t" in line:
+        line = line.expandtabs()
     width = max(width, len(CONTINUED) + 8)
     if not line.isascii():
         first, *rest = chop_cells(line, width)
         rest = chop_cells("".join(rest), width - len(CONTINUED)) if rest else []
         return [first, *(CONTINUED + row for row in rest)]
     rows: list[str] = []
-    room = width
-    while len(line) > room:
-        cut = line.rfind(" ", 1, room + 1)
-        if cut <= 0:
-            rows.append(line[:room])
-            line = line[room:]
+    start, room, end = 0, width, len(line)
+    while end - start > room:  # offsets into the line: no copy of the rest at each row
+        cut = line.rfind(" ", start + 1, start + room + 1)
+        if cut < 0:
+            rows.append(line[start : start + room])
+            start += room
         else:
-            rows.append(line[:cut])
-            line = line[cut + 1 :]
+            rows.append(line[start:cut])
+            start = cut + 1
         room = width - len(CONTINUED)
-    rows.append(line)
+    rows.append(line[start:])
     return [rows[0], *(CONTINUED + row for row in rows[1:])]
 
 
