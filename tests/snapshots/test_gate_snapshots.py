@@ -72,16 +72,6 @@ def arrive(screen: str):
     return run_before
 
 
-@pytest.fixture
-def utc(monkeypatch):
-    """Times on screen are local: pin the zone, and give the process its own back afterwards."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 @pytest.mark.parametrize("size", SIZES)
 def test_notes_info_only(snap_compare, size):
     """Release notes with no warning: two info notes, shown before the gate; Enter goes on, nothing to acknowledge."""

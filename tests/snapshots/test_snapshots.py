@@ -304,10 +304,15 @@ def test_backup_with_an_unfinished_one_left(snap_compare, size, monkeypatch):
 @pytest.mark.parametrize("size", SIZES)
 def test_run_after_a_failure(snap_compare, size):
     """The run screen after the schema upgrade failed: its log, and the choices r / s / a in the panel and footer."""
-    folder = fresh("run")
+    assert snap_compare(after_a_failure("run"), terminal_size=size, run_before=arrive("RunScreen"))
+
+
+def after_a_failure(name: str):
+    """The app, straight at the run screen, after the schema upgrade failed (so the session was saved)."""
+    folder = fresh(name)
     instances_file(folder)
     saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
-    assert snap_compare(app_for(folder, past_resume=True), terminal_size=size, run_before=arrive("RunScreen"))
+    return app_for(folder, past_resume=True)
 
 
 def then(first, *keys: str, push=None, screen: str | None = None):
@@ -330,20 +335,14 @@ def then(first, *keys: str, push=None, screen: str | None = None):
 
 def test_run_steps_view(snap_compare):
     """At 80 columns, v puts the steps and the failed step's advice in place of the log."""
-    folder = fresh("run-steps")
-    instances_file(folder)
-    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
-    app = app_for(folder, past_resume=True)
+    app = after_a_failure("run-steps")
     assert snap_compare(app, terminal_size=(80, 24), run_before=then(arrive("RunScreen"), "v"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_run_skip_dialog(snap_compare, size):
     """s after the failure: the question and where to type the reason fit."""
-    folder = fresh("run-skip")
-    instances_file(folder)
-    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
-    app = app_for(folder, past_resume=True)
+    app = after_a_failure("run-skip")
     assert snap_compare(app, terminal_size=size, run_before=then(arrive("RunScreen"), "s", screen="ReasonDialog"))
 
 
@@ -352,10 +351,7 @@ def test_end_session_dialog(snap_compare, size):
     """The dialog k opens for a blocking session: the whole question, and exactly what to type."""
     from screens.dialogs import TypeToConfirmDialog
 
-    folder = fresh("run-end")
-    instances_file(folder)
-    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
-    app = app_for(folder, past_resume=True)
+    app = after_a_failure("run-end")
     question = "End database session 12642 (psql (pid 31337) as role indico, idle in transaction)?"
     dialog = lambda: TypeToConfirmDialog(question, "12642")  # noqa: E731
     assert snap_compare(app, terminal_size=size, run_before=then(arrive("RunScreen"), push=dialog,
@@ -369,16 +365,6 @@ def test_resume_interrupted(snap_compare, size):
     instances_file(folder)
     saved_session(folder, ["succeeded", "succeeded", "interrupted", "pending", "pending"], backup=BACKUP)
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("ResumeScreen"))
-
-
-@pytest.fixture
-def utc(monkeypatch):
-    """Times on screen are local: pin the zone, and give the process its own back afterwards."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.parametrize("size", SIZES)
