@@ -147,7 +147,7 @@ class WizardApp(App[int]):
 
     def ready_to_start(self) -> bool:
         """The backup is recorded and nothing has started: no step, no side job (the ready screen's moment)."""
-        from screens.ready import nothing_started
+        from wizard.views.services import nothing_started
 
         session = self.engine.session if self.engine else None
         return session is not None and session.backup is not None and nothing_started(session)

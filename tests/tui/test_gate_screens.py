@@ -12,9 +12,10 @@ import json
 import pytest
 from textual.widgets import Input
 
-from screens.ready import nothing_started, service_uses, steps_text
+from screens.ready import steps_text
 from steps import load_recipe
 from wizard.session.state import Session, StepRecord, StepStatus
+from wizard.views.services import nothing_started, service_uses
 
 from ..helpers.fakes import FakeSteps
 from ..helpers.sites import make_site, step_toml
