@@ -175,7 +175,8 @@ class RunScreen(EngineScreen):
             case StepStarting(step) | Reattached(step):
                 self.live = step
                 self.live_tail.clear()
-                self.live_progress = StepProgress.for_step(step, getattr(event, "pending", None))
+                pending = event.pending if isinstance(event, StepStarting) else None  # unknown on a reattach
+                self.live_progress = StepProgress.for_step(step, pending)
                 if isinstance(event, Reattached):
                     self.live_tail.extend(event.tail)
                     self.live_progress.feed(event.tail)
@@ -269,19 +270,11 @@ class RunScreen(EngineScreen):
         self.query_one(StepList).show(session)
         current = session.current
         shown = self.shown or current
-        detail = Text()
-        if shown is current and current is not None and self.driver is None:
-            if current.status == StepStatus.FAILED:
-                detail = Text(FAILED_CHOICES.format(code=current.exit_code), style="bold")
-            elif current.status == StepStatus.INTERRUPTED:
-                detail = Text(INTERRUPTED_CHOICES, style="bold")
         position = ""
         if shown is not None:
             number = next((n for n, step in enumerate(session.steps, 1) if step is shown), 0)
             position = f"{number}/{len(session.steps)}"
-        if self.progress is not None and self.progress.text:
-            detail = Text(self.progress.text, style="cyan").append_text(Text("\n") + detail if detail else Text())
-        self.query_one(NowLine).show(shown, position, detail)
+        self.query_one(NowLine).show(shown, position, self.now_detail())
         self.query_one(AdvicePanel).show(shown)
         self.query_one("#log").border_title = "log" if shown is None or shown is current else f"log of: {shown.title}"
         self.show_lock()
@@ -310,11 +303,23 @@ class RunScreen(EngineScreen):
         self.shown, self.progress = step, progress
         self.query_one(LogPane).reset(lines)
 
+    def now_detail(self) -> Text:
+        """Under the step's title: how far the shown step got, then the choices if it stopped for them."""
+        lines = []
+        if self.progress is not None and self.progress.text:
+            lines.append(Text(self.progress.text, style="cyan"))
+        current = self.session.current
+        if current is not None and (self.shown or current) is current and self.driver is None:
+            if current.status == StepStatus.FAILED:
+                lines.append(Text(FAILED_CHOICES.format(code=current.exit_code), style="bold"))
+            elif current.status == StepStatus.INTERRUPTED:
+                lines.append(Text(INTERRUPTED_CHOICES, style="bold"))
+        return Text("\n").join(lines)
+
     def show_now(self) -> None:
         """The line above the log, after the shown step's progress moved on (a full refresh_view is more)."""
-        if self.progress is not None and self.progress.text:
-            now = self.query_one(NowLine)
-            now.show(now.step, now.position, Text(self.progress.text, style="cyan"))
+        now = self.query_one(NowLine)
+        now.show(now.step, now.position, self.now_detail())
 
     def write(self, lines: list[str]) -> None:
         self.query_one(LogPane).add(lines)
@@ -375,8 +380,10 @@ class RunScreen(EngineScreen):
             return waiting and verdict is not None and verdict.restart_would_help and self.can_restart()
         if action == "show_steps":
             return self.has_class("-narrow") and not self.has_class("-steps")
-        if action in ("show_log", "page_log"):
-            return not self.has_class("-steps") if action == "page_log" else self.has_class("-steps")
+        if action == "show_log":
+            return self.has_class("-steps")
+        if action == "page_log":
+            return not self.has_class("-steps")
         if action == "end_session":
             return (
                 waiting
