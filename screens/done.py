@@ -40,8 +40,8 @@ class DoneScreen(EngineScreen):
         table.add_column("result", width=23)
         table.add_column(Text("time", justify="right"), width=5)
         for row in step_rows(session.steps):
-            table.add_row(Text(row.look.glyph, style=row.look.style), Text(row.title, overflow="ellipsis", no_wrap=True),
-                          Text(row.result), Text(row.elapsed, justify="right"), height=None)  # a skip's reason wraps  # fmt: skip
+            table.add_row(Text(row.look.glyph, style=row.look.style), Text(row.title),
+                          Text(row.result), Text(row.elapsed, justify="right"), height=None)  # a long title or a skip reason wraps  # fmt: skip
         yield table
         with VerticalScroll(id="where", classes="panel"):
             yield Static(self.where_things_are())
