@@ -28,6 +28,8 @@ class StepList(DataTable):
     }
     """
 
+    BINDINGS = [Binding("enter", "select_cursor", "Its log")]  # in the footer, unlike DataTable's own
+
     FIXED = 2 + 5 + 5 + 1  # the mark, time and exit columns, and room for a scrollbar
     MIN_TITLE = 20
 
