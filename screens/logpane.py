@@ -10,32 +10,38 @@ from rich.cells import chop_cells
 from textual import events
 from textual.widgets import Log
 
-CONTINUED = "  "  # a wrapped line's continuation is indented, so it reads as part of the line above
+CONTINUED = "  "  # a wrapped line's rows after the first are indented this much more than the line itself
 
 
 def wrap_line(line: str, width: int) -> list[str]:
-    """One line of output as the rows it takes at this width: broken at the last space that fits (a word
-    longer than a row is cut at the width), continuation rows indented."""
+    """One line of output as the rows it takes at this width.  A row ends at the last space that fits, else
+    after the last '/' (a long path), else at the width; the rows after the first are indented two more
+    than the line itself, so a wrapped '  Applying x... OK' does not read as two of Django's lines."""
     if "\t" in line:
         line = line.expandtabs()
-    width = max(width, len(CONTINUED) + 8)
+    width = max(width, 16)
+    lead = len(line) - len(line.lstrip(" "))
+    indent = " " * min(lead, width // 2) + CONTINUED
     if not line.isascii():
         first, *rest = chop_cells(line, width)
-        rest = chop_cells("".join(rest), width - len(CONTINUED)) if rest else []
-        return [first, *(CONTINUED + row for row in rest)]
+        rest = chop_cells("".join(rest), width - len(indent)) if rest else []
+        return [first, *(indent + row for row in rest)]
     rows: list[str] = []
     start, room, end = 0, width, len(line)
     while end - start > room:  # offsets into the line: no copy of the rest at each row
-        cut = line.rfind(" ", start + 1, start + room + 1)
-        if cut < 0:
-            rows.append(line[start : start + room])
-            start += room
-        else:
+        low = start + 1 if rows else lead + 1  # never a break inside the line's own indentation
+        cut = line.rfind(" ", low, start + room + 1)
+        if cut >= 0:
             rows.append(line[start:cut])
             start = cut + 1
-        room = width - len(CONTINUED)
+        else:
+            slash = line.rfind("/", low, start + room)
+            stop = slash + 1 if slash >= 0 else start + room
+            rows.append(line[start:stop])
+            start = stop
+        room = width - len(indent)
     rows.append(line[start:])
-    return [rows[0], *(CONTINUED + row for row in rows[1:])]
+    return [rows[0], *(indent + row for row in rows[1:])]
 
 
 class LogPane(Log):

@@ -26,11 +26,26 @@ def test_a_long_line_wraps_at_a_space_and_loses_nothing():
     assert " ".join([rows[0], *(row[len(CONTINUED) :] for row in rows[1:])]) == ALEMBIC
 
 
-def test_a_line_without_spaces_is_cut_at_the_width():
-    path = "/opt/indico/.venv/lib/python3.12/site-packages/" + "x" * 100
+def test_a_word_longer_than_a_row_is_cut_at_the_width():
+    word = "x" * 100
+    rows = wrap_line(word, 40)
+    assert [len(row) for row in rows] == [40, 40, 24] and "".join(row.lstrip() for row in rows) == word
+
+
+def test_a_long_path_breaks_after_a_slash():
+    path = "Processing /var/cache/wheelhouse/pretalx/django_compressor-4.5.1-py2.py3-none-any.whl"
     rows = wrap_line(path, 40)
-    assert [len(row) for row in rows[:-1]] == [40] + [40] * (len(rows) - 2)
-    assert rows[0] + "".join(row[len(CONTINUED) :] for row in rows[1:]) == path
+    assert rows[:2] == ["Processing", CONTINUED + "/var/cache/wheelhouse/pretalx/"]
+    assert all(len(row) <= 40 for row in rows) and "".join(row.strip() for row in rows[1:]) == path.split()[1]
+
+
+def test_an_indented_line_continues_under_its_own_indent():
+    line = "  Applying common.0007_alter_globalsettings_settingsstore_unique_together... OK"
+    assert wrap_line(line, 76) == [
+        "  Applying common.0007_alter_globalsettings_settingsstore_unique_together...",
+        "    OK",  # two more than Django's own indent: part of the line above, not a line of its own
+    ]
+    assert wrap_line("      " + "x" * 30, 20)[0] == "      " + "x" * 14  # never broken inside the indentation
 
 
 def test_wide_characters_and_tabs_fit_the_width():
