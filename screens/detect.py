@@ -29,6 +29,20 @@ if TYPE_CHECKING:
 FOUND_MIN_WIDTH = 20  # narrower than this, the "found" column would wrap more than it shows: let it scroll instead
 
 
+class FactTable(DataTable):
+    """The facts; when they do not all fit (24 lines, a long plugin list), the footer says how to see the rest."""
+
+    BINDINGS = [
+        Binding("down", "cursor_down", "More rows", key_display="↓↑"),
+        Binding("up", "cursor_up", "More rows", show=False),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("cursor_down", "cursor_up"):
+            return self.max_scroll_y > 0
+        return True
+
+
 class DetectScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("detect.tcss")
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # short (24 lines): no blank lines, the rows get them
@@ -47,7 +61,7 @@ class DetectScreen(EngineScreen):
         yield TitleBar()
         yield Static("Looking at the installation: its venv's Python, the database, and what pip would install "
                      "there (pip resolving against a real index can take a minute)…", id="summary", classes="intro")  # fmt: skip
-        table: DataTable[str | Text] = DataTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
+        table: DataTable[str | Text] = FactTable(id="facts", cursor_type="row", zebra_stripes=True, classes="panel")
         table.add_columns("", "what", "found")  # while detection runs; laid out again for the facts (fill_facts)
         yield table
         with VerticalScroll(id="below"):
@@ -133,6 +147,7 @@ class DetectScreen(EngineScreen):
             table.add_row(Text(look.word, style=look.style), fact.name, Text(fact.screen_value()), height=None)
         if self.facts:
             table.move_cursor(row=min(row, len(self.facts) - 1), animate=False)
+        self.call_after_refresh(self.refresh_bindings)  # "More rows" only while some are out of view
 
     def on_resize(self, event: events.Resize) -> None:
         if self.facts:
