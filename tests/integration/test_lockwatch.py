@@ -56,9 +56,24 @@ def postgres():
 
 @pytest.fixture
 def table(postgres):
+    # A session an earlier test left behind (a blocker whose psql outlived its runuser) would hold the
+    # table: the DROP below would wait on it.  Every other session of the app's database ends first.
+    postgres.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                 f"WHERE datname = '{postgres.dbname}' AND pid <> pg_backend_pid()", superuser=True)  # fmt: skip
     postgres.sql("DROP TABLE IF EXISTS labels; CREATE TABLE labels (id serial PRIMARY KEY, title text);"
                  "INSERT INTO labels (title) VALUES ('cancelled'), ('postponed');")  # fmt: skip
     return postgres
+
+
+def release(session: subprocess.Popen) -> None:
+    """End a held psql session: its input closed, so psql quits (under runuser too, which a kill would
+    leave running), then the process reaped."""
+    session.stdin.close()
+    try:
+        session.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        session.kill()
+        session.wait(timeout=15)
 
 
 @pytest.fixture
@@ -212,7 +227,7 @@ async def test_a_plain_psql_blocker_is_not_the_app_server(tmp_path, table, super
             await until(pilot, lambda: app.engine.session.steps[0].status == "succeeded", timeout=20)
             assert app.engine.session.side_jobs[0].kind == "terminate"
     finally:
-        blocker.kill()
+        release(blocker)
 
 
 def watch_step(tmp_path: Path, code: str, pg, env: dict | None = None) -> tuple[StepRecord, LockWatch]:
@@ -351,7 +366,7 @@ def test_a_blocker_on_the_local_socket_is_traced_to_its_process(tmp_path, table)
         assert found.role == "app" and found.app_server is False and found.state == "idle in transaction"
         assert not verdict.restart_would_help and not verdict.restart_proven
     finally:
-        blocker.kill()
+        release(blocker)
 
 
 @needs_root
@@ -377,7 +392,7 @@ def test_the_superusers_session_is_seen_through_the_cluster_owner_and_never_rest
         words = " ".join(explain(hidden, "uwsgi"))
         assert "could not be told" in words and "will not restart it by itself" in words
     finally:
-        blocker.kill()
+        release(blocker)
 
 
 def test_headless_never_restarts_for_a_blocker_that_is_not_the_app_server_and_ends_it_when_allowed(
@@ -400,7 +415,7 @@ def test_headless_never_restarts_for_a_blocker_that_is_not_the_app_server_and_en
         assert [job["kind"] for job in jobs] == ["terminate"]
         assert table.sql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {holder}") == "0"
     finally:
-        blocker.kill()
+        release(blocker)
 
 
 def test_headless_says_the_verdict_again_while_the_step_waits(tmp_path, table, supervisor, monkeypatch):
@@ -437,4 +452,4 @@ def test_headless_says_the_verdict_again_while_the_step_waits(tmp_path, table, s
         repeats = [line for line in text.splitlines() if "lock watch: Blocked by session" in line]
         assert len(repeats) >= 3 and all(f"session {holder} (role app)" in line for line in repeats)  # first + repeats
     finally:
-        blocker.kill()
+        release(blocker)
