@@ -225,11 +225,11 @@ async def test_every_key_that_works_is_in_the_footer_and_follows_the_focus(site_
         assert screen.focused is screen.query_one("#take")
         assert footer_keys(app) == {"enter": "Take the backup", "tab": "Move", "ctrl+q": "Quit"}
         screen.query_one(Checkbox).focus()
-        await pilot.pause(0.1)
-        assert footer_keys(app) == {"space": "Include / leave out", "tab": "Move", "ctrl+q": "Quit"}
+        checkbox_keys = {"space": "Include / leave out", "tab": "Move", "ctrl+q": "Quit"}
+        await until(pilot, lambda: footer_keys(app) == checkbox_keys, what="the checkbox's keys in the footer")
         screen.query_one("#path", Input).focus()
-        await pilot.pause(0.1)
-        assert footer_keys(app) == {"enter": "Next field", "tab": "Move", "ctrl+q": "Quit"}
+        path_keys = {"enter": "Next field", "tab": "Move", "ctrl+q": "Quit"}
+        await until(pilot, lambda: footer_keys(app) == path_keys, what="the path field's keys in the footer")
         await pilot.press(*"/no where")
         assert screen.query_one("#path", Input).value == "/no where"  # space and letters still type
         await pilot.press("enter")
@@ -237,9 +237,12 @@ async def test_every_key_that_works_is_in_the_footer_and_follows_the_focus(site_
         assert footer_keys(app) == {"enter": "Confirm your backup", "tab": "Move", "ctrl+q": "Quit"}
         await pilot.press("shift+tab")
         assert screen.focused is screen.query_one("#path")
-        await pilot.pause(0.1)
-        painted = [(key.key_display, key.description) for key in screen.query("FooterKey")]
-        assert painted == [("⏎", "Next field"), ("tab ⇧tab", "Move"), ("^q", "Quit"), ("^p", "palette")]  # as painted
+        expected = [("⏎", "Next field"), ("tab ⇧tab", "Move"), ("^q", "Quit"), ("^p", "palette")]
+
+        def painted() -> list[tuple[str, str]]:
+            return [(key.key_display, key.description) for key in screen.query("FooterKey")]
+
+        await until(pilot, lambda: painted() == expected, what=f"the footer painted as {expected}")
 
 
 async def test_a_refused_declaration_is_said_inside_the_form_and_covers_nothing(site_root):
@@ -256,10 +259,14 @@ async def test_a_refused_declaration_is_said_inside_the_form_and_covers_nothing(
         assert "does not exist" in str(problem.render()) and app.engine.session.backup is None
         assert problem.parent is screen.query_one("#declare")  # in the form, under its fields
         assert not screen.query("Toast")  # no toast over the fields
-        await pilot.pause(0.2)
-        for widget in (problem, screen.query_one("#path"), screen.query_one("#typed")):
+        shown = (problem, screen.query_one("#path"), screen.query_one("#typed"))
+
+        def inside(widget) -> bool:
             seen = widget.region.intersection(screen.query_one("#body").region)
-            assert seen == widget.region and seen.bottom <= 23, f"{widget.id} is not on the 80x24 screen"
+            return seen == widget.region and seen.bottom <= 23
+
+        await until(pilot, lambda: all(inside(widget) for widget in shown),
+                    what="the problem and both fields inside the 80x24 screen")  # fmt: skip
         screen.query_one("#path", Input).value = str(site_root)
         screen.query_one("#typed", Input).focus()
         await pilot.press("enter")
