@@ -388,9 +388,10 @@ def test_at_80x24_the_tui_upgrade_is_read_whole(site: PretalxSite, terminal: Ter
                 for _ in range(20):  # Space per warning, as the screen asks
                     if "All warnings acknowledged" in read(screen) or "none to acknowledge" in read(screen):
                         break
+                    before = read(screen)
                     terminal.keys("Space")
-                    time.sleep(0.5)
-                    screen = terminal.screen()
+                    screen = wait_screen(terminal, lambda s, before=before: read(s) != before, 60,
+                                         "the warning acknowledged (the screen to change after Space)")  # fmt: skip
                 wait_keys(terminal, "⏎ Continue to the backup", "q Quit")
                 terminal.keys("Enter")
                 terminal.wait_for(" needed, ", timeout=120)  # measured: the wizard can take the backup
