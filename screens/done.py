@@ -1,16 +1,25 @@
-"""The end: what was done, how long it took, and where the logs, the session and the backup are."""
+"""The end: what was done, how long it took, whether the site works now, and where logs, session and backup are.
+
+The health check runs in a thread worker when the screen opens on a session that has none recorded
+(right after the upgrade), and again on `c`; its findings are kept with the session.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
+from wizard.health.check import check_health
+from wizard.health.result import Health
+from wizard.views.health import health_grid, verdict_text
 from wizard.views.rows import STYLE, step_rows, styled, total_seconds, where_rows
 
 from .base import EngineScreen
@@ -19,8 +28,10 @@ from .widgets import TitleBar
 
 
 class DoneScreen(EngineScreen):
+    checking = False  # a health check runs in the worker
     CSS_PATH = Path(__file__).with_name("done.tcss")
     BINDINGS = [
+        Binding("c", "check", "Check the site again"),
         Binding("n", "new", "Plan a new upgrade"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
@@ -44,6 +55,7 @@ class DoneScreen(EngineScreen):
                           Text(row.result), Text(row.elapsed, justify="right"), height=None)  # a long title or a skip reason wraps  # fmt: skip
         yield table
         with VerticalScroll(id="where", classes="panel"):
+            yield Static(id="health")
             yield Static(self.where_things_are())
         yield Footer(compact=True)
 
@@ -55,6 +67,46 @@ class DoneScreen(EngineScreen):
         for row in where_rows(self.session, self.engine.store.session_path):
             grid.add_row(Text(f"{row.label}:" if row.label else "", style="bold"), styled(row.value, row.severity))
         return grid
+
+    def on_mount(self) -> None:
+        health = self.session.health
+        if health is None:
+            self.action_check()
+        else:
+            self.show_health(health)
+
+    def show_health(self, health: Health) -> None:
+        self.query_one("#health", Static).update(Group(verdict_text(health), health_grid(health), Text()))
+
+    def action_check(self) -> None:
+        if self.checking:
+            return
+        self.checking = True
+        self.query_one("#health", Static).update(Text("health check: starting…", style="bold"))
+        self.run_check()
+
+    @work(thread=True, exclusive=True, group="health")
+    def run_check(self) -> None:
+        def say(what: str) -> None:
+            self.app.call_from_thread(self.query_one("#health", Static).update,
+                                      Text(f"health check: checking {what}…", style="bold"))  # fmt: skip
+
+        try:
+            health = check_health(self.engine.context, self.session, progress=say)
+            self.app.call_from_thread(self.checked, health)
+        except Exception as exc:  # the worker must not die silently: the operator reads why
+            self.app.call_from_thread(self.check_failed, f"{type(exc).__name__}: {exc}")
+
+    def checked(self, health: Health) -> None:
+        self.checking = False
+        self.engine.record_health(health)
+        self.show_health(health)
+
+    def check_failed(self, why: str) -> None:
+        self.checking = False
+        self.query_one("#health", Static).update(
+            Text.assemble(("health check: could not run: ", "bold red"), why, "\n")
+        )
 
     def action_new(self) -> None:
         self.post_message(PlanAgain())

@@ -8,6 +8,7 @@ sees it.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -190,6 +191,36 @@ class SchemaCheck(_Strict):
         return self
 
 
+class HealthSpec(_Strict):
+    """How the health check asks the site itself: its address, the pages to fetch, where it says its version."""
+
+    url_key: str = Field(description="the config key holding the site's address (BASE_URL; site.url for ini configs)")
+    page: str = Field("/", pattern=r"^/", description="the page that must answer (redirects followed on the site)")
+    endpoint: str | None = Field(None, pattern=r"^/", description="the app's own health endpoint, if it has one")
+    endpoint_since: VersionText | None = Field(None, description="the first release that has the endpoint")
+    version_page: str | None = Field(None, pattern=r"^/", description="a page that shows the version the app runs")
+    version_pattern: str | None = Field(None, description="a regex whose first group is that version")
+    version_since: VersionText | None = Field(None, description="the first release whose page shows it")
+    requirements: list[str] = Field(
+        ["{python}", "-m", "pip", "check"],
+        min_length=1,
+        description="a command that exits 0 when the venv's packages agree with each other ({python}, {venv}, vars)",
+    )
+
+    @model_validator(mode="after")
+    def _version_pair(self) -> HealthSpec:
+        if (self.version_page is None) != (self.version_pattern is None):
+            raise ValueError("version_page and version_pattern go together")
+        if self.version_pattern is not None:
+            try:
+                compiled = re.compile(self.version_pattern)
+            except re.error as exc:
+                raise ValueError(f"version_pattern is not a regex: {exc}") from None
+            if compiled.groups < 1:
+                raise ValueError("version_pattern needs a group around the version")
+        return self
+
+
 class Recipe(_Strict):
     """How to upgrade one product: its package, services and steps."""
 
@@ -220,6 +251,7 @@ class Recipe(_Strict):
         "none", description="feature: never skip a feature release (YEAR.N); each is its own hop, at its newest patch"
     )
     schema_check: SchemaCheck | None = None
+    health: HealthSpec | None = Field(None, description="how the health check asks the site (none: it is not asked)")
     steps: list[StepSpec] = Field(min_length=1)
     notes: list[ReleaseNote] = []
 
@@ -234,6 +266,14 @@ class Recipe(_Strict):
             problem = template_problem(step, known)
             if problem:
                 raise StepError(index, *problem)
+        if self.health is not None:
+            for template in self.health.requirements:
+                try:
+                    names = placeholders_in(template)
+                except ValueError as exc:
+                    raise ValueError(f"health.requirements: {exc}") from None
+                if names - known:
+                    raise ValueError(f"health.requirements: unknown placeholder {{{sorted(names - known)[0]}}}")
         for note in self.notes:
             for step in note.steps:
                 anchor = step.before or step.after

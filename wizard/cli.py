@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upgrade a self-hosted Indico or pretalx installation, step by step, and never lose the place.",
         epilog="exit codes: 0 done; 1 a step failed; 2 usage error, bad config or state, or a blocker; "
         "3 another wizard holds the instance (for demo: another demo its sandbox); 4 an interrupted step waits for your decision; "
-        "130 stopped with Ctrl-C (a running step goes on)",
+        "5 the upgrade finished but the health check failed; check: 0 healthy, 1 not; 130 stopped with Ctrl-C (a running step goes on)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="show the saved session")
     status.add_argument("instance", nargs="?")
     status.add_argument("--json", action="store_true", help="print the session as JSON (the pydantic model)")
+
+    check = sub.add_parser("check", parents=[common], help="prove the site works: code, schema, services, HTTP")
+    check.add_argument("instance", nargs="?")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    check.add_argument("--wait", type=float, default=60.0, metavar="N",
+                       help="how long a service or the site may take to come up (default 60 s)")  # fmt: skip
 
     demo = sub.add_parser("demo", parents=[common], help="build a sandbox instance and run the wizard on it")
     demo.add_argument(
@@ -145,6 +151,8 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return show_plan(instance, backup_root)
     if args.command == "status":
         return show_status(store, args.json)
+    if args.command == "check":
+        return check_instance(instance, store, args.json, args.wait)
     if args.command == "run":
         from wizard.headless import PlainOutput, choices_from, require_yes, run_upgrade
 
@@ -210,3 +218,36 @@ def show_status(store: StateStore, as_json: bool) -> Exit:
     else:
         print_status(Console(highlight=False), session)
     return Exit.DONE
+
+
+def check_instance(instance: Instance, store: StateStore, as_json: bool, wait: float) -> Exit:
+    """The health check on demand: 0 healthy (or as far as could be told), 1 not.  Kept with the session."""
+    from wizard.config.context import InstanceContext
+    from wizard.errors import LockHeld
+    from wizard.health.check import check_health
+    from wizard.session.engine import Engine
+    from wizard.views.health import health_grid, verdict_text
+
+    err = Console(stderr=True, highlight=False)
+    context = InstanceContext.open(instance)
+    engine = Engine(context, store, say=err.print)
+    try:
+        engine.open()
+    except LockHeld as exc:  # an upgrade under way: the check may still read, but not write its session
+        err.print(f"{exc.message}: the check only reads, and its result is not kept with the session")
+        health = check_health(context, store.load(), wait=wait, progress=lambda what: err.print(f"checking {what}…"))
+    else:
+        try:
+            health = check_health(context, engine.session, wait=wait,
+                                  progress=lambda what: err.print(f"checking {what}…"))  # fmt: skip
+            if engine.session is not None:
+                engine.record_health(health)
+        finally:
+            engine.close()
+    if as_json:
+        print(health.model_dump_json(indent=2))
+    else:
+        console = Console(highlight=False)
+        console.print(verdict_text(health))
+        console.print(health_grid(health, evidence_of_ok=True))
+    return Exit.DONE if health.healthy else Exit.STEP_FAILED

@@ -29,6 +29,8 @@ from wizard.execution.events import (
     VerdictChanged,
 )
 from wizard.execution.runner import Finished
+from wizard.health.check import check_health
+from wizard.health.result import Health
 from wizard.lockwatch.lockadvice import explain, summary
 from wizard.lockwatch.watchdog import Verdict
 from wizard.planning.plan import plan_for
@@ -37,6 +39,7 @@ from wizard.session.next import Blocked, Done, Failed, GateClosed, NeedsDecision
 from wizard.session.resume import flags_text
 from wizard.session.state import Backup, Note, StepRecord, StepStatus
 from wizard.session.store import StateStore
+from wizard.views.health import health_lines
 from wizard.views.rows import note_lines, note_sections, room_text, step_rows, total_seconds, where_lines, where_rows
 from wizard.views.sizes import human_bytes
 
@@ -86,7 +89,7 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
         nxt = driver.run()
         if isinstance(nxt, Done):
             report_done(engine, out)
-            return Exit.DONE
+            return Exit.DONE if check_after(engine, out).healthy else Exit.NOT_HEALTHY
         if isinstance(nxt, Blocked):
             print_notes(out, nxt.notes)
             out.line("this upgrade cannot go on until the blockers above are dealt with")
@@ -260,6 +263,17 @@ def report_done(engine: Engine, out: PlainOutput) -> None:
         [f"  {row.id}: {row.result}" + (f", {row.seconds}" if row.seconds else "") for row in step_rows(session.steps)]
     )
     out.lines([line.plain for line in where_lines(where_rows(session, engine.store.session_path))])
+
+
+def check_after(engine: Engine, out: PlainOutput) -> Health:
+    """The health check at the end of the upgrade, printed and kept with the session."""
+    out.line("checking that the site works: the code, the schema, the services, the site itself")
+    health = check_health(engine.context, engine.session, progress=lambda what: out.line(f"checking {what}"))
+    engine.record_health(health)
+    out.lines([line.plain for line in health_lines(health)])
+    if not health.healthy:
+        out.line("every step finished, but the site is not healthy: see the findings above (exit 5)")
+    return health
 
 
 def run_upgrade(

@@ -6,6 +6,7 @@ file, database and services, and perhaps a virtualenv it shares with others.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -43,6 +44,14 @@ class Instance(BaseModel):
     backup_keep: int = Field(3, ge=1, description="how many of the wizard's own backups to keep")
     backup_archive: bool = Field(False, description="Indico: also back up the archive storage (it can be large)")
     vars: dict[str, str] = Field({}, description="values for the recipe's own placeholders")
+    url: str | None = Field(
+        None, description="the site's address for the health check, over the app's config (BASE_URL, [site] url)"
+    )
+    connect_to: str | None = Field(
+        None,
+        description="HOST:PORT the health check connects to instead of the address's own host"
+        " (the site's name still goes in the Host header and TLS)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -50,6 +59,20 @@ class Instance(BaseModel):
         # The name becomes a directory under the state dir: anything else is allowed.
         if not value or value in {".", ".."} or "/" in value or "\0" in value:
             raise ValueError(f"{value!r} cannot name an instance (no '/', not empty, not '.' or '..')")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http:// or https:// address")
+        return value
+
+    @field_validator("connect_to")
+    @classmethod
+    def _connect_to(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):[0-9]{1,5}", value):
+            raise ValueError(f"{value!r} is not HOST:PORT (an IPv6 address in brackets: [::1]:8000)")
         return value
 
     @field_validator("service_manager")

@@ -17,6 +17,7 @@ AVAILABLE = {
     CORE: ["3.2.5", "3.2.6", "3.2.7", "3.2.8", "3.2.9"],
     PLUGIN: ["3.2.1", "3.2.2"],
 }
+PLUGIN_NEEDS = {"3.2.1": "3.2.5", "3.2.2": "3.2.6"}  # the core release each plugin release requires at least
 
 # (revision, message, SQL) in chain order; the first entry is where a fresh demo starts.
 CORE_REVISIONS = [

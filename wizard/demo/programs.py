@@ -15,9 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from packaging.version import Version
+
 from wizard.demo.catalog import (
     AVAILABLE,
+    CORE,
     CORE_REVISIONS,
+    PLUGIN,
+    PLUGIN_NEEDS,
     PLUGIN_REVISIONS,
     install_metadata,
     install_scripts,
@@ -112,6 +117,24 @@ def db_upgrade(database: Path, plugins: bool, pace: float) -> int:
     return 0
 
 
+def pip_check(venv: Path) -> int:
+    """As ``pip check``: each installed plugin release needs a core release at least as new as PLUGIN_NEEDS says."""
+    installed = installed_packages(venv)
+    core = installed.get(CORE)
+    broken = [
+        f"{PLUGIN} {version} has requirement {CORE}>={PLUGIN_NEEDS[version]}, but you have {CORE} {core}."
+        for name, version in installed.items()
+        if name == PLUGIN
+        and version in PLUGIN_NEEDS
+        and (core is None or Version(core) < Version(PLUGIN_NEEDS[version]))
+    ]
+    for line in broken:
+        say(line)
+    if not broken:
+        say("No broken requirements found.")
+    return 1 if broken else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wizard.demo.programs")
     parser.add_argument("--pace", type=float, default=1.0, help="scale every delay (0.1 = ten times faster)")
@@ -119,12 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     pip = sub.add_parser("pip-install")
     pip.add_argument("--venv", type=Path, required=True)
     pip.add_argument("requirements", nargs="+")
+    check = sub.add_parser("pip-check")
+    check.add_argument("--venv", type=Path, required=True)
     db = sub.add_parser("db-upgrade")
     db.add_argument("--database", type=Path, required=True)
     db.add_argument("--plugins", action="store_true")
     args = parser.parse_args(argv)
     if args.program == "pip-install":
         return pip_install(args.venv, args.requirements, args.pace)
+    if args.program == "pip-check":
+        return pip_check(args.venv)
     return db_upgrade(args.database, args.plugins, args.pace)
 
 

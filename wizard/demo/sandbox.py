@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +36,13 @@ def toml_string(value: str | Path) -> str:
     return json.dumps(str(value))
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now, for the demo uWSGI's pages."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def is_sandbox(folder: Path) -> bool:
     return (folder / "instances.toml").is_file() and (folder / "services.json").is_file()
 
@@ -55,17 +63,19 @@ def build(folder: Path, pace: float = 1.0) -> Path:
     conn.close()
     (folder / "etc").mkdir(exist_ok=True)
     config = folder / "etc" / "indico.conf"
+    port = free_port()
     config.write_text(
         f"SQLALCHEMY_DATABASE_URI = {('sqlite:///' + str(database))!r}\n"
         f"SECRET_KEY = {secrets.token_hex(16)!r}\n"
-        "BASE_URL = 'https://indico.demo.invalid'\n"
+        f"BASE_URL = 'http://127.0.0.1:{port}'\n"
     )
     config.chmod(0o600)
     (folder / "web").mkdir(exist_ok=True)
     wsgi_file = folder / "web" / "indico.wsgi"
     wsgi_file.write_text("# uWSGI reloads when this file is touched\n")
 
-    settings = {"pace": pace, "database": str(database), "wsgi_file": str(wsgi_file)}
+    settings = {"pace": pace, "database": str(database), "wsgi_file": str(wsgi_file), "venv": str(venv),
+                "http_port": port}  # fmt: skip
     (folder / "services.json").write_text(json.dumps(settings))
     manager = [sys.executable, "-m", "wizard.demo.svc", "--dir", str(folder), "{action}", "{service}"]
     instances = folder / "instances.toml"

@@ -144,6 +144,8 @@ def start(sandbox: Path, service: str, settings: dict) -> None:
     ]
     if service == "uwsgi":
         argv += ["--database", settings["database"], "--wsgi-file", settings["wsgi_file"]]
+        if "http_port" in settings:  # a sandbox built before the demo served pages has none
+            argv += ["--venv", settings["venv"], "--http-port", str(settings["http_port"])]
     with open(sandbox / "logs" / f"{service}.log", "ab") as out:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, close_fds=True

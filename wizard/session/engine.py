@@ -28,6 +28,7 @@ from wizard.execution.runner import (
     prepare_attempt,
     sweep_secret_files,
 )
+from wizard.health.result import Health
 from wizard.host.detect import os_family
 from wizard.lockwatch.remedies import LockRemedies
 from wizard.lockwatch.watchdog import LockWatch
@@ -177,6 +178,13 @@ class Engine:
     def _save_note(self, message: str) -> None:
         assert self.session is not None
         self.session.note(message)
+        self.save()
+
+    def record_health(self, health: Health) -> None:
+        """Keep the last health check with the session (the done screen, status and the report show it)."""
+        assert self.session is not None
+        self.session.health = health
+        self.session.note(f"health check: {health.verdict()}")
         self.save()
 
     def abandon(self) -> Path:

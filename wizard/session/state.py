@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from steps.models import Migrates
+from wizard.health.result import Health
 from wizard.views.sizes import human_bytes
 
 SCHEMA_VERSION = 1
@@ -150,6 +151,7 @@ class Session(BaseModel):
     events: list[Event] = []
     finished: datetime | None = None
     abandoned: datetime | None = None
+    health: Health | None = Field(None, description="the last health check of this upgrade's result")
 
     def step(self, step_id: str) -> StepRecord:
         for record in self.steps:

@@ -1,0 +1,369 @@
+"""The health check: does the site work, on the new code, over the new schema?
+
+Asked in this order, each question answered from the host itself, never assumed:
+
+1. the code: the product's installed version against the upgrade's target, read from the venv;
+2. the requirements: the venv's packages agree with each other (``pip check``: a plugin that wants
+   another core release shows here);
+3. the schema: the database's migrations against the installed code (alembic heads, Django's plan);
+4. the services: each one running as its service manager says, and one the upgrade restarted has a
+   main process younger than that restart;
+5. the site: its page answers over HTTP at the address its config names (redirects on the site
+   followed, its own name in the Host header); the app's health endpoint where the release has one;
+   the version the running code says it is, where the app says it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from steps.models import HealthSpec
+from wizard.config.secrets import ini_values, public_env, python_assignments, secret_env
+from wizard.errors import ConfigError
+from wizard.health.http import Answer, fetch_until_up
+from wizard.health.result import Finding, Health
+from wizard.host.detect import probe_venv, schema_of
+from wizard.host.privilege import as_runner
+from wizard.host.services import State, Unit
+from wizard.planning.versions import newer
+from wizard.session.state import Session, StepStatus
+from wizard.views.services import service_uses
+
+if TYPE_CHECKING:
+    from wizard.config.context import InstanceContext
+
+WAIT_SECONDS = 60.0  # how long a site or a service may take to come up after a restart
+CLOCK_SLACK = 2.0  # seconds: a process started this close before a restart step counts as started by it
+
+
+def check_health(
+    context: InstanceContext,
+    session: Session | None,
+    *,
+    wait: float = WAIT_SECONDS,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Health:
+    """Ask every question; ``progress`` hears which one is being asked (the site may take ``wait`` seconds)."""
+    if session is not None and session.abandoned:
+        session = None
+    progress("the venv")
+    try:
+        probe = probe_venv(context.instance)
+    except ConfigError as exc:
+        return Health(findings=[Finding(kind="code", title="the venv's Python does not run", outcome="failed",
+                                        evidence=exc.message, way_out="see the venv; a rollback reinstalls it")])  # fmt: skip
+    findings = [code_finding(context, probe, session)]
+    progress("the venv's requirements")
+    findings.append(requirements_finding(context))
+    progress("the database's schema")
+    findings.append(schema_finding(context, probe))
+    progress("the services")
+    deadline = time.monotonic() + wait
+    findings.extend(service_findings(context, session, deadline))
+    progress("the site")
+    findings.extend(site_findings(context, installed_of(context, probe), deadline))
+    return Health(findings=findings)
+
+
+def installed_of(context: InstanceContext, probe: dict) -> str | None:
+    dists = {canonicalize_name(name): version for name, version in probe["dists"].items()}
+    return dists.get(canonicalize_name(context.recipe.package))
+
+
+# -- 1. the code ---------------------------------------------------------------------------------------------
+
+
+def code_finding(context: InstanceContext, probe: dict, session: Session | None) -> Finding:
+    package = context.recipe.package
+    installed = installed_of(context, probe)
+    target = session.target_version if session is not None else context.instance.target
+    whose = "the upgrade's target" if session is not None else "the version pinned in the instance"
+    plugins = plugin_versions(context, probe)
+    evidence = f"{context.instance.venv} (Python {probe['python']})" + (f"; plugins: {plugins}" if plugins else "")
+    if installed is None:
+        return Finding(kind="code", title=f"{package} is not installed in the venv", outcome="failed",
+                       evidence=evidence, way_out="a rollback reinstalls the recorded packages")  # fmt: skip
+    if target is None:
+        return Finding(kind="code", title=f"{package} {installed} installed (no upgrade recorded, no version pinned)",
+                       outcome="ok", evidence=evidence)  # fmt: skip
+    if installed != target:
+        return Finding(kind="code", title=f"{package} {installed} installed, but {whose} is {target}",
+                       outcome="failed", evidence=evidence,
+                       way_out="the install step did not install the target: read its log, then retry it or roll back")  # fmt: skip
+    return Finding(kind="code", title=f"{package} {installed} installed ({whose})", outcome="ok", evidence=evidence)
+
+
+def plugin_versions(context: InstanceContext, probe: dict) -> str:
+    prefix = context.recipe.plugin_prefix
+    if not prefix:
+        return ""
+    wanted = canonicalize_name(prefix)
+    found = sorted((canonicalize_name(name), v) for name, v in probe["dists"].items())
+    return ", ".join(f"{name} {v}" for name, v in found if name.startswith(wanted))
+
+
+# -- 2. the requirements ---------------------------------------------------------------------------------------
+
+
+def requirements_argv(context: InstanceContext, spec: HealthSpec | None) -> list[str]:
+    instance = context.instance
+    templates = spec.requirements if spec is not None else HealthSpec(url_key="-").requirements
+    values = {**context.recipe.vars, **instance.vars, "python": str(instance.python), "venv": str(instance.venv)}
+    return [template.format_map(values) for template in templates]
+
+
+def requirements_finding(context: InstanceContext) -> Finding:
+    instance = context.instance
+    argv = requirements_argv(context, context.recipe.health)
+    public = {**public_env(instance.env), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    command = as_runner(argv, "app", instance.user, public)
+    shown = shlex.join(argv)
+    try:
+        done = subprocess.run(command, env={**os.environ, **public, **secret_env(instance.env)}, capture_output=True,
+                              text=True, errors="replace", timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Finding(kind="requirements", title="the requirements were not checked", outcome="unknown",
+                       evidence=f"{shown}: {exc}")  # fmt: skip
+    said = _first_lines(done.stdout + "\n" + done.stderr)  # pip check lists what is broken on stdout
+    if done.returncode == 0:
+        return Finding(kind="requirements", title="the venv's packages agree with each other", outcome="ok",
+                       evidence=f"{shown}: {said or 'exit 0'}")  # fmt: skip
+    if "No module named pip" in said:
+        return Finding(kind="requirements", title="the requirements were not checked: the venv has no pip",
+                       outcome="unknown", evidence=said)  # fmt: skip
+    return Finding(kind="requirements", title="the venv's packages do not agree with each other", outcome="failed",
+                   evidence=f"{shown} (exit {done.returncode}): {said}",
+                   way_out="install what those lines ask for, or roll back")  # fmt: skip
+
+
+def _first_lines(text: str, count: int = 6) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    more = f" (and {len(lines) - count} more)" if len(lines) > count else ""
+    return "; ".join(lines[:count]) + more
+
+
+# -- 3. the schema -----------------------------------------------------------------------------------------
+
+
+def schema_finding(context: InstanceContext, probe: dict) -> Finding:
+    state = schema_of(context.instance, context.recipe, Path(probe["site_packages"]), context.database)
+    if state is None:
+        return Finding(kind="schema", title="the schema was not checked (the recipe does not say how)",
+                       outcome="unknown")  # fmt: skip
+    if state.state == "ok":
+        return Finding(kind="schema", title="the database schema is at the installed code's head", outcome="ok",
+                       evidence=state.text)  # fmt: skip
+    if state.unknown:
+        return Finding(kind="schema", title="the database holds a revision the installed code does not know",
+                       outcome="failed", evidence=state.text,
+                       way_out="the code is older than the database: roll back the database from the backup")  # fmt: skip
+    if state.pending:
+        return Finding(kind="schema", title="the database schema is behind the installed code", outcome="failed",
+                       evidence=state.text, way_out="run the schema upgrade (the recipe's migration steps) again")  # fmt: skip
+    return Finding(kind="schema", title="the database schema could not be read", outcome="unknown",
+                   evidence=state.text, way_out="check the database is up and the app's config names it")  # fmt: skip
+
+
+# -- 4. the services ---------------------------------------------------------------------------------------
+
+
+def service_findings(context: InstanceContext, session: Session | None, deadline: float) -> list[Finding]:
+    units = [unit for unit in context.services.units(context.recipe, states=False) if unit.name]
+    restarts = restart_times(context, session)
+    return [service_finding(context, unit, restarts.get(unit.role), deadline) for unit in units]
+
+
+@dataclass(frozen=True)
+class Restart:
+    """The last step of a finished upgrade that started or restarted a service."""
+
+    number: int
+    action: str  # start, restart
+    began: datetime
+
+    @property
+    def by(self) -> str:
+        return f"{'started' if self.action == 'start' else 'restarted'} by step {self.number}"
+
+
+def restart_times(context: InstanceContext, session: Session | None) -> dict[str, Restart]:
+    """role -> the last step that started or restarted it, in a finished upgrade (the process must be younger)."""
+    if session is None or not session.done:
+        return {}
+    found: dict[str, Restart] = {}
+    for use in service_uses(session, context.recipe):
+        for number, action in use.acts:
+            step = session.steps[number - 1]
+            if action in ("start", "restart") and step.status == StepStatus.SUCCEEDED and step.started:
+                found[use.role] = Restart(number, action, step.started)
+    return found
+
+
+def service_finding(context: InstanceContext, unit: Unit, restart: Restart | None, deadline: float) -> Finding:
+    assert unit.name is not None
+    services = context.services
+    state, said = services.state(unit.name)
+    while state == "starting" and time.monotonic() < deadline:
+        time.sleep(1.0)
+        state, said = services.state(unit.name)
+    if state == "unknown" and said.startswith("not asked"):
+        state, said = state_from_pid(context, unit.name, said)
+    name = unit.role if unit.name == unit.role else f"{unit.role} ({unit.name})"
+    status = shlex.join(services.argv("status", unit.name))
+    if state in ("stopped", "failed"):
+        return Finding(kind="service", title=f"{name} is not running", outcome="failed",
+                       evidence=f"the service manager says {said or state}",
+                       way_out=f"start it: {shlex.join(services.argv('start', unit.name))}; see why: {status}")  # fmt: skip
+    if state != "running":
+        return Finding(kind="service", title=f"{name}: its state could not be told", outcome="unknown",
+                       evidence=said or state, way_out=f"ask the service manager: {status}")  # fmt: skip
+    if restart is None:
+        return Finding(kind="service", title=f"{name} is running", outcome="ok", evidence=said or "running")
+    pid = services.main_pid(unit.name)
+    if pid is None:
+        return Finding(kind="service", title=f"{name} is running (whether it was {restart.by}: not told)",
+                       outcome="unknown", evidence="its main process could not be asked of the service manager")  # fmt: skip
+    try:
+        started = datetime.fromtimestamp(psutil.Process(pid).create_time(), UTC)
+    except psutil.Error:
+        return Finding(kind="service", title=f"{name} is running (its main process {pid} just went away)",
+                       outcome="unknown", way_out=f"check again, or ask the service manager: {status}")  # fmt: skip
+    when = started.astimezone().strftime("%H:%M:%S")
+    if (restart.began - started).total_seconds() > CLOCK_SLACK:
+        return Finding(kind="service", title=f"{name} runs, but not the process step {restart.number} started",
+                       outcome="failed",
+                       evidence=f"its main process {pid} started at {when}, before step {restart.number} "
+                                f"began at {restart.began.astimezone():%H:%M:%S}: it may still run the old code",
+                       way_out=f"restart it: {shlex.join(services.argv('restart', unit.name))}")  # fmt: skip
+    return Finding(kind="service", title=f"{name} is running, {restart.by}", outcome="ok",
+                   evidence=f"main process {pid} started at {when}")  # fmt: skip
+
+
+def state_from_pid(context: InstanceContext, unit: str, said: str) -> tuple[State, str]:
+    """A manager whose states the wizard cannot read: its pid command naming a live process says running."""
+    pid = context.services.main_pid(unit)
+    if pid is not None and psutil.pid_exists(pid):
+        return "running", f"the service's pid command names the live process {pid}"
+    return "unknown", said
+
+
+# -- 5. the site ---------------------------------------------------------------------------------------------
+
+
+def site_url(context: InstanceContext) -> tuple[str | None, str]:
+    """The site's address and where it came from (the instance, or the app's config key)."""
+    instance, recipe = context.instance, context.recipe
+    if instance.url:
+        return instance.url, f"url in [instances.{instance.name}]"
+    spec = recipe.health
+    if spec is None:
+        return None, ""
+    if recipe.config_format == "ini":
+        value: object = ini_values(context.config_texts, context.overrides).get(spec.url_key)
+    else:
+        value = next((v for text in context.config_texts for k, v in python_assignments(text) if k == spec.url_key),
+                     None)  # fmt: skip
+    if isinstance(value, str) and re.match(r"^https?://", value.strip()):
+        return value.strip(), f"{spec.url_key} in the app's config"
+    return None, f"{spec.url_key} in the app's config"
+
+
+def join(base: str, path: str) -> str:
+    return base.rstrip("/") + path
+
+
+def site_findings(context: InstanceContext, installed: str | None, deadline: float) -> list[Finding]:
+    spec = context.recipe.health
+    instance = context.instance
+    if spec is None and not instance.url:
+        return [Finding(kind="site", title="the site was not asked (the recipe does not say how)", outcome="unknown",
+                        way_out=f"set url in [instances.{instance.name}] to have it asked")]  # fmt: skip
+    url, source = site_url(context)
+    if url is None:
+        return [Finding(kind="site", title="the site was not asked: its address is not known", outcome="unknown",
+                        evidence=f"no http(s) address in {source}",
+                        way_out=f"set url in [instances.{instance.name}] (the site's address)")]  # fmt: skip
+    page = spec.page if spec is not None else "/"
+    answer = fetch_until_up(join(url, page), connect_to=instance.connect_to, wait=max(deadline - time.monotonic(), 5.0))
+    findings = [page_finding(answer, source, instance.name, instance.connect_to)]
+    if spec is None or not answer.answered_ok:
+        return findings
+    if spec.endpoint and not newer(spec.endpoint_since, installed):
+        findings.append(endpoint_finding(fetch_until_up(join(url, spec.endpoint), connect_to=instance.connect_to,
+                                                        wait=5.0)))  # fmt: skip
+    if spec.version_page and spec.version_pattern and not newer(spec.version_since, installed):
+        version_url = join(url, spec.version_page)
+        shown = answer if spec.version_page == page else None
+        while True:  # a graceful reload lets running requests end first: the old code may answer for a while
+            shown = shown or fetch_until_up(version_url, connect_to=instance.connect_to, wait=5.0)
+            running = running_finding(shown, spec.version_pattern, installed)
+            if running.outcome != "failed" or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+            shown = None
+        findings.append(running)
+    return findings
+
+
+def page_finding(answer: Answer, source: str, instance: str, connect_to: str | None) -> Finding:
+    evidence = f"{answer.evidence()} (address from {source}" + (f", connected to {connect_to})" if connect_to else ")")
+    if answer.elsewhere is not None:
+        return Finding(kind="site", title="the site sends visitors to another address", outcome="unknown",
+                       evidence=evidence,
+                       way_out=f"if that is the site's own address, set url in [instances.{instance}] to it")  # fmt: skip
+    if answer.answered_ok:
+        return Finding(kind="site", title=f"the site answers ({answer.status})", outcome="ok", evidence=evidence)
+    if answer.status is None:
+        way_out = "is the app server running and listening at that address? (a proxy in front: set connect_to)"
+    elif answer.status == 404:
+        way_out = "the site does not know this address: is it the one the app is configured for (url)?"
+    elif answer.status >= 500:
+        way_out = "read the app server's log and the app's error log; roll back if it is the new code"
+    else:
+        way_out = "the page needs a login or is forbidden: set url to a public page of the site"
+    return Finding(kind="site", title="the site does not answer as it should", outcome="failed", evidence=evidence,
+                   way_out=way_out)  # fmt: skip
+
+
+def endpoint_finding(answer: Answer) -> Finding:
+    said = _first_lines(answer.body, 2)[:200]
+    evidence = answer.evidence() + (f": {said}" if said else "")
+    if answer.status == 200:
+        return Finding(kind="endpoint", title="the app's health endpoint says it is well", outcome="ok",
+                       evidence=evidence)  # fmt: skip
+    return Finding(kind="endpoint", title="the app's health endpoint reports a problem", outcome="failed",
+                   evidence=evidence, way_out="it names what it misses (database, cache): start or fix that")  # fmt: skip
+
+
+def running_finding(answer: Answer, pattern: str, installed: str | None) -> Finding:
+    found = re.search(pattern, answer.body) if answer.answered_ok else None
+    if found is None:
+        return Finding(kind="running", title="the version the site runs could not be read", outcome="unknown",
+                       evidence=f"{answer.evidence()}: no version on that page")  # fmt: skip
+    shown = found.group(1).strip()
+    if installed is None or _same_version(shown, installed):
+        return Finding(kind="running", title=f"the site runs {shown}", outcome="ok",
+                       evidence=f"{answer.final_url} says {found.group(0)[:80]!r}")  # fmt: skip
+    return Finding(kind="running", title=f"the site still runs {shown}, not the installed {installed}",
+                   outcome="failed", evidence=f"{answer.final_url} says {found.group(0)[:80]!r}",
+                   way_out="the app server was not restarted onto the new code: restart it")  # fmt: skip
+
+
+def _same_version(shown: str, installed: str) -> bool:
+    try:
+        return Version(shown).base_version == Version(installed).base_version
+    except InvalidVersion:
+        return shown == installed
