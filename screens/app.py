@@ -191,7 +191,7 @@ class WizardApp(App[int]):
         if session is None:
             return Exit.USAGE if self.plan_blocked else Exit.DONE
         if session.done:
-            return Exit.NOT_HEALTHY if session.health is not None and not session.health.healthy else Exit.DONE
+            return Exit.DONE
         if session.blockers:
             return Exit.USAGE
         current = session.current

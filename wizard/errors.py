@@ -11,7 +11,6 @@ class Exit(IntEnum):
     USAGE = 2  # also: a blocker applies, a config or state file is unusable
     LOCKED = 3
     NEEDS_DECISION = 4
-    NOT_HEALTHY = 5  # run, and leaving the TUI: every step finished, but the health check failed
     HUNG_UP = 129  # the terminal hung up (SIGHUP) while following a step; it goes on detached
     STOPPED = 130  # the operator pressed Ctrl-C; a running step goes on detached
     TERMINATED = 143  # SIGTERM while following a step; it goes on detached

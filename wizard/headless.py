@@ -89,7 +89,8 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
         nxt = driver.run()
         if isinstance(nxt, Done):
             report_done(engine, out)
-            return Exit.DONE if check_after(engine, out).healthy else Exit.NOT_HEALTHY
+            check_after(engine, out)  # the upgrade's exit code stays 0; `check` exits 1 for a site that is not well
+            return Exit.DONE
         if isinstance(nxt, Blocked):
             print_notes(out, nxt.notes)
             out.line("this upgrade cannot go on until the blockers above are dealt with")
@@ -272,7 +273,8 @@ def check_after(engine: Engine, out: PlainOutput) -> Health:
     engine.record_health(health)
     out.lines([line.plain for line in health_lines(health)])
     if not health.healthy:
-        out.line("every step finished, but the site is not healthy: see the findings above (exit 5)")
+        out.line("every step finished, but the site is NOT healthy: see the findings above; "
+                 "`upgrade-wizard check` exits 1 until it is")  # fmt: skip
     return health
 
 
