@@ -85,7 +85,7 @@ class DoneScreen(EngineScreen):
         self.query_one("#health", Static).update(Text("health check: starting…", style="bold"))
         self.run_check()
 
-    @work(thread=True, exclusive=True, group="health")
+    @work(thread=True, exclusive=True, group="health", exit_on_error=False)
     def run_check(self) -> None:
         def say(what: str) -> None:
             self.app.call_from_thread(self.query_one("#health", Static).update,

@@ -23,6 +23,7 @@ from steps import load_recipe
 from wizard.backup import take as backup
 from wizard.config.instance import load_instances
 from wizard.demo.catalog import install_metadata
+from wizard.health.result import Finding, Health
 from wizard.host.detect import Detection
 from wizard.planning.plan import as_note, chosen_notes, sort_notes
 from wizard.session.state import Backup, Session, StepRecord, StepStatus
@@ -367,14 +368,48 @@ def test_resume_interrupted(snap_compare, size):
     assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("ResumeScreen"))
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_done(snap_compare, size, utc):
-    """Done: every step succeeded but the reload, skipped because uWSGI was restarted; where things are."""
-    folder = fresh("done")
+HEALTHY = Health(at=T0 + timedelta(minutes=3), findings=[
+    Finding(kind="code", title="indico 3.2.9 installed (the upgrade's target)", outcome="ok"),
+    Finding(kind="requirements", title="the venv's packages agree with each other", outcome="ok"),
+    Finding(kind="schema", title="the database schema is at the installed code's head", outcome="ok"),
+    Finding(kind="service", title="celery (indico-celery.service) is running, started by step 5", outcome="ok"),
+    Finding(kind="service", title="uwsgi (indico-uwsgi.service) is running", outcome="ok"),
+    Finding(kind="site", title="the site answers (200)", outcome="ok"),
+    Finding(kind="running", title="the site runs 3.2.9", outcome="ok"),
+])  # fmt: skip
+NOT_HEALTHY = Health(at=T0 + timedelta(minutes=3), findings=[
+    *HEALTHY.findings[:3],
+    Finding(kind="service", title="celery (indico-celery.service) is not running", outcome="failed",
+            evidence="the service manager says failed",
+            way_out="start it: systemctl start indico-celery.service; see why: systemctl status "
+                    "indico-celery.service"),
+    HEALTHY.findings[4],
+    Finding(kind="site", title="the site does not answer as it should", outcome="failed",
+            evidence="GET https://indico.example.org/: 502 Bad Gateway in 0.1 s (address from BASE_URL in the "
+                     "app's config)",
+            way_out="read the app server's log and the app's error log; roll back if it is the new code"),
+])  # fmt: skip
+
+
+def done_app(name: str, health: Health):
+    folder = fresh(name)
     instances_file(folder)
     saved_session(folder, ["succeeded", "succeeded", "succeeded", "skipped", "succeeded"], backup=BACKUP,
                   finished=T0 + timedelta(minutes=2))  # fmt: skip
     session = StateStore(folder / "state", "main").load()
     session.steps[3].skip_reason = "not needed: uwsgi was restarted during the upgrade"
+    session.health = health  # recorded: the screen shows it and asks nothing of the (absent) site
     StateStore(folder / "state", "main").save(session)
-    assert snap_compare(app_for(folder), terminal_size=size, run_before=arrive("DoneScreen"))
+    return app_for(folder)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_done(snap_compare, size, utc):
+    """Done: every step succeeded but the reload, skipped because uWSGI was restarted; healthy; where things are."""
+    assert snap_compare(done_app("done", HEALTHY), terminal_size=size, run_before=arrive("DoneScreen"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_done_not_healthy(snap_compare, size, utc):
+    """Done, but the health check failed: each failure in red with its evidence and what to do."""
+    assert snap_compare(done_app("done-unhealthy", NOT_HEALTHY), terminal_size=size, run_before=arrive("DoneScreen"))

@@ -43,11 +43,12 @@ def health_lines(health: Health, evidence_of_ok: bool = False) -> list[Text]:
 
 
 def health_grid(health: Health, evidence_of_ok: bool = False) -> Table:
-    """The findings as a grid: the mark in its column, the title, evidence and way out wrapping beside it."""
+    """The findings as a grid, failures first: the mark in its column, title, evidence and way out wrapping beside it."""
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=MARK_WIDTH - 1, no_wrap=True)
     grid.add_column(overflow="fold")
-    for finding in health.findings:
+    first = {"failed": 0, "unknown": 1, "ok": 2}
+    for finding in sorted(health.findings, key=lambda f: first[f.outcome]):  # what needs the operator on top
         look = OUTCOME[finding.outcome]
         body = Text(finding.title)
         if finding.evidence and (finding.outcome != "ok" or evidence_of_ok):
