@@ -21,7 +21,7 @@ class Site:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 site.hosts.append(self.headers["Host"])
                 if site.busy > 0:
                     site.busy -= 1
