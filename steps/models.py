@@ -91,10 +91,22 @@ class Condition(_Strict):
     )
     config_set: list[str] | None = Field(None, description="one of these keys is set in the app's config")
     config_unset: list[str] | None = Field(None, description="none of these keys is set in the app's config")
+    config_matches: dict[str, str] | None = Field(
+        None, description="config key -> a regex its value must match (searched; a key not set does not match)"
+    )
     web_server: list[str] | None = Field(None, description="one of these web servers is on the host (nginx, apache)")
     dists: dict[str, Specifier] | None = Field(
         None, description="distributions in the venv and the specifier each must match"
     )
+
+    @model_validator(mode="after")
+    def _regexes(self) -> Condition:
+        for key, pattern in (self.config_matches or {}).items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"config_matches.{key}: not a regex: {exc}") from None
+        return self
 
 
 class StepSpec(_Strict):
@@ -254,6 +266,13 @@ class Recipe(_Strict):
     health: HealthSpec | None = Field(None, description="how the health check asks the site (none: it is not asked)")
     steps: list[StepSpec] = Field(min_length=1)
     notes: list[ReleaseNote] = []
+
+    @property
+    def matched_config_keys(self) -> frozenset[str]:
+        """The config keys whose values a step's or a note's condition reads (config_matches); no others are kept."""
+        whens = [step.when for step in self.steps] + [note.when for note in self.notes]
+        whens += [step.when for note in self.notes for step in note.steps]
+        return frozenset(key for when in whens for key in (when.config_matches or {}))
 
     @model_validator(mode="after")
     def _check_steps(self) -> Recipe:

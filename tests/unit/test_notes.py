@@ -78,6 +78,33 @@ def test_indico_3_3_point_releases_by_web_server_and_latex():
     assert indico_plan("3.3.12", "3.3.14", python="3.12.4").notes[0].id == "index-3.3.14"
 
 
+@pytest.mark.parametrize(
+    ("installed", "target", "xelatex", "pulls"),
+    [
+        ("3.3.11", "3.3.14", "podman", True),
+        ("3.3.12", "3.3.13", "podman:image=ghcr.io/indico/latex:3,connection=remote", True),
+        ("3.3.11", "3.3.14", "/usr/bin/xelatex", False),  # LaTeX on the host: the 3.3.12 warning says what to do
+        ("3.3.11", "3.3.14", None, False),  # no LaTeX at all
+        ("3.3.10", "3.3.11", "podman", False),  # the command comes with 3.3.12
+    ],
+)
+def test_indico_pulls_the_latex_image_only_for_a_containerised_latex(installed, target, xelatex, pulls):
+    values = {"XELATEX_PATH": xelatex} if xelatex else {}
+    host = {"config_keys": frozenset({"BASE_URL", *values}), "config_values": values}
+    plan = indico_plan(installed, target, python="3.12.4", host=host)
+    ids = [s.id for s in plan.steps]
+    assert ("pull-latex-image" in ids) is pulls
+    if pulls:
+        assert ids.index("pull-latex-image") == ids.index("db-upgrade-plugins") + 1 == ids.index("reload-uwsgi") - 1
+        step = plan.steps[ids.index("pull-latex-image")]
+        assert step.argv == ["/opt/app/.venv/bin/indico", "maint", "pull-latex-image"] and step.needs == ["podman"]
+
+
+def test_indico_schema_map_knows_3_3_13_and_3_3_14():
+    releases = load_recipe("indico").schema_check.releases
+    assert releases["06a037da1ec6"] == "3.3.13" and releases["73b2a6245c40"] == "3.3.14"
+
+
 def test_indico_crossing_3_3_on_python_3_12_relinks_and_adds_setuptools():
     plan = indico_plan("3.2.9", "3.3.14", python="3.12.4", plugins={"indico-plugin-livesync": "3.2.2"})
     ids = [s.id for s in plan.steps]
@@ -143,6 +170,16 @@ def test_pretalx_beyond_python_3_11():
     beyond = severities(plan.beyond)
     assert beyond["python-3.12-2026.1"] == "blocker" and beyond["postgres-16-2026.1"] == "blocker"
     assert "redis-celery-2026.2" not in beyond and plan.blocked
+
+
+def test_pretalx_2026_2_says_the_redis_default_and_the_proxy_count_only_when_unset():
+    unset = pretalx_plan("2026.1.2", "2026.2.1", python="3.13.1", host={"config_keys": frozenset({"site.url"})})
+    notes = {n.id: n for n in unset.notes}
+    assert "redis://127.0.0.1:6379/1" in notes["redis-celery-2026.2"].text
+    assert "trusted_proxy_count" in notes["trusted-proxy-count-2026.2"].way_out
+    configured = pretalx_plan("2026.1.2", "2026.2.1", python="3.13.1", host={
+        "config_keys": frozenset({"site.url", "redis.location", "site.trusted_proxy_count"})})  # fmt: skip
+    assert {"redis-celery-2026.2", "trusted-proxy-count-2026.2"}.isdisjoint(n.id for n in configured.notes)
 
 
 # -- hops and facts -------------------------------------------------------------

@@ -19,11 +19,12 @@ def test_builtin_recipes_load_and_follow_the_upstream_order():
     assert builtin_recipes() == ["demo", "indico", "pretalx"]
     indico = [s.id for s in load_recipe("indico").steps]
     assert indico == [
-        "stop-celery", "pip-core", "pip-plugins", "db-upgrade", "db-upgrade-plugins", "reload-uwsgi", "start-celery",
+        "stop-celery", "pip-core", "pip-plugins", "db-upgrade", "db-upgrade-plugins", "pull-latex-image",
+        "reload-uwsgi", "start-celery",
     ]  # fmt: skip
     db = load_recipe("indico").steps[3]
     assert db.can_hang_on_lock and db.safe_to_rerun and db.env == {"INDICO_CONFIG": "{config}"}
-    assert load_recipe("indico").steps[5].unless_restarted == "uwsgi"
+    assert load_recipe("indico").steps[6].unless_restarted == "uwsgi"
     pretalx = load_recipe("pretalx")
     assert "--upgrade-strategy" in pretalx.steps[0].argv and "eager" in pretalx.steps[0].argv
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from wizard.config.dbconf import Database
 from wizard.config.instance import Instance
-from wizard.config.secrets import ini_pairs, python_assignments
+from wizard.config.secrets import ini_pairs, ini_values, python_assignments
 from wizard.host.mysqlclient import MySQLError, run_query
 from wizard.host.pgquery import QueryError, run_sql
 from wizard.host.services import installed_systemd_units
@@ -28,6 +28,7 @@ WEB_SERVER_PATHS = {
 @dataclass(frozen=True)
 class HostFacts:
     config_keys: frozenset[str] = frozenset()  # keys set to something in the app's config (values not kept)
+    config_values: dict[str, str] = field(default_factory=dict)  # only the keys a condition matches (config_matches)
     database: str | None = None  # "postgresql", "sqlite", "mysql", ...
     db: Database | None = None  # where it is, for the later questions (its repr never shows the password)
     postgres_version: str | None = None  # the server's, e.g. "15.18"
@@ -61,6 +62,20 @@ def config_keys(texts: list[str], config_format: str) -> frozenset[str]:
         pairs = python_assignments(text) if config_format == "python" else ini_pairs(text)
         keys.update(key for key, value in pairs if value not in (None, "", [], {}, ()))
     return frozenset(keys)
+
+
+def matched_values(texts: list[str], config_format: str, keys: frozenset[str],
+                   overrides: dict[str, str]) -> dict[str, str]:  # fmt: skip
+    """The string values of ``keys`` (a recipe's config_matches keys: never a secret), as the app reads them."""
+    if not keys:
+        return {}
+    if config_format == "ini":
+        values = ini_values(texts, overrides)
+        return {key: values[key] for key in keys if key in values}
+    found: dict[str, str] = {}
+    for text in texts:
+        found.update((key, value) for key, value in python_assignments(text) if key in keys and isinstance(value, str))
+    return found
 
 
 def version_from_num(number: int) -> str:
@@ -106,8 +121,10 @@ def web_servers(instance: Instance) -> tuple[str, ...]:
 def host_facts(context: InstanceContext) -> HostFacts:
     recipe, instance, db = context.recipe, context.instance, context.database
     server, unknowns = server_facts(db)
+    matched = matched_values(context.config_texts, recipe.config_format, recipe.matched_config_keys, context.overrides)
     return HostFacts(
         config_keys=config_keys(context.config_texts, recipe.config_format) | frozenset(context.overrides),
+        config_values=matched,
         database=db.kind if db else None,
         db=db,
         **server,

@@ -7,6 +7,7 @@ ones, so a note can still be shown, with that said.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from packaging.utils import canonicalize_name
@@ -70,6 +71,14 @@ def check(when: Condition, recipe: Recipe, instance: Instance, found: Detection)
             return Outcome(False)
         elif when.config_unset is not None and host.config_keys & set(when.config_unset):
             return Outcome(False)
+    if when.config_matches is not None:
+        if not host.config_keys:
+            unchecked.append("the app's config could not be read")
+        else:
+            for key, pattern in when.config_matches.items():
+                value = host.config_values.get(key)
+                if value is None or not re.search(pattern, value):
+                    return Outcome(False)
     if when.web_server is not None:
         if not host.web_servers:
             unchecked.append("no web server was found on this host")

@@ -31,6 +31,7 @@ VENV_SPARE = 256 * MIB  # beyond the venv's own size: pip downloads and unpacks 
 # Where each tool comes from, per OS family (what to install when it is missing).
 PACKAGES = {
     "npm": {"debian": "nodejs npm", "rhel": "nodejs npm", "default": "Node.js with npm"},
+    "podman": {"debian": "podman", "rhel": "podman", "default": "Podman"},
     "msgfmt": {"debian": "gettext", "rhel": "gettext", "default": "GNU gettext"},
     "pg_dump": {"debian": "postgresql-client", "rhel": "postgresql", "default": "the PostgreSQL client tools"},
     "pg_restore": {"debian": "postgresql-client", "rhel": "postgresql", "default": "the PostgreSQL client tools"},
