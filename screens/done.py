@@ -6,6 +6,7 @@ The health check runs in a thread worker when the screen opens on a session that
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Group
@@ -17,8 +18,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
+from wizard.errors import WizardError
 from wizard.health.check import check_health
 from wizard.health.result import Health
+from wizard.support.report import default_path, size_text, write_report
 from wizard.views.health import health_grid, verdict_text
 from wizard.views.rows import STYLE, step_rows, styled, total_seconds, where_rows
 
@@ -32,6 +35,7 @@ class DoneScreen(EngineScreen):
     CSS_PATH = Path(__file__).with_name("done.tcss")
     BINDINGS = [
         Binding("c", "check", "Check the site again"),
+        Binding("r", "report", "Write a report"),
         Binding("n", "new", "Plan a new upgrade"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
@@ -107,6 +111,24 @@ class DoneScreen(EngineScreen):
         self.query_one("#health", Static).update(
             Text.assemble(("health check: could not run: ", "bold red"), why, "\n")
         )
+
+    def action_report(self) -> None:
+        self.notify("writing the report archive (secrets masked)…", timeout=4)
+        self.write_report()
+
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False)
+    def write_report(self) -> None:
+        store = self.engine.store
+        try:
+            reports = store.dir / "reports"
+            reports.mkdir(mode=0o700, exist_ok=True)
+            target = default_path(reports, store.instance, datetime.now(UTC).astimezone())
+            written = write_report(self.engine.context, self.session, store.session_path, target)
+        except (WizardError, OSError) as exc:
+            why = exc.message if isinstance(exc, WizardError) else str(exc)
+            self.app.call_from_thread(self.notify, f"the report could not be written: {why}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"report written: {size_text(written)}", timeout=20)
 
     def action_new(self) -> None:
         self.post_message(PlanAgain())

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--wait", type=float, default=60.0, metavar="N",
                        help="how long a service or the site may take to come up (default 60 s)")  # fmt: skip
 
+    report = sub.add_parser("report", parents=[common],
+                            help="write one archive of the upgrade for a maintainer (secrets masked)")  # fmt: skip
+    report.add_argument("instance", nargs="?")
+    report.add_argument("--output", type=Path, metavar="PATH",
+                        help="the archive's file, or a folder for it (default: reports/ in the instance's state)")  # fmt: skip
+
     demo = sub.add_parser("demo", parents=[common], help="build a sandbox instance and run the wizard on it")
     demo.add_argument(
         "--dir", type=Path, help="the sandbox folder (new or a sandbox to resume; default: a new temp dir)"
@@ -119,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def absolute_paths(args: argparse.Namespace) -> None:
     """Paths given relative to where the wizard was started, made absolute once: steps run elsewhere."""
-    for name in ("state_dir", "config", "dir"):
+    for name in ("state_dir", "config", "dir", "output"):
         value = getattr(args, name, None)
         if isinstance(value, Path):
             setattr(args, name, Path(os.path.abspath(value)))
@@ -153,6 +159,8 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return show_status(store, args.json)
     if args.command == "check":
         return check_instance(instance, store, args.json, args.wait)
+    if args.command == "report":
+        return report_instance(instance, store, args.output)
     if args.command == "run":
         from wizard.headless import PlainOutput, choices_from, require_yes, run_upgrade
 
@@ -251,3 +259,30 @@ def check_instance(instance: Instance, store: StateStore, as_json: bool, wait: f
         console.print(verdict_text(health))
         console.print(health_grid(health, evidence_of_ok=True))
     return Exit.DONE if health.healthy else Exit.STEP_FAILED
+
+
+def report_instance(instance: Instance, store: StateStore, output: Path | None) -> Exit:
+    """Write the report archive and say where it is and how big (exit 0), or why not (exit 2)."""
+    from datetime import UTC, datetime
+
+    from wizard.config.context import InstanceContext
+    from wizard.support.report import default_path, size_text, write_report
+
+    err = Console(stderr=True, highlight=False)
+    context = InstanceContext.open(instance)
+    session = store.load()  # read as `status` does: an upgrade under way may hold the lock
+    at = datetime.now(UTC).astimezone()
+    if output is None:
+        store.ensure_dir()
+        reports = store.dir / "reports"
+        reports.mkdir(mode=0o700, exist_ok=True)
+        target = default_path(reports, instance.name, at)
+    elif output.is_dir():
+        target = default_path(output, instance.name, at)
+    else:
+        target = output
+    written = write_report(context, session, store.session_path, target,
+                           progress=lambda what: err.print(f"gathering {what}…"))  # fmt: skip
+    print(f"report written: {size_text(written)}")
+    print("passwords, secret keys and tokens are masked in every file; read summary.txt before you send it")
+    return Exit.DONE

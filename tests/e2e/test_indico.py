@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 
 import psutil
@@ -175,7 +176,57 @@ def test_headless_upgrade_restarts_the_uwsgi_worker_that_holds_the_lock(site: In
     assert steps["reload-uwsgi"]["status"] == "skipped" and "restart" in steps["reload-uwsgi"]["skip_reason"].lower()
     assert_upgraded(site, session, out, wizard.output.read_text())
     assert_no_false_alarm_after_the_restart(out)
+    assert_healthy_then_each_fault_found(site, session, out)
     log(f"checks done, {time.monotonic() - phase:.0f} s in all")
+
+
+def check_findings(site: IndicoSite) -> tuple[int, dict[str, dict], str]:
+    """`upgrade-wizard check --json`: its exit code, the findings by "kind: title", and stderr."""
+    done = site.wizard("check", "--json", "--wait", "10", timeout=300)
+    findings = {f"{f['kind']}: {f['title']}": f for f in json.loads(done.stdout)["findings"]}
+    return done.returncode, findings, done.stderr
+
+
+def assert_healthy_then_each_fault_found(site: IndicoSite, session: dict, out: str) -> None:
+    """After the upgrade the wizard's check passes on the real site; then a stopped service, a wrong address and a
+    database one revision behind each fail `check` (exit 1) with their evidence."""
+    phase = time.monotonic()
+    said = {f"{f['kind']}: {f['title']}": f["outcome"] for f in session["health"]["findings"]}
+    assert all(outcome == "ok" for outcome in said.values()), said
+    assert f"running: the site runs {INDICO_NEW}" in said  # the footer of the page uWSGI serves after its restart
+    assert f"code: indico {INDICO_NEW} installed (the upgrade's target)" in said
+    assert "health check: healthy: all" in out
+
+    site.supervisorctl("stop", "celery")
+    code, found, _ = check_findings(site)
+    assert code == 1, found
+    stopped = found["service: celery is not running"]
+    assert stopped["outcome"] == "failed" and "STOPPED" in stopped["evidence"], stopped
+    assert "supervisorctl" in stopped["way_out"] and "start celery" in stopped["way_out"], stopped
+    site.supervisorctl("start", "celery")
+
+    right = site.instances.read_text()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = probe.getsockname()[1]
+    site.instances.write_text(right.replace("target = ", f'url = "http://127.0.0.1:{nobody}/"\ntarget = ', 1))
+    try:
+        code, found, _ = check_findings(site)
+    finally:
+        site.instances.write_text(right)
+    assert code == 1, found
+    refused = found["site: the site does not answer as it should"]
+    assert "connection refused" in refused["evidence"] and f"url in [instances.{site.name}]" in refused["evidence"]
+
+    site.indico("db", "downgrade", CORE_BEHIND, INDICO_CONF_OVERRIDE="{'DEBUG': True}", INDICO_ALWAYS_DOWNGRADE="1")
+    code, found, _ = check_findings(site)
+    assert code == 1, found
+    behind = found["schema: the database schema is behind the installed code"]
+    assert f"core at {CORE_BEHIND}" in behind["evidence"] and "migration(s) to apply" in behind["evidence"], behind
+    assert [title for title, f in found.items() if f["outcome"] == "failed"] == [
+        "schema: the database schema is behind the installed code"
+    ], found
+    log(f"health: healthy after the upgrade, three faults found, in {time.monotonic() - phase:.0f} s")
 
 
 # -- 2. the TUI: the lock panel and its Restart key ---------------------------------------------------------

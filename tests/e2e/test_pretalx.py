@@ -137,6 +137,16 @@ def test_run_yes_upgrades_through_2025_1_to_2025_2(site: PretalxSite):
         assert EVENT in body.lower()
         assert site.row_counts() == counts
 
+        # The wizard's own health check after the last step said the same, finding by finding.
+        health = PretalxSite.session(state)["health"]
+        said = {f["kind"] + ": " + f["title"]: f["outcome"] for f in health["findings"]}
+        assert all(outcome == "ok" for outcome in said.values()), said
+        assert "endpoint: the app's health endpoint says it is well" in said  # /healthcheck/, new in 2025.1
+        assert f"code: pretalx {PRETALX_NEW} installed (the upgrade's target)" in said
+        # Each service's main process is younger than the last step that restarted it (the second hop's).
+        assert sum(title.startswith("service: ") and "restarted by step" in title for title in said) == 2, said
+        assert "health check: healthy: all" in run.stdout
+
         backup = PretalxSite.session(state)["backup"]
         assert backup and backup["kind"] == "taken", backup
         copy = backup_database(backup)

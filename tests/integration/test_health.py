@@ -11,7 +11,8 @@ from wizard.demo.catalog import CORE, CORE_REVISIONS, install_metadata
 from wizard.demo.sandbox import resume_services, stop_services
 
 from ..helpers.processes import kill_tree_leftovers
-from ..helpers.sites import run_cli
+from ..helpers.sites import make_site, run_cli, step_toml, toml_str
+from ..helpers.wheels import build_wheel, offline_pip_env, venv_with
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +48,9 @@ def test_the_upgrade_ends_healthy_and_check_finds_each_fault_with_its_evidence(s
     session = json.loads(run_cli("--config", str(sandbox / "instances.toml"), "--state-dir", str(sandbox / "state"),
                                  "status", "--json").stdout)  # fmt: skip
     assert session["health"] is not None and all(f["outcome"] == "ok" for f in session["health"]["findings"])
+    # The demo venv has no pip: its packages were read from their metadata, before step 1 installed 3.2.9.
+    assert session["packages_before"]["pip"] is None
+    assert "indico-demo==3.2.5" in session["packages_before"]["requirements"]
 
     # The demo stopped its services when it ended: nothing answers at BASE_URL.
     down = check(sandbox)
@@ -77,3 +81,30 @@ def test_the_upgrade_ends_healthy_and_check_finds_each_fault_with_its_evidence(s
     assert schema["outcome"] == "failed" and schema["title"] == "the database schema is behind the installed code"
     assert "1 migration(s) to apply" in schema["evidence"]
     assert check(sandbox).returncode == 1
+
+
+def test_the_venvs_packages_are_recorded_by_pip_freeze_before_the_first_step_changes_them(tmp_path):
+    """A real venv with pip: the set recorded is the one before the step that installs 2.0 (what a rollback needs)."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for version in ("1.0", "2.0"):
+        build_wheel(wheels, "indico-demo", version)
+    root = tmp_path / "site"
+    root.mkdir()
+    venv = venv_with(root, wheels, "indico-demo==1.0")
+    install = f"import subprocess, sys; sys.exit(subprocess.call([{str(venv / 'bin' / 'python')!r}, '-m', 'pip', " \
+              "'install', '-q', 'indico-demo==2.0']))"  # fmt: skip
+    site = make_site(root, step_toml("install", install))
+    env = "".join(f"{key} = {toml_str(value)}\n" for key, value in offline_pip_env(wheels).items())
+    site.config.write_text(site.config.read_text() + f"[instances.site.env]\n{env}")
+    result = site.cli("run", "--yes", "--backup-done", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "health check: healthy" in result.stdout  # 2.0 installed: the target
+    packages = site.session()["packages_before"]
+    assert packages["pip"] and packages["pip"][0].isdigit(), packages
+    assert "indico-demo==1.0" in packages["requirements"], packages
+    assert any(line.startswith("pip==") for line in packages["requirements"])  # --all: pip itself too
+    status = site.cli("status")
+    assert (
+        f"venv:    {len(packages['requirements'])} packages recorded before step 1 (pip freeze, pip " in status.stdout
+    )

@@ -10,6 +10,8 @@ import errno
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,8 +77,46 @@ async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
         assert backup.contents == ["indico.sqlite3 (integrity checked)", "config/indico.conf"]
         await until(pilot, on_screen(app, "DoneScreen"), timeout=60, what="the upgrade to finish")
         assert all(step.status == "succeeded" for step in app.engine.session.steps)
+        # The done screen checks the site at once (the demo uWSGI answers with the version it loaded) and keeps it.
+        session = app.engine.session
+        await until(pilot, lambda: session.health is not None, timeout=90, what="the done screen's health check")
+        first = session.health
+        assert first.healthy and not first.unknown, first.findings
+        shown = str(app.screen.query_one("#health").render())
+        assert "healthy: all 7 checks passed" in shown and "the site runs 3.2.9" in shown, shown
+        assert StateStore(sandbox / "state", "demo").load().health == first  # saved with the session
+        await pilot.press("c")  # again, on demand
+        await until(pilot, lambda: session.health is not first, timeout=90, what="the health check run again")
+        await until(pilot, lambda: "healthy: all 7" in str(app.screen.query_one("#health").render()),
+                    what="the new check's verdict on screen")  # fmt: skip
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_the_done_screen_shows_a_failed_check_in_red_with_its_way_out(sandbox):
+    """The demo upgraded, then its uWSGI stopped: the done screen's check finds the site refusing connections."""
+    app = demo_app(sandbox)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan, what="detection")
+        app.engine.begin(app.screen.plan)
+        for note in app.engine.session.unacknowledged:
+            app.engine.acknowledge(note.id)
+        app.engine.declare_backup(str(sandbox), "demo")
+        app.route()
+        await until(pilot, on_screen(app, "ReadyScreen"), what="the ready screen")
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "wizard.demo.svc", "--dir", str(sandbox), "stop",
+                                                 "uwsgi"], check=True, capture_output=True, timeout=60)  # fmt: skip
+        await pilot.press("enter")
+        await until(pilot, on_screen(app, "DoneScreen"), timeout=90, what="the upgrade to finish")
+        session = app.engine.session
+        await until(pilot, lambda: session.health is not None, timeout=120, what="the done screen's health check")
+        failed = [f.title for f in session.health.failed]
+        assert failed == ["the site does not answer as it should"], session.health.findings
+        shown = str(app.screen.query_one("#health").render())
+        assert "NOT healthy" in shown and "connection refused" in shown, shown
+        assert "what to do: is the app server running" in shown
+        await pilot.press("q")
+    assert app.return_code == 0  # the upgrade itself finished: `check` is the command that exits 1
 
 
 async def test_the_backup_gate_wants_the_instance_name_typed(site_root):

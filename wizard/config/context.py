@@ -26,6 +26,7 @@ class InstanceContext:
     config_files: list[Path]  # the files the app reads (named by the instance, else found where the app looks)
     config_texts: list[str]  # the text of each of them that could be read
     unreadable: dict[Path, str] = field(default_factory=dict)  # file -> why it could not be read
+    read_from: tuple[Path, ...] = ()  # the file each of config_texts was read from, in the same order
     services: ServiceManager = field(init=False)
 
     def __post_init__(self) -> None:
@@ -37,15 +38,17 @@ class InstanceContext:
         recipe = instance.load_recipe()
         files = config_files(recipe, instance)
         texts: list[str] = []
+        read: list[Path] = []
         unreadable: dict[Path, str] = {}
         for path in files:
             try:
                 texts.append(path.read_text(encoding="utf-8", errors="replace"))
+                read.append(path)
             except FileNotFoundError:
                 continue  # check_paths reports a missing configured file where it matters
             except OSError as exc:
                 unreadable[path] = exc.strerror or str(exc)
-        return cls(instance, recipe, files, texts, unreadable)
+        return cls(instance, recipe, files, texts, unreadable, tuple(read))
 
     @property
     def name(self) -> str:

@@ -108,3 +108,10 @@ def readable_specifier(spec: str) -> str:
         return spec
     parts.sort(key=lambda s: (not s.operator.startswith(">"), s.operator, s.version))
     return ",".join(str(part) for part in parts)
+
+
+def freeze(instance: Instance) -> tuple[str, list[str]]:
+    """pip's own version and ``pip freeze --all``: the venv's exact package set, as pip can install it again."""
+    version = _pip(instance, "--version", timeout=60).split()
+    lines = _pip(instance, "freeze", "--all", timeout=120).splitlines()
+    return (version[1] if len(version) > 1 else "?"), [line for line in lines if line.strip()]

@@ -109,6 +109,14 @@ class Backup(BaseModel):
         return f"taken and read back at {when}{size}{checksum}"
 
 
+class PackageSet(BaseModel):
+    """The venv's packages just before the first step ran: what a rollback installs again."""
+
+    at: datetime = Field(default_factory=now)
+    pip: str | None = Field(description="pip's own version; None: the venv has no pip (read from its metadata)")
+    requirements: list[str] = Field(description="`pip freeze --all` lines (name==version, or how pip names it)")
+
+
 class SideJob(BaseModel):
     """Work done beside the plan while a step runs: a service restart, a blocking session ended."""
 
@@ -146,6 +154,7 @@ class Session(BaseModel):
     notes: list[Note] = []
     acknowledged: dict[str, datetime] = Field({}, description="warning note id -> when the operator acknowledged it")
     backup: Backup | None = None
+    packages_before: PackageSet | None = Field(None, description="recorded before the first step ran")
     steps: list[StepRecord]
     side_jobs: list[SideJob] = []
     events: list[Event] = []

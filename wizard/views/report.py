@@ -15,6 +15,7 @@ from wizard.execution.runner import Alive, Finished, inspect
 from wizard.planning.plan import Plan
 from wizard.session.state import Note, Session, StepRecord, StepStatus
 from wizard.views.facts import detection_rows
+from wizard.views.health import health_grid, verdict_text
 from wizard.views.rows import argv_text, env_rows, note_lines, note_sections, step_rows, where_lines, where_rows
 
 
@@ -114,3 +115,6 @@ def print_status(console: Console, session: Session) -> None:
                 status.append(" (its process is gone)")
         table.add_row(str(row.number), row.id, status, row.exit, row.seconds, row.log)
     console.print(table)
+    if session.health is not None:
+        console.print(verdict_text(session.health))
+        console.print(health_grid(session.health))

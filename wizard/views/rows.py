@@ -262,6 +262,11 @@ def where_rows(session: Session, session_path: Path | str | None = None) -> list
         rows.append(SummaryRow("logs", " ".join(logs)))
     if session_path is not None:
         rows.append(SummaryRow("session", str(session_path)))
+    packages = session.packages_before
+    if packages is not None:
+        source = f"pip freeze, pip {packages.pip}" if packages.pip else "read from their metadata: the venv has no pip"
+        rows.append(SummaryRow("venv", f"{len(packages.requirements)} packages recorded before step 1 ({source}), "
+                                       "in the session: what a rollback installs again"))  # fmt: skip
     backup = session.backup
     if backup is None:
         rows.append(SummaryRow("backup", "not recorded yet (no step runs before it is)", "warning"))
