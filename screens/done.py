@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from wizard.errors import WizardError
-from wizard.health.check import check_health
+from wizard.health.check import WAIT_SECONDS, check_health
 from wizard.health.result import Health
 from wizard.support.report import default_path, size_text, write_report
 from wizard.views.health import health_grid, verdict_text
@@ -32,6 +32,7 @@ from .widgets import TitleBar
 
 class DoneScreen(EngineScreen):
     checking = False  # a health check runs in the worker
+    check_wait = WAIT_SECONDS  # how long a service or the site may take to come up
     CSS_PATH = Path(__file__).with_name("done.tcss")
     BINDINGS = [
         Binding("c", "check", "Check the site again"),
@@ -96,7 +97,7 @@ class DoneScreen(EngineScreen):
                                       Text(f"health check: checking {what}…", style="bold"))  # fmt: skip
 
         try:
-            health = check_health(self.engine.context, self.session, progress=say)
+            health = check_health(self.engine.context, self.session, wait=self.check_wait, progress=say)
             self.app.call_from_thread(self.checked, health)
         except Exception as exc:  # the worker must not die silently: the operator reads why
             self.app.call_from_thread(self.check_failed, f"{type(exc).__name__}: {exc}")

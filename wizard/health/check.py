@@ -74,7 +74,8 @@ def check_health(
     deadline = time.monotonic() + wait
     findings.extend(service_findings(context, session, deadline))
     progress("the site")
-    findings.extend(site_findings(context, installed_of(context, probe), deadline))
+    findings.extend(site_findings(context, installed_of(context, probe), deadline,
+                                  lambda why: progress(f"the site: {why}")))  # fmt: skip
     return Health(findings=findings)
 
 
@@ -285,7 +286,9 @@ def join(base: str, path: str) -> str:
     return base.rstrip("/") + path
 
 
-def site_findings(context: InstanceContext, installed: str | None, deadline: float) -> list[Finding]:
+def site_findings(
+    context: InstanceContext, installed: str | None, deadline: float, waiting: Callable[[str], None] = lambda _: None
+) -> list[Finding]:
     spec = context.recipe.health
     instance = context.instance
     if spec is None and not instance.url:
@@ -297,7 +300,8 @@ def site_findings(context: InstanceContext, installed: str | None, deadline: flo
                         evidence=f"no http(s) address in {source}",
                         way_out=f"set url in [instances.{instance.name}] (the site's address)")]  # fmt: skip
     page = spec.page if spec is not None else "/"
-    answer = fetch_until_up(join(url, page), connect_to=instance.connect_to, wait=max(deadline - time.monotonic(), 5.0))
+    answer = fetch_until_up(join(url, page), connect_to=instance.connect_to, wait=max(deadline - time.monotonic(), 5.0),
+                            waiting=waiting)  # fmt: skip
     findings = [page_finding(answer, source, instance.name, instance.connect_to)]
     if spec is None or not answer.answered_ok:
         return findings

@@ -156,10 +156,12 @@ def fetch_until_up(
     wait: float = 60.0,
     timeout: float = 30.0,
     pause: Callable[[float], None] = time.sleep,
+    waiting: Callable[[str], None] = lambda _: None,
 ) -> Answer:
     """Like fetch, but asked again for up to ``wait`` seconds while nothing answers or a proxy says 502-504.
 
     Right after a restart the app server may still be loading: that is not yet a failure.
+    ``waiting`` hears why it asks again, each time.
     """
     deadline = time.monotonic() + wait
     started = time.monotonic()
@@ -167,4 +169,5 @@ def fetch_until_up(
         answer = fetch(url, connect_to=connect_to, timeout=timeout)
         if not answer.starting or time.monotonic() >= deadline:
             return replace(answer, seconds=time.monotonic() - started)
+        waiting(f"{answer.error or answer.status}; asking again for up to {deadline - time.monotonic():.0f} s")
         pause(1.0)
