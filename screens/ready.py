@@ -15,7 +15,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Static
 
 from wizard.session.state import Session, StepStatus
-from wizard.views.rows import STYLE
+from wizard.views.rows import STYLE, going_back_text
 from wizard.views.services import ServiceUse, service_uses
 
 from .base import EngineScreen
@@ -61,6 +61,7 @@ def backup_text(session: Session) -> Text:
         return Text("No backup is recorded.", style=STYLE["blocker"].style)
     text = Text(backup.path, style="bold")
     text.append("\n" + backup.summary())
+    text.append("\n" + going_back_text(session.steps), style="dim")
     return text
 
 

@@ -40,7 +40,16 @@ from wizard.session.resume import flags_text
 from wizard.session.state import Backup, Note, StepRecord, StepStatus
 from wizard.session.store import StateStore
 from wizard.views.health import health_lines
-from wizard.views.rows import note_lines, note_sections, room_text, step_rows, total_seconds, where_lines, where_rows
+from wizard.views.rows import (
+    going_back_text,
+    note_lines,
+    note_sections,
+    room_text,
+    step_rows,
+    total_seconds,
+    where_lines,
+    where_rows,
+)
 from wizard.views.sizes import human_bytes
 
 REPEAT_SECONDS = 30.0  # while a step waits on a lock, the verdict is said again this often
@@ -308,6 +317,7 @@ def run_upgrade(
             engine.begin(plan)
             route = " -> ".join([found.installed_version or "?", *plan.hops]) if plan.hops else found.target_version
             out.line(f"planned {route} ({found.target_source}): {len(plan.steps)} steps")
+            out.line(going_back_text(plan.steps))
         try:
             with stopped_by_hangup_or_term():
                 return run_steps(engine, out, choices)

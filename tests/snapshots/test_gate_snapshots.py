@@ -44,8 +44,8 @@ def saved(name: str, **fields) -> Path:
         f'[instances.main]\nrecipe = "indico"\nvenv = "{folder}/venv"\nuser = "indico"\ntarget = "3.2.9"\n'
     )
     specs = {spec.id: spec for spec in load_recipe("indico").steps}
-    steps = [StepRecord(id=step_id, title=specs[step_id].title, argv=["true"], run_as=specs[step_id].run_as)
-             for step_id in STEP_IDS]  # fmt: skip
+    steps = [StepRecord(id=step_id, title=specs[step_id].title, argv=["true"], run_as=specs[step_id].run_as,
+                        migrates=specs[step_id].migrates) for step_id in STEP_IDS]  # fmt: skip
     session = Session(id="20261121-224000-snap", instance="main", recipe="indico", created=T0,
                       installed_version="3.2.6", target_version="3.2.9", python_version="3.11.7",
                       steps=steps, **fields)  # fmt: skip

@@ -23,7 +23,7 @@ from wizard.session.state import Backup, Note, Session, StepRecord, StepStatus
 from wizard.views import rows as views
 from wizard.views.facts import detection_rows
 from wizard.views.report import print_plan, print_status
-from wizard.views.rows import STATUS, STYLE, note_lines, step_rows, where_lines, where_rows
+from wizard.views.rows import STATUS, STYLE, going_back_text, note_lines, step_rows, where_lines, where_rows
 
 T0 = datetime(2026, 11, 21, 22, 40, tzinfo=UTC)
 
@@ -206,3 +206,13 @@ def test_plan_prints_the_rows(tmp_path):
     assert "celery service none (the instance has no such service)" in said
     assert "This upgrade:" in said and "BLOCKER (3.2.7) Celery must stay stopped" in said
     assert "way out: Keep it stopped." in said
+
+
+def test_going_back_names_the_first_step_that_changes_the_database():
+    steps = [StepRecord(id="pip", title="Install", argv=["true"]),
+             StepRecord(id="skipped", title="Old migrate", argv=["true"], migrates="all", status=StepStatus.SKIPPED),
+             StepRecord(id="db", title="Upgrade the database schema", argv=["true"], migrates="core")]  # fmt: skip
+    said = going_back_text(steps)
+    assert said.startswith("Going back: until step 3 (Upgrade the database schema) starts, the packages recorded")
+    assert "from step 3 on, the database must also be restored from the backup" in said
+    assert "no step changes the database" in going_back_text(steps[:1])

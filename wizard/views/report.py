@@ -16,7 +16,16 @@ from wizard.planning.plan import Plan
 from wizard.session.state import Note, Session, StepRecord, StepStatus
 from wizard.views.facts import detection_rows
 from wizard.views.health import health_grid, verdict_text
-from wizard.views.rows import argv_text, env_rows, note_lines, note_sections, step_rows, where_lines, where_rows
+from wizard.views.rows import (
+    argv_text,
+    env_rows,
+    going_back_text,
+    note_lines,
+    note_sections,
+    step_rows,
+    where_lines,
+    where_rows,
+)
 
 
 def esc(value: object) -> str:
@@ -57,6 +66,7 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
         title = f"{esc(row.title)}{marks}\n[dim]{esc(row.id)}, as[/] {who}"
         table.add_row(str(row.number), title, command)
     console.print(table)
+    print_sentence(console, Text(going_back_text(plan.steps), style="dim"))
 
 
 def print_environment(console: Console, steps: Sequence[StepRecord]) -> None:

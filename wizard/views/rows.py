@@ -255,6 +255,16 @@ class SummaryRow:
     severity: Severity = "ok"
 
 
+def going_back_text(steps: Sequence[StepRecord]) -> str:
+    """Before anything runs: what going back would take, and from which step on it needs the backup."""
+    for number, step in enumerate(steps, 1):
+        if step.migrates is not None and step.status != StepStatus.SKIPPED:
+            return (f"Going back: until step {number} ({step.title}) starts, the packages recorded as step 1 "
+                    f"starts give the old version back; from step {number} on, the database must also be restored "
+                    "from the backup.")  # fmt: skip
+    return "Going back: no step changes the database; the packages recorded as step 1 starts give the old version back."
+
+
 def where_rows(session: Session, session_path: Path | str | None = None) -> list[SummaryRow]:
     rows = []
     logs = sorted({str(Path(step.log).parent) for step in session.steps if step.log})
