@@ -104,6 +104,8 @@ class DoneScreen(EngineScreen):
 
     def checked(self, health: Health) -> None:
         self.checking = False
+        if not (self.is_attached and self.engine.is_open):
+            return  # the wizard is closing: its lock is gone, so the session is left as it is
         self.engine.record_health(health)
         self.show_health(health)
 

@@ -154,6 +154,11 @@ class Engine:
     def secrets(self) -> list[str]:
         return list(self._secrets)
 
+    @property
+    def is_open(self) -> bool:
+        """It holds the instance's lock: only then may it change the session."""
+        return self._lock is not None
+
     # -- the session --------------------------------------------------------
 
     def begin(self, plan: Plan) -> Session:
@@ -193,7 +198,7 @@ class Engine:
 
     def record_health(self, health: Health) -> None:
         """Keep the last health check with the session (the done screen, status and the report show it)."""
-        assert self.session is not None
+        assert self.session is not None and self.is_open, "a health check is recorded only under the instance's lock"
         self.session.health = health
         self.session.note(f"health check: {health.verdict()}")
         self.save()
