@@ -303,6 +303,8 @@ def run_upgrade(
             if choices.retry or choices.skip_reason is not None:
                 raise WizardError("this upgrade is finished: there is no failed or interrupted step to decide on")
             report_done(engine, out)
+            if session.health is not None:  # the last check, as recorded (`check` asks again)
+                out.lines([line.plain for line in health_lines(session.health)])
             out.line("this upgrade is finished; pass --new to plan another one")
             return Exit.DONE
         if session is None or new:
