@@ -32,6 +32,7 @@ from .widgets import TitleBar
 
 class DoneScreen(EngineScreen):
     checking = False  # a health check runs in the worker
+    report: str | None = None  # the archive written from this screen, and its size
     check_wait = WAIT_SECONDS  # how long a service or the site may take to come up
     CSS_PATH = Path(__file__).with_name("done.tcss")
     BINDINGS = [
@@ -61,7 +62,7 @@ class DoneScreen(EngineScreen):
         yield table
         with VerticalScroll(id="where", classes="panel"):
             yield Static(id="health")
-            yield Static(self.where_things_are())
+            yield Static(self.where_things_are(), id="where-text")
         yield Footer(compact=True)
 
     def where_things_are(self) -> Table:
@@ -71,6 +72,8 @@ class DoneScreen(EngineScreen):
         grid.add_column(overflow="fold")
         for row in where_rows(self.session, self.engine.store.session_path):
             grid.add_row(Text(f"{row.label}:" if row.label else "", style="bold"), styled(row.value, row.severity))
+        if self.report is not None:
+            grid.add_row(Text("report:", style="bold"), Text(self.report))
         return grid
 
     def on_mount(self) -> None:
@@ -131,7 +134,12 @@ class DoneScreen(EngineScreen):
             why = exc.message if isinstance(exc, WizardError) else str(exc)
             self.app.call_from_thread(self.notify, f"the report could not be written: {why}", severity="error")
             return
-        self.app.call_from_thread(self.notify, f"report written: {size_text(written)}", timeout=20)
+        self.app.call_from_thread(self.reported, size_text(written))
+
+    def reported(self, where: str) -> None:
+        self.report = where
+        self.query_one("#where-text", Static).update(self.where_things_are())
+        self.notify("report written: it is listed under where things are", timeout=8)
 
     def action_new(self) -> None:
         self.post_message(PlanAgain())

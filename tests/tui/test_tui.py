@@ -99,8 +99,15 @@ async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
         await until(pilot, lambda: session.health is not first, timeout=90, what="the health check run again")
         await until(pilot, lambda: "healthy: all 7" in text_of(app.screen.query_one("#health", Static)),
                     what="the new check's verdict on screen")  # fmt: skip
+        done = app.screen
+        await pilot.press("r")  # the report archive, listed under where things are
+        await until(pilot, lambda: done.report is not None, timeout=60, what="the report to be written")
+        archive = Path(done.report.split(" (")[0])
+        assert archive.parent == sandbox / "state" / "demo" / "reports"
+        assert str(archive) in text_of(done.query_one("#where-text", Static)).replace("\n", "")
         await pilot.press("q")
     assert app.return_code == 0
+    assert archive.stat().st_size > 0
 
 
 async def test_the_done_screen_shows_a_failed_check_in_red_with_its_way_out(sandbox, monkeypatch):
