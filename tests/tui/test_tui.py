@@ -107,7 +107,7 @@ async def test_the_demo_from_detection_to_done_with_the_keyboard(sandbox):
         assert str(archive) in text_of(done.query_one("#where-text", Static)).replace("\n", "")
         await pilot.press("q")
     assert app.return_code == 0
-    assert archive.stat().st_size > 0
+    assert await asyncio.to_thread(lambda: archive.stat().st_size) > 0
 
 
 async def test_the_done_screen_shows_a_failed_check_in_red_with_its_way_out(sandbox, monkeypatch):
