@@ -125,3 +125,13 @@ def test_fetch_until_up_asks_again_while_a_proxy_says_503_and_stops_at_the_first
 def test_split_address_reads_ipv6_in_brackets():
     assert split_address("[::1]:8000") == ("::1", 8000)
     assert split_address("127.0.0.1:80") == ("127.0.0.1", 80)
+
+
+def test_a_site_that_accepts_but_never_answers_times_out_with_that_said():
+    with socket.socket() as silent:  # listening, never reading or answering
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        answer = fetch(f"http://127.0.0.1:{silent.getsockname()[1]}/", timeout=0.5)
+    assert answer.status is None and answer.error == "no answer in time (timed out)", answer
+    assert not answer.starting  # a hung app server is not one that is starting: it is not asked again
+    assert "no answer in time" in answer.evidence()
