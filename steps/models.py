@@ -27,6 +27,9 @@ LIST_PLACEHOLDERS = frozenset({"plugin_requirements", "note_requirements"})
 
 SERVICE_ACTIONS = ("start", "stop", "restart", "reload")
 
+#: The health check's question whether the venv's packages agree with each other, unless a recipe says otherwise.
+PIP_CHECK = ["{python}", "-m", "pip", "check"]
+
 #: Which of the pending migrations a step applies: core = the core's alembic revisions, plugins = the
 #: plugins' alembic revisions, all = every pending migration (Django migrates every app at once).
 Migrates = Literal["core", "plugins", "all"]
@@ -214,7 +217,7 @@ class HealthSpec(_Strict):
     version_pattern: str | None = Field(None, description="a regex whose first group is that version")
     version_since: VersionText | None = Field(None, description="the first release whose page shows it")
     requirements: list[str] = Field(
-        ["{python}", "-m", "pip", "check"],
+        PIP_CHECK,
         min_length=1,
         description="a command that exits 0 when the venv's packages agree with each other ({python}, {venv}, vars)",
     )

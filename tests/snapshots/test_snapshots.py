@@ -387,7 +387,7 @@ NOT_HEALTHY = Health(at=T0 + timedelta(minutes=3), findings=[
     Finding(kind="site", title="the site does not answer as it should", outcome="failed",
             evidence="GET https://indico.example.org/: 502 Bad Gateway in 0.1 s (address from BASE_URL in the "
                      "app's config)",
-            way_out="read the app server's log and the app's error log; roll back if it is the new code"),
+            way_out="read the app server's log and the app's error log (the report gathers the wizard's side)"),
 ])  # fmt: skip
 
 

@@ -30,7 +30,7 @@ import psutil
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from steps.models import HealthSpec
+from steps.models import PIP_CHECK, HealthSpec
 from wizard.config.secrets import ini_values, public_env, python_assignments, secret_env
 from wizard.errors import ConfigError
 from wizard.health.http import Answer, fetch_until_up
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from wizard.config.context import InstanceContext
 
 WAIT_SECONDS = 60.0  # how long a site or a service may take to come up after a restart
+RECORDED = "the packages from before the upgrade are in the session (status --json: packages_before)"
 CLOCK_SLACK = 2.0  # seconds: a process started this close before a restart step counts as started by it
 
 
@@ -64,7 +65,7 @@ def check_health(
         probe = probe_venv(context.instance)
     except ConfigError as exc:
         return Health(findings=[Finding(kind="code", title="the venv's Python does not run", outcome="failed",
-                                        evidence=exc.message, way_out="see the venv; a rollback reinstalls it")])  # fmt: skip
+                                        evidence=exc.message, way_out="see why the venv's Python fails; " + RECORDED)])  # fmt: skip
     findings = [code_finding(context, probe, session)]
     progress("the venv's requirements")
     findings.append(requirements_finding(context))
@@ -96,14 +97,14 @@ def code_finding(context: InstanceContext, probe: dict, session: Session | None)
     evidence = f"{context.instance.venv} (Python {probe['python']})" + (f"; plugins: {plugins}" if plugins else "")
     if installed is None:
         return Finding(kind="code", title=f"{package} is not installed in the venv", outcome="failed",
-                       evidence=evidence, way_out="a rollback reinstalls the recorded packages")  # fmt: skip
+                       evidence=evidence, way_out=f"reinstall it; {RECORDED}")  # fmt: skip
     if target is None:
         return Finding(kind="code", title=f"{package} {installed} installed (no upgrade recorded, no version pinned)",
                        outcome="ok", evidence=evidence)  # fmt: skip
     if installed != target:
         return Finding(kind="code", title=f"{package} {installed} installed, but {whose} is {target}",
                        outcome="failed", evidence=evidence,
-                       way_out="the install step did not install the target: read its log, then retry it or roll back")  # fmt: skip
+                       way_out="the install step did not install the target: read its log, then retry it")  # fmt: skip
     return Finding(kind="code", title=f"{package} {installed} installed ({whose})", outcome="ok", evidence=evidence)
 
 
@@ -121,7 +122,7 @@ def plugin_versions(context: InstanceContext, probe: dict) -> str:
 
 def requirements_argv(context: InstanceContext, spec: HealthSpec | None) -> list[str]:
     instance = context.instance
-    templates = spec.requirements if spec is not None else HealthSpec(url_key="-").requirements
+    templates = spec.requirements if spec is not None else PIP_CHECK
     values = {**context.recipe.vars, **instance.vars, "python": str(instance.python), "venv": str(instance.venv)}
     return [template.format_map(values) for template in templates]
 
@@ -147,7 +148,7 @@ def requirements_finding(context: InstanceContext) -> Finding:
                        outcome="unknown", evidence=said)  # fmt: skip
     return Finding(kind="requirements", title="the venv's packages do not agree with each other", outcome="failed",
                    evidence=f"{shown} (exit {done.returncode}): {said}",
-                   way_out="install what those lines ask for, or roll back")  # fmt: skip
+                   way_out=f"install what those lines ask for; {RECORDED}")  # fmt: skip
 
 
 def _first_lines(text: str, count: int = 6) -> str:
@@ -170,7 +171,7 @@ def schema_finding(context: InstanceContext, probe: dict) -> Finding:
     if state.unknown:
         return Finding(kind="schema", title="the database holds a revision the installed code does not know",
                        outcome="failed", evidence=state.text,
-                       way_out="the code is older than the database: roll back the database from the backup")  # fmt: skip
+                       way_out="the code is older than the database: install the code the database is at, or restore the database from the backup (status shows its restore commands)")  # fmt: skip
     if state.pending:
         return Finding(kind="schema", title="the database schema is behind the installed code", outcome="failed",
                        evidence=state.text, way_out="run the schema upgrade (the recipe's migration steps) again")  # fmt: skip
@@ -335,7 +336,7 @@ def page_finding(answer: Answer, source: str, instance: str, connect_to: str | N
     elif answer.status == 404:
         way_out = "the site does not know this address: is it the one the app is configured for (url)?"
     elif answer.status >= 500:
-        way_out = "read the app server's log and the app's error log; roll back if it is the new code"
+        way_out = "read the app server's log and the app's error log (the report gathers the wizard's side)"
     else:
         way_out = "the page needs a login or is forbidden: set url to a public page of the site"
     return Finding(kind="site", title="the site does not answer as it should", outcome="failed", evidence=evidence,
