@@ -109,6 +109,11 @@ def test_at_80x24_the_schema_upgrade_is_read_whole_and_the_lock_panel_offers_the
     term.wait_for("Waiting on a database lock", timeout=90)  # the new uWSGI reads that table again
     term.keys("u")
     term.wait_for("is finished", timeout=120)
+    # The done screen asks the site itself: the demo uWSGI's page names the version the restart loaded.
+    screen = term.wait_for("health check: healthy: all 7 checks passed", timeout=120)
+    assert "the site runs 3.2.9" in screen, screen
+    assert "c Check the site again" in screen and "r Write a report" in screen, screen
+    assert all(len(row) <= 80 for row in term.screen().splitlines())
     term.keys("q")
     wait_for(lambda: not (folder / "run" / "uwsgi.pid").exists(), 60, what="the demo, quit, to stop its services")
     term.leave()
