@@ -213,7 +213,9 @@ class HealthSpec(_Strict):
     page: str = Field("/", pattern=r"^/", description="the page that must answer (redirects followed on the site)")
     endpoint: str | None = Field(None, pattern=r"^/", description="the app's own health endpoint, if it has one")
     endpoint_since: VersionText | None = Field(None, description="the first release that has the endpoint")
-    version_page: str | None = Field(None, pattern=r"^/", description="a page that shows the version the app runs")
+    version_pages: list[Annotated[str, Field(pattern=r"^/")]] = Field(
+        [], description="pages that show the version the app runs, tried in order until one does"
+    )
     version_pattern: str | None = Field(None, description="a regex whose first group is that version")
     version_since: VersionText | None = Field(None, description="the first release whose page shows it")
     requirements: list[str] = Field(
@@ -224,8 +226,8 @@ class HealthSpec(_Strict):
 
     @model_validator(mode="after")
     def _version_pair(self) -> HealthSpec:
-        if (self.version_page is None) != (self.version_pattern is None):
-            raise ValueError("version_page and version_pattern go together")
+        if bool(self.version_pages) != (self.version_pattern is not None):
+            raise ValueError("version_pages and version_pattern go together")
         if self.version_pattern is not None:
             try:
                 compiled = re.compile(self.version_pattern)

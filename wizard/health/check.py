@@ -309,16 +309,15 @@ def site_findings(
     if spec.endpoint and not newer(spec.endpoint_since, installed):
         findings.append(endpoint_finding(fetch_until_up(join(url, spec.endpoint), connect_to=instance.connect_to,
                                                         wait=5.0)))  # fmt: skip
-    if spec.version_page and spec.version_pattern and not newer(spec.version_since, installed):
-        version_url = join(url, spec.version_page)
-        shown = answer if spec.version_page == page else None
+    if spec.version_pages and spec.version_pattern and not newer(spec.version_since, installed):
+        first = {page: answer}  # the page already asked is not asked again in the first round
         while True:  # a graceful reload lets running requests end first: the old code may answer for a while
-            shown = shown or fetch_until_up(version_url, connect_to=instance.connect_to, wait=5.0)
-            running = running_finding(shown, spec.version_pattern, installed)
+            running = running_version(url, spec.version_pages, spec.version_pattern, installed,
+                                      instance.connect_to, first)  # fmt: skip
             if running.outcome != "failed" or time.monotonic() >= deadline:
                 break
             time.sleep(1.0)
-            shown = None
+            first = {}
         findings.append(running)
     return findings
 
@@ -351,6 +350,19 @@ def endpoint_finding(answer: Answer) -> Finding:
                        evidence=evidence)  # fmt: skip
     return Finding(kind="endpoint", title="the app's health endpoint reports a problem", outcome="failed",
                    evidence=evidence, way_out="it names what it misses (database, cache): start or fix that")  # fmt: skip
+
+
+def running_version(base: str, pages: list[str], pattern: str, installed: str | None, connect_to: str | None,
+                    asked: dict[str, Answer]) -> Finding:  # fmt: skip
+    """The first of ``pages`` that shows the version decides; when none does, that is said (not a failure)."""
+    finding = None
+    for page in pages:
+        answer = asked.get(page) or fetch_until_up(join(base, page), connect_to=connect_to, wait=5.0)
+        finding = running_finding(answer, pattern, installed)
+        if finding.outcome != "unknown":
+            return finding
+    assert finding is not None  # a recipe's version_pages is never empty here
+    return finding
 
 
 def running_finding(answer: Answer, pattern: str, installed: str | None) -> Finding:
