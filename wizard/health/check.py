@@ -190,19 +190,14 @@ def service_findings(context: InstanceContext, session: Session | None, deadline
 
 @dataclass(frozen=True)
 class Restart:
-    """The last step of a finished upgrade that started or restarted a service."""
+    """The last (re)start of a service in a finished upgrade: a step's, or the lock watch's beside one."""
 
-    number: int
-    action: str  # start, restart
+    by: str  # "started by step 7", "restarted beside step 4 (the lock wait)"
     began: datetime
-
-    @property
-    def by(self) -> str:
-        return f"{'started' if self.action == 'start' else 'restarted'} by step {self.number}"
 
 
 def restart_times(context: InstanceContext, session: Session | None) -> dict[str, Restart]:
-    """role -> the last step that started or restarted it, in a finished upgrade (the process must be younger)."""
+    """role -> its last (re)start in a finished upgrade, by a step or a side job: its main process must be younger."""
     if session is None or not session.done:
         return {}
     found: dict[str, Restart] = {}
@@ -210,7 +205,15 @@ def restart_times(context: InstanceContext, session: Session | None) -> dict[str
         for number, action in use.acts:
             step = session.steps[number - 1]
             if action in ("start", "restart") and step.status == StepStatus.SUCCEEDED and step.started:
-                found[use.role] = Restart(number, action, step.started)
+                found[use.role] = Restart(f"{action}ed by step {number}", step.started)  # started, restarted
+    numbers = {step.id: number for number, step in enumerate(session.steps, 1)}
+    for job in session.side_jobs:
+        began, role = job.run.started, job.role
+        if job.kind != "restart" or job.run.exit_code != 0 or began is None:
+            continue
+        if role not in found or found[role].began < began:
+            beside = f"beside step {numbers[job.for_step]}" if job.for_step in numbers else "during the upgrade"
+            found[role] = Restart(f"restarted {beside} (the lock wait)", began)
     return found
 
 
@@ -245,10 +248,10 @@ def service_finding(context: InstanceContext, unit: Unit, restart: Restart | Non
                        outcome="unknown", way_out=f"check again, or ask the service manager: {status}")  # fmt: skip
     when = started.astimezone().strftime("%H:%M:%S")
     if (restart.began - started).total_seconds() > CLOCK_SLACK:
-        return Finding(kind="service", title=f"{name} runs, but not the process step {restart.number} started",
+        return Finding(kind="service", title=f"{name} runs, but not the process it was {restart.by}",
                        outcome="failed",
-                       evidence=f"its main process {pid} started at {when}, before step {restart.number} "
-                                f"began at {restart.began.astimezone():%H:%M:%S}: it may still run the old code",
+                       evidence=f"its main process {pid} started at {when}, before it was {restart.by} "
+                                f"at {restart.began.astimezone():%H:%M:%S}: it may still run the old code",
                        way_out=f"restart it: {shlex.join(services.argv('restart', unit.name))}")  # fmt: skip
     return Finding(kind="service", title=f"{name} is running, {restart.by}", outcome="ok",
                    evidence=f"main process {pid} started at {when}")  # fmt: skip
