@@ -29,8 +29,7 @@ from wizard.execution.runner import (
     sweep_secret_files,
 )
 from wizard.health.result import Health
-from wizard.host import pipquery
-from wizard.host.detect import os_family, probe_venv
+from wizard.host.detect import os_family
 from wizard.lockwatch.remedies import LockRemedies
 from wizard.lockwatch.watchdog import LockWatch
 from wizard.planning.plan import Plan
@@ -49,11 +48,11 @@ from wizard.session.next import (
     Run,
     Running,
 )
+from wizard.session.packages import record_packages
 from wizard.session.state import (
     FINISHED,
     Backup,
     Note,
-    PackageSet,
     Session,
     SideJob,
     StepRecord,
@@ -294,30 +293,15 @@ class Engine:
 
     # -- steps ----------------------------------------------------------------
 
-    def record_packages(self) -> None:
-        """Before the first step changes anything: the venv's exact package set, for a rollback (said when it fails)."""
-        assert self.session is not None
-        try:
-            pip, lines = pipquery.freeze(self.instance)
-            self.session.packages_before = PackageSet(pip=pip, requirements=lines)
-            self.session.note(f"the venv's {len(lines)} packages recorded (pip {pip}) for a rollback")
-        except pipquery.PipQueryError as exc:
-            try:
-                dists = probe_venv(self.instance)["dists"]
-            except WizardError as probe:
-                self.session.note(f"the venv's packages could not be recorded: {exc}; {probe.message}")
-                self.say(f"the venv's packages could not be recorded ({exc}): a rollback will need you to name them")
-                return
-            self.session.packages_before = PackageSet(
-                pip=None, requirements=sorted(f"{n}=={v}" for n, v in dists.items())
-            )
-            self.session.note(f"the venv's packages recorded from their metadata (pip could not answer: {exc})")
-
     def start(self, step: StepRecord) -> None:
         """Launch the step detached; the session says 'running' before the process exists."""
         assert self.session is not None
         if self.session.packages_before is None and all(s.attempts == 0 for s in self.session.steps):
-            self.record_packages()  # saved with the step's start, below
+            recorded = record_packages(self.instance)  # before anything changes; saved with the step's start, below
+            self.session.packages_before = recorded.packages
+            self.session.note(recorded.event)
+            if recorded.warning:
+                self.say(recorded.warning)
         index = self.session.steps.index(step) + 1
         run_dir = self.store.run_dir(self.session)  # first: when it cannot be made, nothing has changed
         self._say_notices()
