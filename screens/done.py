@@ -6,6 +6,9 @@ The health check runs in a thread worker when the screen opens on a session that
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,19 +94,25 @@ class DoneScreen(EngineScreen):
             return
         self.checking = True
         self.query_one("#health", Static).update(Text("health check: starting…", style="bold"))
-        self.run_check()
+        # A daemon thread, not a worker: quitting must never wait for a site that takes a minute to answer.
+        threading.Thread(target=self.run_check, name="health-check", daemon=True).start()
 
-    @work(thread=True, exclusive=True, group="health", exit_on_error=False)
+    def from_check(self, callback: Callable[..., object], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the wizard has closed meanwhile: nothing to show
+            self.app.call_from_thread(callback, *args)
+
     def run_check(self) -> None:
         def say(what: str) -> None:
-            self.app.call_from_thread(self.query_one("#health", Static).update,
-                                      Text(f"health check: checking {what}…", style="bold"))  # fmt: skip
+            self.from_check(
+                self.query_one("#health", Static).update, Text(f"health check: checking {what}…", style="bold")
+            )
 
         try:
             health = check_health(self.engine.context, self.session, wait=self.check_wait, progress=say)
-            self.app.call_from_thread(self.checked, health)
-        except Exception as exc:  # the worker must not die silently: the operator reads why
-            self.app.call_from_thread(self.check_failed, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the thread must not die silently: the operator reads why
+            self.from_check(self.check_failed, f"{type(exc).__name__}: {exc}")
+            return
+        self.from_check(self.checked, health)
 
     def checked(self, health: Health) -> None:
         self.checking = False
