@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Static
 from wizard.errors import WizardError
 from wizard.health.check import WAIT_SECONDS, check_health
 from wizard.health.result import Health
+from wizard.session.engine import Engine
 from wizard.support.report import default_path, size_text, write_report
 from wizard.views.health import health_grid, verdict_text
 from wizard.views.rows import STYLE, step_rows, styled, total_seconds, where_rows
@@ -31,6 +32,10 @@ from wizard.views.rows import STYLE, step_rows, styled, total_seconds, where_row
 from .base import EngineScreen
 from .messages import PlanAgain
 from .widgets import TitleBar
+
+
+class CheckAbandoned(Exception):
+    """The screen went away while its health check ran."""
 
 
 class DoneScreen(EngineScreen):
@@ -44,6 +49,10 @@ class DoneScreen(EngineScreen):
         Binding("n", "new", "Plan a new upgrade"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.closing = threading.Event()
 
     def compose(self) -> ComposeResult:
         session = self.session
@@ -101,14 +110,21 @@ class DoneScreen(EngineScreen):
         with contextlib.suppress(RuntimeError):  # the wizard has closed meanwhile: nothing to show
             self.app.call_from_thread(callback, *args)
 
+    def on_unmount(self) -> None:
+        self.closing.set()
+
     def run_check(self) -> None:
         def say(what: str) -> None:
+            if self.closing.is_set():
+                raise CheckAbandoned  # the wizard is closing: no question more (each one starts processes)
             self.from_check(
                 self.query_one("#health", Static).update, Text(f"health check: checking {what}…", style="bold")
             )
 
         try:
             health = check_health(self.engine.context, self.session, wait=self.check_wait, progress=say)
+        except CheckAbandoned:
+            return
         except Exception as exc:  # the thread must not die silently: the operator reads why
             self.from_check(self.check_failed, f"{type(exc).__name__}: {exc}")
             return
