@@ -30,6 +30,11 @@ SERVICE_ACTIONS = ("start", "stop", "restart", "reload")
 #: The health check's question whether the venv's packages agree with each other, unless a recipe says otherwise.
 PIP_CHECK = ["{python}", "-m", "pip", "check"]
 
+#: How a rollback puts the recorded packages back, and removes what the upgrade added: pip in the venv,
+#: ``--no-deps`` so that exactly the recorded set is installed, nothing pip would choose besides.
+PIP_REINSTALL = ["{python}", "-m", "pip", "install", "--no-deps", "{requirements}"]
+PIP_REMOVE = ["{python}", "-m", "pip", "uninstall", "--yes", "{packages}"]
+
 #: Which of the pending migrations a step applies: core = the core's alembic revisions, plugins = the
 #: plugins' alembic revisions, all = every pending migration (Django migrates every app at once).
 Migrates = Literal["core", "plugins", "all"]
@@ -238,6 +243,22 @@ class HealthSpec(_Strict):
         return self
 
 
+class RollbackSpec(_Strict):
+    """The commands a rollback runs in the venv: {requirements} is the recorded set, one argument a line of
+    `pip freeze`; {packages} the names the upgrade added ({python}, {venv} and the vars as in steps)."""
+
+    install: list[str] = Field(PIP_REINSTALL, min_length=1)
+    remove: list[str] = Field(PIP_REMOVE, min_length=1)
+
+    @model_validator(mode="after")
+    def _lists_named(self) -> RollbackSpec:
+        if "{requirements}" not in self.install:
+            raise ValueError("install must have {requirements} as an argument of its own")
+        if "{packages}" not in self.remove:
+            raise ValueError("remove must have {packages} as an argument of its own")
+        return self
+
+
 class Recipe(_Strict):
     """How to upgrade one product: its package, services and steps."""
 
@@ -269,6 +290,7 @@ class Recipe(_Strict):
     )
     schema_check: SchemaCheck | None = None
     health: HealthSpec | None = Field(None, description="how the health check asks the site (none: it is not asked)")
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec, description="how a rollback reinstalls the packages")
     steps: list[StepSpec] = Field(min_length=1)
     notes: list[ReleaseNote] = []
 

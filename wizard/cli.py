@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upgrade a self-hosted Indico or pretalx installation, step by step, and never lose the place.",
         epilog="exit codes: 0 done; 1 a step failed; 2 usage error, bad config or state, or a blocker; "
         "3 another wizard holds the instance (for demo: another demo its sandbox); 4 an interrupted step waits for your decision; "
-        "check: 0 healthy, 1 not; 130 stopped with Ctrl-C (a running step goes on)",
+        "check: 0 healthy, 1 not; rollback: as run; 130 stopped with Ctrl-C (a running step goes on)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -68,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("instance", nargs="?")
     report.add_argument("--output", type=Path, metavar="PATH",
                         help="the archive's file, or a folder for it (default: reports/ in the instance's state)")  # fmt: skip
+
+    rollback = sub.add_parser("rollback", parents=[common],
+                              help="take the last upgrade back: print what it would do; with --yes, do it")  # fmt: skip
+    rollback.add_argument("instance", nargs="?")
+    rollback.add_argument("--yes", action="store_true", help="carry it out (without: print the plan, change nothing)")
+    database = rollback.add_mutually_exclusive_group()
+    database.add_argument("--restore-database", action="store_true",
+                          help="also restore the database from the upgrade's backup (what was written since is lost)")  # fmt: skip
+    database.add_argument("--keep-database", action="store_true",
+                          help="put back the packages alone, leaving the database as the upgrade left it")  # fmt: skip
+    decision = rollback.add_mutually_exclusive_group()
+    decision.add_argument("--retry", action="store_true", help="run the failed or interrupted rollback step again")
+    decision.add_argument("--skip", metavar="REASON", help="skip the failed or interrupted rollback step, saying why")
 
     demo = sub.add_parser("demo", parents=[common], help="build a sandbox instance and run the wizard on it")
     demo.add_argument(
@@ -161,6 +174,13 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return check_instance(instance, store, args.json, args.wait)
     if args.command == "report":
         return report_instance(instance, store, args.output)
+    if args.command == "rollback":
+        from wizard.headless import Choices, PlainOutput
+        from wizard.rollback.command import roll_back
+
+        restore = True if args.restore_database else False if args.keep_database else None
+        return roll_back(instance, store, PlainOutput(), Choices(retry=args.retry, skip_reason=args.skip),
+                         restore_database=restore, go=args.yes)  # fmt: skip
     if args.command == "run":
         from wizard.headless import PlainOutput, choices_from, require_yes, run_upgrade
 

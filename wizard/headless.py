@@ -267,7 +267,7 @@ def report_done(engine: Engine, out: PlainOutput) -> None:
     """What the done screen says, as lines: each step's result and time, then where things are."""
     session = engine.session
     assert session is not None
-    out.line(f"upgrade of {session.instance!r} finished: {session.installed_version} -> {session.target_version}, "
+    out.line(f"{session.kind} of {session.instance!r} finished: {session.installed_version} -> {session.target_version}, "
              f"{len(session.steps)} steps in {total_seconds(session):.0f} s")  # fmt: skip
     out.lines(
         [f"  {row.id}: {row.result}" + (f", {row.seconds}" if row.seconds else "") for row in step_rows(session.steps)]
@@ -320,17 +320,20 @@ def run_upgrade(
             route = " -> ".join([found.installed_version or "?", *plan.hops]) if plan.hops else found.target_version
             out.line(f"planned {route} ({found.target_source}): {len(plan.steps)} steps")
             out.line(going_back_text(plan.steps))
-        try:
-            with stopped_by_hangup_or_term():
-                return run_steps(engine, out, choices)
-        except (KeyboardInterrupt, StoppedBySignal) as stop:
-            running = engine.session.running if engine.session else None
-            if running:
-                with contextlib.suppress(OSError):  # after a hang-up the terminal may be gone
-                    out.line(
-                        f"stopped following; the step goes on (pid {running.pid}): run again to reattach", running.id
-                    )
-            return stop.exit if isinstance(stop, StoppedBySignal) else Exit.STOPPED
+        return follow_steps(engine, out, choices)
+
+
+def follow_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
+    """run_steps, stopped by Ctrl-C, a hang-up or SIGTERM without stopping the running step."""
+    try:
+        with stopped_by_hangup_or_term():
+            return run_steps(engine, out, choices)
+    except (KeyboardInterrupt, StoppedBySignal) as stop:
+        running = engine.session.running if engine.session else None
+        if running:
+            with contextlib.suppress(OSError):  # after a hang-up the terminal may be gone
+                out.line(f"stopped following; the step goes on (pid {running.pid}): run again to reattach", running.id)
+        return stop.exit if isinstance(stop, StoppedBySignal) else Exit.STOPPED
 
 
 class StoppedBySignal(Exception):

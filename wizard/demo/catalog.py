@@ -104,6 +104,13 @@ def install_scripts(venv: Path, name: str, version: str) -> None:
         down = revision
 
 
+def remove_package(venv: Path, name: str) -> None:
+    """What uninstalling takes away: the dist-info and the migration scripts."""
+    for old in _dist_info(venv, name):
+        shutil.rmtree(old)
+    shutil.rmtree(site_packages(venv) / SCRIPTS[name][0], ignore_errors=True)
+
+
 def install_metadata(venv: Path, name: str, version: str) -> None:
     """Replace the package's dist-info, which is what importlib.metadata (and so detection) reads."""
     for old in _dist_info(venv, name):

@@ -27,6 +27,7 @@ from wizard.demo.catalog import (
     install_metadata,
     install_scripts,
     installed_packages,
+    remove_package,
 )
 
 ALEMBIC = "INFO  [alembic.runtime.migration]"
@@ -78,6 +79,19 @@ def pip_install(venv: Path, requirements: list[str], pace: float) -> int:
         install_scripts(venv, name, version)
     listed = " ".join(f"{n}-{v}" for n, v in changes.items())
     say(f"Successfully installed cryptography-41.0.7 pillow-10.2.0 werkzeug-2.3.8 {listed}")
+    return 0
+
+
+def pip_uninstall(venv: Path, names: list[str]) -> int:
+    """As ``pip uninstall --yes``: each named package's metadata and scripts go."""
+    installed = installed_packages(venv)
+    for name in names:
+        if name not in installed:
+            say(f"WARNING: Skipping {name} as it is not installed.")
+            continue
+        say(f"Found existing installation: {name} {installed[name]}")
+        remove_package(venv, name)
+        say(f"  Successfully uninstalled {name}-{installed[name]}")
     return 0
 
 
@@ -142,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     pip = sub.add_parser("pip-install")
     pip.add_argument("--venv", type=Path, required=True)
     pip.add_argument("requirements", nargs="+")
+    uninstall = sub.add_parser("pip-uninstall")
+    uninstall.add_argument("--venv", type=Path, required=True)
+    uninstall.add_argument("names", nargs="+")
     check = sub.add_parser("pip-check")
     check.add_argument("--venv", type=Path, required=True)
     db = sub.add_parser("db-upgrade")
@@ -150,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.program == "pip-install":
         return pip_install(args.venv, args.requirements, args.pace)
+    if args.program == "pip-uninstall":
+        return pip_uninstall(args.venv, args.names)
     if args.program == "pip-check":
         return pip_check(args.venv)
     return db_upgrade(args.database, args.plugins, args.pace)

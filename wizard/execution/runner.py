@@ -144,7 +144,8 @@ def launch(
         wrapper = [
             *WRAPPER,
             "--log", record.log, "--status", record.status_file, "--token", record.token,
-            "--env-file", str(env_file), "--log-cap", str(LOG_CAP), "--", *command,
+            "--env-file", str(env_file), "--log-cap", str(LOG_CAP),
+            *(["--stdin", record.stdin] if record.stdin else []), "--", *command,
         ]  # fmt: skip
         if systemd_available():
             _launch_unit(record, run_dir, wrapper, unit_prefix)

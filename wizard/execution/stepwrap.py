@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from secrets import token_hex
+from typing import BinaryIO
 
 from wizard.config.redact import Redactor
 from wizard.execution.steplog import LINE_MAX, LOG_CAP, NO_FOLLOW, CappedLog, LogFile, open_regular
@@ -240,6 +241,14 @@ def drain(child: subprocess.Popen) -> None:
         pass
 
 
+def open_input(path: Path | None) -> BinaryIO:
+    """The step's standard input: the file it names, opened by the wrapper (as the wizard's user, so a command run
+    as another user can read a 0600 dump), never through a symlink; /dev/null when it names none."""
+    if path is None:
+        return open(os.devnull, "rb")
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="wizard.execution.stepwrap", allow_abbrev=False)
     parser.add_argument("--log", type=Path, required=True)
@@ -247,6 +256,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--token", required=True)
     parser.add_argument("--env-file", type=Path)
     parser.add_argument("--log-cap", type=int, default=LOG_CAP, metavar="BYTES")
+    parser.add_argument("--stdin", type=Path, help="a file the command reads as its standard input (a dump to restore)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     return parser.parse_args(argv)
 
@@ -317,9 +327,9 @@ def main(argv: list[str] | None = None) -> int:
             _try(note, setup_error)
         else:
             try:
-                child = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-                )
+                with open_input(args.stdin) as stdin:
+                    child = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             env=env)  # fmt: skip
             except OSError as exc:
                 _try(note, f"could not start the command: {exc}")
             else:

@@ -39,7 +39,7 @@ from wizard.host.detect import probe_venv, schema_of
 from wizard.host.privilege import as_runner
 from wizard.host.services import State, Unit
 from wizard.planning.versions import newer
-from wizard.session.state import Session, StepStatus
+from wizard.session.state import PackageSet, Session, StepStatus
 from wizard.views.services import service_uses
 
 if TYPE_CHECKING:
@@ -67,6 +67,8 @@ def check_health(
         return Health(findings=[Finding(kind="code", title="the venv's Python does not run", outcome="failed",
                                         evidence=exc.message, way_out="see why the venv's Python fails; " + RECORDED)])  # fmt: skip
     findings = [code_finding(context, probe, session)]
+    if session is not None and session.restores is not None:
+        findings.append(restored_finding(probe, session.restores))
     progress("the venv's requirements")
     findings.append(requirements_finding(context))
     progress("the database's schema")
@@ -92,7 +94,7 @@ def code_finding(context: InstanceContext, probe: dict, session: Session | None)
     package = context.recipe.package
     installed = installed_of(context, probe)
     target = session.target_version if session is not None else context.instance.target
-    whose = "the upgrade's target" if session is not None else "the version pinned in the instance"
+    whose = f"the {session.kind}'s target" if session is not None else "the version pinned in the instance"
     plugins = plugin_versions(context, probe)
     evidence = f"{context.instance.venv} (Python {probe['python']})" + (f"; plugins: {plugins}" if plugins else "")
     if installed is None:
@@ -106,6 +108,25 @@ def code_finding(context: InstanceContext, probe: dict, session: Session | None)
                        outcome="failed", evidence=evidence,
                        way_out="the install step did not install the target: read its log, then retry it")  # fmt: skip
     return Finding(kind="code", title=f"{package} {installed} installed ({whose})", outcome="ok", evidence=evidence)
+
+
+def restored_finding(probe: dict, restores: PackageSet) -> Finding:
+    """A rollback: does the venv hold exactly the set recorded before the upgrade (name and version, no more)?"""
+    now = {canonicalize_name(name): version for name, version in probe["dists"].items()}
+    pinned = dict(line.split("==", 1) for line in restores.requirements if "==" in line and " @ " not in line)
+    wanted = {canonicalize_name(name): version.strip() for name, version in pinned.items()}
+    differ = [f"{name} {now.get(name, 'missing')} (recorded {version})" for name, version in wanted.items()
+              if now.get(name) != version]  # fmt: skip
+    extra = sorted(set(now) - set(wanted) - {canonicalize_name(line.split(" @ ")[0]) for line in restores.requirements})
+    if differ or extra:
+        evidence = "; ".join(
+            filter(None, [", ".join(differ[:8]), "not recorded: " + ", ".join(extra[:8]) if extra else ""])
+        )
+        return Finding(kind="code", title=f"the venv differs from the {len(wanted)} packages recorded before the upgrade",
+                       outcome="failed", evidence=evidence,
+                       way_out="read the rollback's package step log, then roll back again")  # fmt: skip
+    return Finding(kind="code", title=f"the venv holds exactly the {len(wanted)} packages recorded before the upgrade",
+                   outcome="ok", evidence=f"recorded {restores.at.astimezone():%Y-%m-%d %H:%M}")  # fmt: skip
 
 
 def plugin_versions(context: InstanceContext, probe: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from steps import Recipe
 from wizard.config.instance import Instance
 from wizard.errors import StateError
+from wizard.rollback.plan import rollback_step_ids
 from wizard.session.state import Session
 from wizard.session.store import KEEP
 
@@ -47,7 +48,11 @@ def check_belongs(session: Session, instance: Instance, recipe: Recipe, path: Pa
                 "put the instances file back as it was to finish that upgrade (or copy the session where it belongs); "
                 + KEEP,
             )
-    foreign = [step.id for step in session.steps if not belongs_to(step.id, recipe, session.path)]
+    if session.is_rollback:
+        known = rollback_step_ids(session)
+        foreign = [step.id for step in session.steps if step.id not in known]
+    else:
+        foreign = [step.id for step in session.steps if not belongs_to(step.id, recipe, session.path)]
     if foreign:
         raise StateError(
             f"the saved session {path} has steps the recipe {recipe.name!r} does not know: "

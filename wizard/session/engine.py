@@ -34,6 +34,7 @@ from wizard.lockwatch.remedies import LockRemedies
 from wizard.lockwatch.watchdog import LockWatch
 from wizard.planning.plan import Plan
 from wizard.planning.preflight import missing_tools
+from wizard.rollback.plan import RollbackPlan
 from wizard.session.binding import check_belongs
 from wizard.session.next import (
     AllEnded,
@@ -183,6 +184,29 @@ class Engine:
             steps=plan.steps,
         )
         self.session.note(f"planned {found.installed_version} -> {found.target_version}, {len(plan.steps)} steps")
+        self.save()
+        return self.session
+
+    def begin_rollback(self, rollback: RollbackPlan) -> Session:
+        """Start the rollback of the current upgrade; the upgrade is put aside, kept (abandoned if it was not done)."""
+        upgrade = self.session
+        assert upgrade is not None and upgrade.id == rollback.upgrade.id, "a rollback of the session this engine holds"
+        if not (upgrade.done or upgrade.abandoned):
+            upgrade.abandoned = now()
+            upgrade.note("abandoned: taken back by a rollback")
+            self.save()
+        kept = self.store.put_aside(upgrade)
+        self.say(f"the upgrade's session was kept as {kept}")
+        self.session = Session(
+            id=new_session_id(), kind="rollback", undoes=upgrade.id, instance=upgrade.instance, recipe=upgrade.recipe,
+            venv=upgrade.venv, app_config=upgrade.app_config, installed_version=rollback.from_version,
+            target_version=rollback.to_version, python_version=upgrade.python_version, services=upgrade.services,
+            backup=upgrade.backup, restores=upgrade.packages_before, steps=rollback.steps,
+        )  # fmt: skip
+        restore = "with" if rollback.restores_database else "without"
+        self.session.note(
+            f"rollback of {upgrade.id} planned, {restore} the database restore: {len(rollback.steps)} steps"
+        )
         self.save()
         return self.session
 

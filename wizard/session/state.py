@@ -31,6 +31,13 @@ class StepStatus(StrEnum):
 FINISHED = {StepStatus.SUCCEEDED, StepStatus.SKIPPED}
 
 
+class ServiceAct(BaseModel):
+    """What a step does to a service (a rollback's steps are not the recipe's, so they carry it themselves)."""
+
+    role: str
+    action: Literal["stop", "start", "restart"]
+
+
 class StepRecord(BaseModel):
     """A planned step, filled in for this instance, and what became of it."""
 
@@ -45,6 +52,8 @@ class StepRecord(BaseModel):
     advice: str = ""
     needs: list[str] = Field([], description="the tools the step runs, checked again when a wizard resumes the session")
     migrates: Migrates | None = Field(None, description="which pending migrations the step applies (its progress)")
+    stdin: str | None = Field(None, description="a file the wrapper opens as the command's standard input")
+    service: ServiceAct | None = Field(None, description="the service it stops or starts, when no recipe step says")
 
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0
@@ -134,12 +143,14 @@ class Event(BaseModel):
 
 
 class Session(BaseModel):
-    """One upgrade of one instance, from plan to done."""
+    """One upgrade of one instance, from plan to done; or the rollback of one (``kind``), run the same way."""
 
     schema_version: int = Field(SCHEMA_VERSION, strict=True, ge=1, description='an integer: "2" is not 2')
     id: str
     instance: str
     recipe: str
+    kind: Literal["upgrade", "rollback"] = "upgrade"
+    undoes: str | None = Field(None, description="a rollback: the id of the upgrade session it takes back")
     venv: str | None = Field(
         None, description="the instance's virtualenv when it was planned: the steps' commands name it"
     )
@@ -155,12 +166,17 @@ class Session(BaseModel):
     acknowledged: dict[str, datetime] = Field({}, description="warning note id -> when the operator acknowledged it")
     backup: Backup | None = None
     packages_before: PackageSet | None = Field(None, description="recorded before the first step ran")
+    restores: PackageSet | None = Field(None, description="a rollback: the set it puts back (its upgrade's record)")
     steps: list[StepRecord]
     side_jobs: list[SideJob] = []
     events: list[Event] = []
     finished: datetime | None = None
     abandoned: datetime | None = None
     health: Health | None = Field(None, description="the last health check of this upgrade's result")
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind == "rollback"
 
     def step(self, step_id: str) -> StepRecord:
         for record in self.steps:

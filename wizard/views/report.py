@@ -105,7 +105,8 @@ def print_notes(console: Console, notes: Iterable[Note]) -> None:
 def print_status(console: Console, session: Session) -> None:
     state = "finished" if session.done else "abandoned" if session.abandoned else "under way"
     console.print(
-        f"[bold]Session[/] {session.id} of [bold]{esc(session.instance)}[/]: {esc(session.installed_version)} -> "
+        f"[bold]{'Rollback' if session.is_rollback else 'Session'}[/] {session.id} of [bold]{esc(session.instance)}[/]: "
+        f"{esc(session.installed_version)} -> "
         f"{esc(session.target_version)}, {state}"
     )
     for line in where_lines(where_rows(session)):

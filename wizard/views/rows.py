@@ -275,8 +275,11 @@ def where_rows(session: Session, session_path: Path | str | None = None) -> list
     packages = session.packages_before
     if packages is not None:
         source = f"pip freeze, pip {packages.pip}" if packages.pip else "read from their metadata: the venv has no pip"
+        use = "as the upgrade left them" if session.is_rollback else "what a rollback installs again"
         rows.append(SummaryRow("venv", f"{len(packages.requirements)} packages recorded before step 1 ({source}), "
-                                       "in the session: what a rollback installs again"))  # fmt: skip
+                                       f"in the session: {use}"))  # fmt: skip
+    if session.is_rollback:
+        rows.append(SummaryRow("undoes", f"the upgrade {session.undoes} (kept beside this session)"))
     backup = session.backup
     if backup is None:
         rows.append(SummaryRow("backup", "not recorded yet (no step runs before it is)", "warning"))

@@ -63,8 +63,13 @@ def service_uses(session: Session, recipe: Recipe) -> list[ServiceUse]:
     """The services the steps stop, start, restart or reload, from the recipe's steps (a skipped step does nothing)."""
     acts: dict[str, list[tuple[int, str]]] = {}
     for number, record in enumerate(session.steps, 1):
+        if record.status == StepStatus.SKIPPED:
+            continue
+        if record.service is not None:  # a rollback's step says it itself
+            acts.setdefault(record.service.role, []).append((number, record.service.action))
+            continue
         spec = spec_of(record, recipe, session.path)
-        if spec is None or record.status == StepStatus.SKIPPED:
+        if spec is None:
             continue
         if spec.service is not None:
             acts.setdefault(spec.service.role, []).append((number, spec.service.action))

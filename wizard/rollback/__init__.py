@@ -1,0 +1,1 @@
+"""Taking an upgrade back: the packages recorded before it, and (when asked) the database from its backup."""

@@ -1,0 +1,233 @@
+"""What a rollback of the last upgrade would do, worked out before anything is touched.
+
+The upgrade recorded the venv's exact package set before its first step (``Session.packages_before``). Going back
+means: stop the services, install again every recorded line that differs now (pip ``--no-deps``: exactly that
+set, nothing pip would pick besides), remove what the upgrade added, restore the database when asked (only
+then), start the services. The result is a Session of kind "rollback", run by the same Engine and Driver as an
+upgrade, so it is recorded step by step and resumes the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wizard.config.context import InstanceContext
+from wizard.config.secrets import public_env
+from wizard.errors import WizardError
+from wizard.host import pipquery
+from wizard.rollback.database import CannotRestore, restore_step
+from wizard.session.packages import record_packages
+from wizard.session.state import ServiceAct, Session, StepRecord, StepStatus
+
+CHOOSE_HINT = ("add --restore-database to put the database back from the backup (whatever was written since is lost), "
+               "or --keep-database to put back the packages alone")  # fmt: skip
+
+
+def requirement_name(line: str) -> str | None:
+    """The distribution a `pip freeze` line names, normalized as pip compares names; None for a comment."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    egg = re.search(r"[#&]egg=([A-Za-z0-9._-]+)", line)
+    if line.startswith("-e") and egg:
+        name = egg.group(1)
+    else:
+        found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        if found is None:
+            return None
+        name = found.group(0)
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def install_arguments(lines: list[str]) -> list[str]:
+    """pip's arguments for these freeze lines, each line one argument (an editable one: ``-e`` and its place)."""
+    arguments: list[str] = []
+    for text in lines:
+        line = text.strip()
+        if line.startswith("-e "):
+            arguments += ["-e", line.removeprefix("-e ").strip()]
+        elif requirement_name(line) is not None:
+            arguments.append(line)
+    return arguments
+
+
+@dataclass(frozen=True)
+class PackageChanges:
+    back: list[str]  # recorded lines that differ now: installed again
+    added: list[str]  # names the venv has now that the record has not: removed
+
+    @property
+    def none(self) -> bool:
+        return not (self.back or self.added)
+
+
+def package_changes(recorded: list[str], now: list[str]) -> PackageChanges:
+    def by_name(lines: list[str]) -> dict[str, str]:
+        return {name: line.strip() for line in lines if (name := requirement_name(line)) is not None}
+
+    before, after = by_name(recorded), by_name(now)
+    back = [line for name, line in before.items() if after.get(name) != line]
+    return PackageChanges(back=back, added=sorted(name for name in after if name not in before))
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    upgrade: Session  # the session taken back
+    steps: list[StepRecord]
+    changes: PackageChanges
+    from_version: str | None  # the product's version installed now
+    to_version: str | None  # the one the upgrade started from
+    restores_database: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """What it will do, for the operator, before anything is done."""
+        head = (f"rollback of {self.upgrade.instance!r}: {self.from_version} -> {self.to_version}, "
+                f"{len(self.steps)} steps (the upgrade {self.upgrade.id} is kept as it is)")  # fmt: skip
+        out = [head]
+        out += [f"  {n}. {step.title}" for n, step in enumerate(self.steps, 1)]
+        if self.changes.back:
+            out.append(f"packages installed again ({len(self.changes.back)}): " + ", ".join(self.changes.back))
+        if self.changes.added:
+            out.append(f"packages removed, added by the upgrade ({len(self.changes.added)}): "
+                       + ", ".join(self.changes.added))  # fmt: skip
+        return out + [f"warning: {text}" for text in self.warnings]
+
+
+def migrating_step(session: Session) -> StepRecord | None:
+    """The first step that changed (or may have changed) the database's schema: it ran, whatever its outcome."""
+    return next((s for s in session.steps if s.migrates is not None and s.attempts > 0), None)
+
+
+def refuse_unless_undoable(session: Session | None) -> Session:
+    if session is None:
+        raise WizardError(
+            "there is no upgrade of this instance to take back", "`upgrade-wizard status` shows its state"
+        )
+    if session.is_rollback:
+        raise WizardError(f"the last session of {session.instance!r} is a rollback already ({session.id})",
+                          "plan a new upgrade with `run --new` or the interactive wizard's n")  # fmt: skip
+    if not any(step.attempts for step in session.steps):
+        raise WizardError("no step of this upgrade has run: there is nothing to take back",
+                          "abandon the upgrade from the interactive wizard, or leave it")  # fmt: skip
+    if session.running is not None:
+        raise WizardError(f"step {session.running.id!r} is still running: a rollback now would race it",
+                          "wait for it to end (`upgrade-wizard status` says when), then roll back")  # fmt: skip
+    if session.packages_before is None:
+        raise WizardError(
+            "this upgrade did not record the venv's packages before it began, so the wizard cannot tell what to put back",
+            f"reinstall by hand, e.g. pip install {session.recipe}=={session.installed_version}, and restore the "
+            "database from the backup if the schema changed",
+        )
+    return session
+
+
+def service_runner(context: InstanceContext, role: str) -> Literal["root", "app"]:
+    """Who acts on a service: as the recipe's own steps for it do (the demo's manager is the app's), else root."""
+    steps = [step for step in context.recipe.steps if step.service is not None and step.service.role == role]
+    return steps[0].run_as if steps else "root"
+
+
+def service_steps(context: InstanceContext, session: Session, action: Literal["stop", "start"]) -> list[StepRecord]:
+    """Stop every service the upgrade found (the app server last), or start them (the app server first)."""
+    app_server = context.recipe.app_server_role
+    roles = sorted((role for role, unit in session.services.items() if unit), key=lambda role: role == app_server)
+    if action == "start":
+        roles.reverse()
+    verb = "Stop" if action == "stop" else "Start"
+    steps = []
+    for role in roles:
+        unit = session.services[role]
+        steps.append(StepRecord(id=f"rollback-{action}-{role}", title=f"{verb} {role} ({unit})",
+                                argv=context.services.argv(action, unit), run_as=service_runner(context, role),
+                                safe_to_rerun=True,
+                                service=ServiceAct(role=role, action=action)))  # fmt: skip
+    return steps
+
+
+def venv_command(context: InstanceContext, templates: list[str], name: str, arguments: list[str]) -> list[str]:
+    instance = context.instance
+    values = {**context.recipe.vars, **instance.vars, "python": str(instance.python), "venv": str(instance.venv)}
+    argv: list[str] = []
+    for template in templates:
+        if template == "{" + name + "}":
+            argv.extend(arguments)
+        else:
+            argv.append(template.format_map(values))
+    return argv
+
+
+def package_steps(context: InstanceContext, changes: PackageChanges, count: int) -> list[StepRecord]:
+    spec, env = context.recipe.rollback, public_env(context.instance.env)
+    steps = []
+    if changes.back:
+        steps.append(StepRecord(
+            id="rollback-packages", title=f"Install the {count} recorded packages again ({len(changes.back)} differ)",
+            argv=venv_command(context, spec.install, "requirements", install_arguments(changes.back)), env=env,
+            safe_to_rerun=True, advice="pip puts back the versions recorded before the upgrade, without dependencies "
+                                       "of its own choosing: exactly the set that ran before."))  # fmt: skip
+    if changes.added:
+        steps.append(StepRecord(
+            id="rollback-remove-added", title=f"Remove the {len(changes.added)} packages the upgrade added",
+            argv=venv_command(context, spec.remove, "packages", changes.added), env=env, safe_to_rerun=True))  # fmt: skip
+    return steps
+
+
+def rollback_step_ids(session: Session) -> set[str]:
+    """Every id a rollback of this session's services could have (what a saved rollback may hold)."""
+    ids = {"rollback-packages", "rollback-remove-added", "rollback-database"}
+    return ids | {f"rollback-{action}-{role}" for role in session.services for action in ("stop", "start")}
+
+
+def plan_rollback(context: InstanceContext, session: Session | None, restore_database: bool | None) -> RollbackPlan:
+    """The rollback of ``session`` (WizardError when it cannot be taken back, or the database choice is missing).
+
+    ``restore_database``: True restores the backup, False keeps the database as it is, None: not said (refused
+    when a step that migrates has run, since the old code may not run on the new schema).
+    """
+    upgrade = refuse_unless_undoable(session)
+    recorded = upgrade.packages_before
+    assert recorded is not None
+    try:
+        now = pipquery.freeze(context.instance)[1] if recorded.pip else None
+    except pipquery.PipQueryError as exc:
+        raise WizardError(f"the venv's packages cannot be read now: {exc}", "see why pip fails in the venv") from None
+    if now is None:  # recorded from the metadata (the venv has no pip): read the same way now
+        packages = record_packages(context.instance).packages
+        now = packages.requirements if packages else []
+    changes = package_changes(recorded.requirements, now)
+    migrated = migrating_step(upgrade)
+    warnings = []
+    if restore_database is None and migrated is not None:
+        raise WizardError(f"the upgrade changed the database (step {migrated.id!r} ran): say whether to restore it",
+                          CHOOSE_HINT)  # fmt: skip
+    database: list[StepRecord] = []
+    if restore_database:
+        if upgrade.backup is None:
+            raise CannotRestore("the upgrade has no backup to restore from")
+        database = [restore_step(context, upgrade.backup)]
+    elif migrated is not None:
+        warnings.append(f"the database stays as step {migrated.id!r} left it: the old code may not run on its schema "
+                        "(the health check afterwards says whether it does)")  # fmt: skip
+    if changes.none and not database:
+        raise WizardError("the venv already holds exactly the packages recorded before the upgrade, and the database "
+                          "is to be kept: there is nothing to take back", "`upgrade-wizard check` says how the site is")  # fmt: skip
+    steps = [*service_steps(context, upgrade, "stop"), *package_steps(context, changes, len(recorded.requirements)),
+             *database, *service_steps(context, upgrade, "start")]  # fmt: skip
+    package = requirement_name(context.recipe.package)
+    from_version = next((line.split("==", 1)[1] for line in now if requirement_name(line) == package and "==" in line),
+                        upgrade.target_version)  # fmt: skip
+    return RollbackPlan(upgrade, steps, changes, from_version, upgrade.installed_version, bool(database), warnings)
+
+
+def finished_or_failed(session: Session) -> bool:
+    """Whether a rollback can be offered for this session now (the faces' keys)."""
+    return (
+        not session.is_rollback
+        and session.running is None
+        and any(
+            step.status in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.INTERRUPTED) for step in session.steps
+        )
+    )
