@@ -18,7 +18,16 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from screens.messages import GatePassed, InstancePicked, LeaveWizard, NotesRead, PlanAgain, Planned, RouteNext
+from screens.messages import (
+    GatePassed,
+    InstancePicked,
+    LeaveWizard,
+    NotesRead,
+    PlanAgain,
+    Planned,
+    RollbackWanted,
+    RouteNext,
+)
 from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
@@ -172,6 +181,13 @@ class WizardApp(App[int]):
 
         assert self.engine is not None
         self.show(DetectScreen(self.engine))
+
+    @on(RollbackWanted)
+    def rollback_wanted(self) -> None:
+        from screens.rollback import RollbackScreen
+
+        assert self.engine is not None
+        self.show(RollbackScreen(self.engine))
 
     @on(Planned)
     def planned(self, message: Planned) -> None:

@@ -24,13 +24,14 @@ from textual.widgets import DataTable, Footer, Static
 from wizard.errors import WizardError
 from wizard.health.check import WAIT_SECONDS, check_health
 from wizard.health.result import Health
+from wizard.rollback.plan import can_roll_back
 from wizard.session.engine import Engine
 from wizard.support.report import default_path, size_text, write_report
 from wizard.views.health import health_grid, verdict_text
 from wizard.views.rows import STYLE, step_rows, styled, total_seconds, where_rows
 
 from .base import EngineScreen
-from .messages import PlanAgain
+from .messages import PlanAgain, RollbackWanted
 from .widgets import TitleBar
 
 
@@ -46,6 +47,7 @@ class DoneScreen(EngineScreen):
     BINDINGS = [
         Binding("c", "check", "Check the site again"),
         Binding("r", "report", "Write a report"),
+        Binding("b", "roll_back", "Roll back"),
         Binding("n", "new", "Plan a new upgrade"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
@@ -58,7 +60,7 @@ class DoneScreen(EngineScreen):
         session = self.session
         yield TitleBar()
         yield Static(
-            Text(f"The upgrade of {session.instance} is finished: {session.installed_version} → "
+            Text(f"The {session.kind} of {session.instance} is finished: {session.installed_version} → "
                  f"{session.target_version}, {len(session.steps)} steps in {total_seconds(session):.0f} s.",
                  style=f"bold {STYLE['ok'].style}"),
             classes="intro",
@@ -165,6 +167,14 @@ class DoneScreen(EngineScreen):
         self.report = where
         self.query_one("#where-text", Static).update(self.where_things_are())
         self.notify("report written: it is listed under where things are", timeout=8)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "roll_back":
+            return can_roll_back(self.session)
+        return True
+
+    def action_roll_back(self) -> None:
+        self.post_message(RollbackWanted())
 
     def action_new(self) -> None:
         self.post_message(PlanAgain())

@@ -44,6 +44,10 @@ class PlanAgain(Message):
     """After a finished upgrade: plan a new one from what is installed now."""
 
 
+class RollbackWanted(Message):
+    """The operator asks to take the upgrade back: show what that would do, and ask before anything is done."""
+
+
 class NotesRead(Message):
     """The operator has read the release notes (every warning acknowledged) and goes on to the backup gate."""
 

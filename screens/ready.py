@@ -79,7 +79,7 @@ class ReadyScreen(EngineScreen):
         session = self.session
         yield TitleBar()
         yield Static(
-            Text(f"Ready to upgrade {session.instance} from {session.installed_version} to {session.target_version}; "
+            Text(f"Ready to {'roll back' if session.is_rollback else 'upgrade'} {session.instance} from {session.installed_version} to {session.target_version}; "
                  "nothing has changed yet.", style="bold"),
             id="ready", classes="intro",
         )  # fmt: skip

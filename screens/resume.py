@@ -35,7 +35,7 @@ class ResumeScreen(EngineScreen):
         done = sum(1 for s in session.steps if s.status in FINISHED)
         lines = [
             (
-                f"An upgrade of {session.instance} ({session.installed_version} → {session.target_version}) "
+                f"{'A rollback' if session.is_rollback else 'An upgrade'} of {session.instance} ({session.installed_version} → {session.target_version}) "
                 f"is under way, begun {session.created:%Y-%m-%d %H:%M} UTC."
             ),
             f"{done} of {len(session.steps)} steps are done.",

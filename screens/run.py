@@ -42,6 +42,7 @@ from wizard.execution.events import (
 from wizard.execution.logfollow import LogFollower
 from wizard.execution.progress import StepProgress
 from wizard.lockwatch.watchdog import Verdict
+from wizard.rollback.plan import can_roll_back
 from wizard.session.engine import Engine
 from wizard.session.next import Failed, NeedsDecision
 from wizard.session.state import SideJob, StepRecord, StepStatus
@@ -51,7 +52,7 @@ from .dialogs import ConfirmDialog, ReasonDialog, TypeToConfirmDialog
 from .driving import Backlog, Driven
 from .lockpanel import LockPanel
 from .logpane import LogPane
-from .messages import LeaveWizard, RouteNext
+from .messages import LeaveWizard, RollbackWanted, RouteNext
 from .widgets import AdvicePanel, NowLine, StepList, TitleBar
 
 MAX_LOG_LINES = 10_000
@@ -73,6 +74,7 @@ class RunScreen(EngineScreen):
         Binding("r", "retry", "Retry"),
         Binding("s", "skip", "Skip"),
         Binding("a", "abort", "Abort"),
+        Binding("b", "roll_back", "Roll back"),
         Binding("u", "restart_app_server", "Restart the app server"),
         Binding("k", "end_session", "End blocking session"),
         Binding("v", "show_steps", "Steps"),
@@ -374,6 +376,8 @@ class RunScreen(EngineScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("retry", "skip", "abort"):
             return self.decision_pending() is not None
+        if action == "roll_back":
+            return self.decision_pending() is not None and can_roll_back(self.session)
         verdict = self.verdict
         waiting = verdict is not None and verdict.kind == "lock_wait"
         if action == "restart_app_server":
@@ -445,6 +449,10 @@ class RunScreen(EngineScreen):
                     f"Stopped at the step {step.id!r}; the session is kept. Run the wizard again to retry or skip it."
                 )
             )
+
+    def action_roll_back(self) -> None:
+        if self.decision_pending() is not None:
+            self.post_message(RollbackWanted())
 
     def action_quit_wizard(self) -> None:
         running = self.session.running

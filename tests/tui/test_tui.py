@@ -28,6 +28,7 @@ from screens.widgets import GLYPH, NowLine, StepList
 from wizard.config.instance import load_instances
 from wizard.demo.sandbox import build, start_services
 from wizard.execution.runner import Alive, inspect
+from wizard.headless import Choices, PlainOutput, run_upgrade
 from wizard.session.state import StepStatus
 from wizard.session.store import StateStore
 
@@ -133,6 +134,53 @@ async def test_the_done_screen_shows_a_failed_check_in_red_with_its_way_out(sand
         assert "what to do: is the app server running" in shown
         await pilot.press("q")
     assert app.return_code == 0  # the upgrade itself finished: `check` is the command that exits 1
+
+
+async def test_the_done_screen_rolls_the_demo_back_after_the_name_is_typed(sandbox):
+    """b on the done screen: the way back is worked out and shown; Esc returns; Enter asks for the instance's name
+    (the database is restored), then the rollback runs like an upgrade and its own done screen checks the site."""
+    instance = load_instances(sandbox / "instances.toml")["demo"]
+    out = io.StringIO()
+    # headless first (signal handlers need the main thread, and the app is not running yet)
+    exit_code = run_upgrade(instance, StateStore(sandbox / "state", "demo"), PlainOutput(out), Choices())
+    assert exit_code == 0, out.getvalue()
+    upgrade = StateStore(sandbox / "state", "demo").load()
+    app = demo_app(sandbox)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "DoneScreen"))
+        await pilot.press("b")
+        await until(pilot, lambda: screen_name(app) == "RollbackScreen" and app.screen.ways is not None,
+                    timeout=60, what="the way back worked out")  # fmt: skip
+        plan = text_of(app.screen.query_one("#plan", Static))
+        assert "Restore the database from the backup" in plan and "indico-demo==3.2.5" in plan, plan
+        database = " ".join(text_of(app.screen.query_one("#database", Static)).split())
+        assert "restores it from the backup" in database and "k keeps it" in database, database
+        await pilot.press("escape")  # nothing done: back where we were
+        await until(pilot, on_screen(app, "DoneScreen"))
+        assert app.engine.session.id == upgrade.id
+        await pilot.press("b")
+        await until(pilot, lambda: screen_name(app) == "RollbackScreen" and app.screen.ways is not None,
+                    timeout=60, what="the way back worked out again")  # fmt: skip
+        await pilot.press("enter")
+        await until(pilot, on_screen(app, "TypeToConfirmDialog"))
+        await pilot.press(*"dem", "enter")  # not the name: refused
+        assert screen_name(app) == "TypeToConfirmDialog"
+        await pilot.press("backspace", "backspace", "backspace", *"demo", "enter")
+        await until(pilot, on_screen(app, "RunScreen"), what="the rollback to start")
+        await until(pilot, on_screen(app, "DoneScreen"), timeout=90, what="the rollback to finish")
+        session = app.engine.session
+        assert session.is_rollback and session.undoes == upgrade.id
+        assert [s.id for s in session.steps] == ["rollback-stop-celery", "rollback-stop-uwsgi", "rollback-packages",
+                                                 "rollback-database", "rollback-start-uwsgi", "rollback-start-celery"]  # fmt: skip
+        assert all(s.status == "succeeded" for s in session.steps)
+        await until(pilot, lambda: session.health is not None, timeout=90, what="the rollback's health check")
+        assert session.health.healthy, session.health.findings
+        shown = text_of(app.screen.query_one("#health", Static))
+        assert "the site runs 3.2.5" in shown and "exactly the 2 packages recorded" in shown, shown
+        assert "The rollback of demo is finished: 3.2.9 → 3.2.5" in text_of(app.screen.query_one(".intro", Static))
+        assert "b" not in {key for key, b in app.screen.active_bindings.items() if b.enabled}  # no rollback of it
+        await pilot.press("q")
+    assert app.return_code == 0
 
 
 async def test_the_backup_gate_wants_the_instance_name_typed(site_root):

@@ -222,11 +222,13 @@ def plan_rollback(context: InstanceContext, session: Session | None, restore_dat
     return RollbackPlan(upgrade, steps, changes, from_version, upgrade.installed_version, bool(database), warnings)
 
 
-def finished_or_failed(session: Session) -> bool:
-    """Whether a rollback can be offered for this session now (the faces' keys)."""
+def can_roll_back(session: Session) -> bool:
+    """Whether the faces offer a rollback of this session now: an upgrade (not a rollback) a step of which has
+    ended, none running, its packages recorded (the planning says why not, in detail, for the rest)."""
     return (
         not session.is_rollback
         and session.running is None
+        and session.packages_before is not None
         and any(
             step.status in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.INTERRUPTED) for step in session.steps
         )
