@@ -349,6 +349,23 @@ class IndicoSite:
             ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", statement], env=env, timeout=60
         ).stdout.strip()
 
+    def table_digests(self, db: str = "indico") -> dict[str, str]:
+        """Every table of the database with its row count and a digest of its rows (in a stable order)."""
+        tables = self.sql("SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "
+                          "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1", db=db).split()  # fmt: skip
+        parts = [f"SELECT '{table}', count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
+                 f"FROM {table} t" for table in tables]  # fmt: skip
+        rows = self.sql(" UNION ALL ".join(parts), db=db).splitlines()
+        return dict(row.split("|", 1) for row in rows)
+
+    def restore_copy(self, dump: Path, db: str) -> None:
+        """The dump restored into a new database of its own (as the superuser), to compare with."""
+        self.sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", db="postgres")
+        self.sql(f"CREATE DATABASE {db} OWNER indico", db="postgres")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        run(["pg_restore", "--no-owner", "--exit-on-error", f"--host={self.socket_dir}", f"--port={self.pg.port}",
+             "--username=postgres", f"--dbname={db}", dump], env=env, timeout=300)  # fmt: skip
+
     def supervisorctl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         return run([BIN / "supervisorctl", "-c", self.supervisor_conf, *args], check=check, timeout=timeout)
 

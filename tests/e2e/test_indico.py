@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -25,7 +26,7 @@ from .indico_site import (
     missing_requirements,
     wait_for,
 )
-from .sites import INDICO_NEW
+from .sites import INDICO_NEW, INDICO_OLD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -228,6 +229,67 @@ def assert_healthy_then_each_fault_found(site: IndicoSite, session: dict, out: s
         "schema: the database schema is behind the installed code"
     ], found
     log(f"health: healthy after the upgrade, three faults found, in {time.monotonic() - phase:.0f} s")
+
+
+def test_rollback_after_a_real_upgrade_gives_the_old_site_back(site: IndicoSite):
+    """Issue 16's rollback on real Indico: upgraded 3.2.6 -> 3.2.9 (from a schema at 3.2.6's head, so the old site is
+    healthy), then `rollback --yes --restore-database`: pip freeze is the recorded set again, every table's rows
+    equal those in the backup's dump, and the health check passes on 3.2.6."""
+    phase = time.monotonic()
+    site.indico("db", "upgrade", timeout=600)
+    site.indico("db", "--all-plugins", "upgrade", timeout=600)
+    old_heads = site.revisions()
+    wizard = site.spawn_wizard("run", "--yes")
+    assert wizard.wait(RUN_TIMEOUT) == 0, wizard.text()[-8000:]
+    upgrade = site.session()
+    assert upgrade["health"] and all(f["outcome"] == "ok" for f in upgrade["health"]["findings"]), upgrade["health"]
+    recorded = upgrade["packages_before"]["requirements"]
+    log(f"upgraded in {time.monotonic() - phase:.0f} s; {len(recorded)} packages recorded before it")
+
+    refused = site.wizard("rollback", "--yes")  # the schema changed: the database needs a word either way
+    assert refused.returncode == 2 and "--restore-database" in refused.stderr, refused.stdout + refused.stderr
+    assert site.installed("indico") == INDICO_NEW  # nothing was done
+    dry = site.wizard("rollback", "--restore-database")  # without --yes: what it would do, nothing done
+    assert dry.returncode == 0 and "nothing was changed" in dry.stdout, dry.stdout + dry.stderr
+    assert f"indico=={INDICO_OLD}" in dry.stdout and "Restore the database from the backup" in dry.stdout
+
+    started = time.monotonic()
+    done = site.wizard("rollback", "--yes", "--restore-database", timeout=RUN_TIMEOUT)
+    log(f"rollback: exit {done.returncode} in {time.monotonic() - started:.0f} s")
+    assert done.returncode == 0, done.stdout[-8000:] + done.stderr
+    rollback = site.session()
+    assert rollback["kind"] == "rollback" and rollback["undoes"] == upgrade["id"], rollback["id"]
+    assert [s["id"] for s in rollback["steps"]] == [
+        "rollback-stop-celery", "rollback-stop-uwsgi", "rollback-packages", "rollback-database",
+        "rollback-start-uwsgi", "rollback-start-celery",
+    ]  # fmt: skip
+    assert all(s["status"] == "succeeded" and s["attempts"] == 1 for s in rollback["steps"]), rollback["steps"]
+
+    # The venv: exactly the set recorded before the upgrade, as pip itself lists it.
+    freeze = site.pip("freeze", "--all").stdout.splitlines()
+    assert sorted(freeze) == sorted(recorded), sorted(set(freeze) ^ set(recorded))
+    assert site.installed("indico") == INDICO_OLD
+    # The database: every table's rows as the backup's dump holds them, the schema at 3.2.6's heads again.
+    site.restore_copy(Path(upgrade["backup"]["path"]) / "indico.dump", "rollback_reference")
+    try:
+        expected, found = site.table_digests("rollback_reference"), site.table_digests("indico")
+    finally:
+        site.sql("DROP DATABASE IF EXISTS rollback_reference WITH (FORCE)", db="postgres")
+    assert found == expected, {t: (found.get(t), expected.get(t)) for t in set(found) | set(expected)
+                               if found.get(t) != expected.get(t)}  # fmt: skip
+    assert site.revisions() == old_heads
+    # The site: the wizard's own check after the rollback, and again on demand.
+    said = {f"{f['kind']}: {f['title']}": f["outcome"] for f in rollback["health"]["findings"]}
+    assert all(outcome == "ok" for outcome in said.values()), rollback["health"]["findings"]
+    assert (
+        f"running: the site runs {INDICO_OLD}" in said
+        and f"code: indico {INDICO_OLD} installed (the rollback's target)" in said
+    )
+    assert any(title.startswith("code: the venv holds exactly the") for title in said), said
+    code, findings, _ = check_findings(site)
+    assert code == 0, {title: f for title, f in findings.items() if f["outcome"] != "ok"}
+    assert not site.secret_leaks(done.stdout, done.stderr)
+    log(f"rollback proven (packages, {len(found)} tables, health) in {time.monotonic() - phase:.0f} s in all")
 
 
 # -- 2. the TUI: the lock panel and its Restart key ---------------------------------------------------------

@@ -241,3 +241,26 @@ def test_the_exit_line_keeps_its_form_whatever_the_secrets(tmp_path):
         json.dump({key: ended[key] for key in ("token", "seal", "boot_id")} | {"state": "running"}, handle)
     record.pid, record.start_ticks = 1, None  # seen, and gone
     assert inspect(record).exit_code == 42
+
+
+# -- a file as the step's standard input (a dump to restore) ----------------------------------------------
+
+
+def test_the_file_given_as_stdin_is_what_the_command_reads(tmp_path):
+    dump = tmp_path / "dump.bin"
+    dump.write_bytes(b"the rows as they were\n")
+    dump.chmod(0o600)
+    record = prepared(tmp_path, [sys.executable, "-c", "import sys; print('read:', sys.stdin.read().strip())"])
+    run_wrapper(wrapper_args(record, "--stdin", str(dump)))
+    assert inspect(record).exit_code == 0
+    assert "read: the rows as they were" in open(record.log).read()
+
+
+def test_a_stdin_file_reached_through_a_symlink_is_not_read_and_the_command_does_not_run(tmp_path):
+    (tmp_path / "real.bin").write_text("secret rows")
+    (tmp_path / "link.bin").symlink_to(tmp_path / "real.bin")
+    record = prepared(tmp_path, [sys.executable, "-c", "open('ran', 'w').write('yes')"])
+    run_wrapper(wrapper_args(record, "--stdin", str(tmp_path / "link.bin")))
+    assert inspect(record).exit_code == 127
+    assert "could not start the command" in open(record.log).read()
+    assert not (tmp_path / "ran").exists()

@@ -63,12 +63,19 @@ class PackageChanges:
         return not (self.back or self.added)
 
 
+def canonical(line: str) -> str:
+    """A freeze line with its name spelled as pip compares names (``Flask==2.2.5`` is ``flask==2.2.5``)."""
+    line = line.strip()
+    found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+    return re.sub(r"[-_.]+", "-", found.group(0)).lower() + line[found.end() :] if found else line
+
+
 def package_changes(recorded: list[str], now: list[str]) -> PackageChanges:
     def by_name(lines: list[str]) -> dict[str, str]:
         return {name: line.strip() for line in lines if (name := requirement_name(line)) is not None}
 
     before, after = by_name(recorded), by_name(now)
-    back = [line for name, line in before.items() if after.get(name) != line]
+    back = [line for name, line in before.items() if canonical(after.get(name, "")) != canonical(line)]
     return PackageChanges(back=back, added=sorted(name for name in after if name not in before))
 
 

@@ -1,0 +1,105 @@
+"""`rollback` on the demo sandbox, headless: the refusals, the dry run, and the way back with and without the
+database, proven by what the venv and the SQLite file hold afterwards and by `check`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from wizard.demo.catalog import CORE, PLUGIN, installed_packages
+from wizard.demo.sandbox import resume_services, stop_services
+
+from ..helpers.processes import kill_tree_leftovers
+from ..helpers.sites import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def upgraded(tmp_path):
+    """The demo upgraded 3.2.5 -> 3.2.9 headless, its services running again, and a row written since."""
+    folder = tmp_path / "demo"
+    done = run_cli("demo", "--dir", str(folder), "--headless", "--yes", "--pace", "0.1", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert resume_services(folder)
+    with sqlite3.connect(folder / "indico.sqlite3") as conn:
+        conn.execute("CREATE TABLE written_since (note TEXT)")
+        conn.execute("INSERT INTO written_since VALUES ('after the upgrade')")
+    conn.close()
+    yield folder
+    stop_services(folder)
+    kill_tree_leftovers(tmp_path)
+
+
+def wizard(folder: Path, *args: str):
+    return run_cli("--config", str(folder / "instances.toml"), "--state-dir", str(folder / "state"), *args,
+                   timeout=180)  # fmt: skip
+
+
+def status(folder: Path) -> dict:
+    return json.loads(wizard(folder, "status", "--json").stdout)
+
+
+def rows(database: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def test_rollback_restores_the_recorded_packages_and_the_backups_rows(upgraded):
+    upgrade = status(upgraded)
+    refused = wizard(upgraded, "rollback", "--yes")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "step 'db-upgrade' ran" in refused.stderr and "--restore-database" in refused.stderr
+    dry = wizard(upgraded, "rollback", "--restore-database")
+    assert dry.returncode == 0 and "nothing was changed: add --yes" in dry.stdout, dry.stdout + dry.stderr
+    assert "indico-demo==3.2.5" in dry.stdout and "4. Restore the database from the backup" in dry.stdout
+    assert installed_packages(upgraded / "venv") == {CORE: "3.2.9", PLUGIN: "3.2.2"}  # nothing was done
+    assert status(upgraded)["id"] == upgrade["id"]
+
+    done = wizard(upgraded, "rollback", "--yes", "--restore-database")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "rollback of 'demo' finished: 3.2.9 -> 3.2.5, 6 steps" in out
+    assert "health check: healthy: all 8 checks passed" in out
+    assert "ok     the venv holds exactly the 2 packages recorded before the upgrade" in out
+    assert "ok     the site runs 3.2.5" in out  # the demo uWSGI, started again on the old code
+    assert installed_packages(upgraded / "venv") == {CORE: "3.2.5", PLUGIN: "3.2.1"}
+    backup = Path(upgrade["backup"]["path"]) / "indico.sqlite3"
+    assert rows(upgraded / "indico.sqlite3") == rows(backup)  # the row written since is gone with its table
+
+    rollback = status(upgraded)
+    assert rollback["kind"] == "rollback" and rollback["undoes"] == upgrade["id"]
+    assert rollback["restores"] == upgrade["packages_before"]
+    kept = upgraded / "state" / "demo" / f"session-{upgrade['id']}.json"
+    assert json.loads(kept.read_text())["id"] == upgrade["id"]  # the upgrade's session is kept beside it
+    assert wizard(upgraded, "check", "--wait", "10").returncode == 0
+
+    again = wizard(upgraded, "rollback", "--yes", "--restore-database")
+    assert again.returncode == 2 and "is a rollback already" in again.stderr, again.stdout + again.stderr
+    report = wizard(upgraded, "report")
+    assert report.returncode == 0 and "report written:" in report.stdout, report.stdout + report.stderr
+
+
+def test_keeping_the_database_puts_the_packages_back_and_the_check_says_the_schema_is_ahead(upgraded):
+    done = wizard(upgraded, "rollback", "--yes", "--keep-database")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out  # every step finished: the check's verdict is `check`'s to exit with
+    assert "warning: the database stays as step 'db-upgrade' left it" in out
+    assert [s["id"] for s in status(upgraded)["steps"]] == [
+        "rollback-stop-celery", "rollback-stop-uwsgi", "rollback-packages", "rollback-start-uwsgi",
+        "rollback-start-celery",
+    ]  # fmt: skip
+    assert installed_packages(upgraded / "venv") == {CORE: "3.2.5", PLUGIN: "3.2.1"}
+    with sqlite3.connect(upgraded / "indico.sqlite3") as conn:
+        assert conn.execute("SELECT note FROM written_since").fetchall() == [("after the upgrade",)]
+    conn.close()
+    check = wizard(upgraded, "check", "--json", "--wait", "10")
+    assert check.returncode == 1, check.stdout + check.stderr
+    schema = next(f for f in json.loads(check.stdout)["findings"] if f["kind"] == "schema")
+    assert schema["outcome"] == "failed", schema

@@ -1,0 +1,93 @@
+"""The rollback's arithmetic: which freeze lines go back, what is removed, and when it refuses to plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps import load_recipe
+from wizard.config.instance import Instance
+from wizard.errors import StateError, WizardError
+from wizard.rollback.plan import (
+    install_arguments,
+    migrating_step,
+    package_changes,
+    refuse_unless_undoable,
+    requirement_name,
+    rollback_step_ids,
+)
+from wizard.session.binding import check_belongs
+from wizard.session.state import PackageSet, Session, StepRecord, StepStatus
+
+
+def test_names_are_read_from_every_form_pip_freeze_writes():
+    assert requirement_name("Flask_Login==0.6.3") == "flask-login"
+    assert requirement_name("indico-plugin-citadel==3.2.2") == "indico-plugin-citadel"
+    assert requirement_name("mylib @ file:///srv/wheels/mylib-1.0-py3-none-any.whl") == "mylib"
+    assert requirement_name("-e git+https://example.org/x.git@abc#egg=My.Plugin") == "my-plugin"
+    assert requirement_name("# Editable install with no version control (x==1)") is None
+    assert requirement_name("") is None
+
+
+def test_each_freeze_line_is_one_argument_and_an_editable_one_two():
+    lines = ["indico==3.2.6", "-e git+https://example.org/x.git@abc#egg=x", "# a comment", "  "]
+    assert install_arguments(lines) == ["indico==3.2.6", "-e", "git+https://example.org/x.git@abc#egg=x"]
+
+
+def test_only_what_differs_goes_back_and_what_the_upgrade_added_is_removed():
+    recorded = ["indico==3.2.6", "Flask==2.2.5", "pip==24.0", "gone-since==1.0"]
+    now = ["indico==3.2.9", "flask==2.2.5", "pip==24.0", "marshmallow-oneofschema==3.1.1"]
+    changes = package_changes(recorded, now)
+    assert changes.back == ["indico==3.2.6", "gone-since==1.0"]  # Flask == flask: the same, left alone
+    assert changes.added == ["marshmallow-oneofschema"]
+    assert package_changes(recorded, recorded).none
+
+
+def session(**fields) -> Session:
+    steps = fields.pop("steps", [StepRecord(id="pip-core", title="pip", argv=["pip"], attempts=1,
+                                            status=StepStatus.SUCCEEDED)])  # fmt: skip
+    return Session(id="s1", instance="main", recipe="indico", steps=steps, **fields)
+
+
+RECORD = PackageSet(pip="24.0", requirements=["indico==3.2.6"])
+
+
+@pytest.mark.parametrize(
+    ("made", "says"),
+    [
+        (lambda: None, "there is no upgrade of this instance to take back"),
+        (lambda: session(kind="rollback", packages_before=RECORD), "is a rollback already"),
+        (lambda: session(steps=[StepRecord(id="pip-core", title="pip", argv=["pip"])], packages_before=RECORD),
+         "no step of this upgrade has run"),
+        (lambda: session(steps=[StepRecord(id="pip-core", title="pip", argv=["pip"], attempts=1,
+                                           status=StepStatus.RUNNING)], packages_before=RECORD), "is still running"),
+        (session, "did not record the venv's packages"),
+    ],
+)  # fmt: skip
+def test_what_cannot_be_taken_back_is_refused_with_the_reason(made, says):
+    with pytest.raises(WizardError) as refused:
+        refuse_unless_undoable(made())
+    assert says in refused.value.message
+
+
+def test_the_first_step_that_ran_a_migration_is_what_makes_the_database_matter():
+    steps = [StepRecord(id="pip-core", title="pip", argv=["pip"], attempts=1, status=StepStatus.SUCCEEDED),
+             StepRecord(id="db-upgrade", title="db", argv=["indico"], migrates="core", attempts=1,
+                        status=StepStatus.FAILED),
+             StepRecord(id="db-upgrade-plugins", title="db", argv=["indico"], migrates="plugins")]  # fmt: skip
+    assert migrating_step(session(steps=steps)).id == "db-upgrade"
+    assert migrating_step(session(steps=steps[:1])) is None
+
+
+def test_a_saved_rollback_is_this_instances_to_run_and_a_foreign_step_is_refused(tmp_path):
+    recipe = load_recipe("indico")
+    instance = Instance(name="main", recipe="indico", venv=tmp_path / "venv", config=None)
+    services = {"uwsgi": "uwsgi", "celery": "celery"}
+    steps = [StepRecord(id=step_id, title=step_id, argv=["true"]) for step_id in sorted(rollback_step_ids(
+        session(services=services)))]  # fmt: skip
+    rollback = session(kind="rollback", services=services, venv=str(tmp_path / "venv"), steps=steps)
+    check_belongs(rollback, instance, recipe, Path("session.json"))
+    rollback.steps.append(StepRecord(id="rm-everything", title="rm", argv=["rm", "-rf", "/"]))
+    with pytest.raises(StateError, match="rm-everything"):
+        check_belongs(rollback, instance, recipe, Path("session.json"))
