@@ -45,10 +45,10 @@ class DoneScreen(EngineScreen):
     check_wait = WAIT_SECONDS  # how long a service or the site may take to come up
     CSS_PATH = Path(__file__).with_name("done.tcss")
     BINDINGS = [
-        Binding("c", "check", "Check the site again"),
-        Binding("r", "report", "Write a report"),
+        Binding("c", "check", "Check again"),
+        Binding("r", "report", "Report"),
         Binding("b", "roll_back", "Roll back"),
-        Binding("n", "new", "Plan a new upgrade"),
+        Binding("n", "new", "New upgrade"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
 

@@ -47,6 +47,7 @@ def plan_text(plan: RollbackPlan) -> Text:
         text.append(f"\npip installs again: {', '.join(plan.changes.back)}\n", style="dim")
     if plan.changes.added:
         text.append(f"pip removes: {', '.join(plan.changes.added)}\n", style="dim")
+    text.rstrip()
     return text
 
 

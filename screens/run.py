@@ -250,7 +250,7 @@ class RunScreen(EngineScreen):
 
     def offer_keys(self) -> None:
         # The footer is recomposed on every refresh of the bindings: only when the keys on offer change.
-        actions = ("retry", "restart_app_server", "end_session", "show_steps")
+        actions = ("retry", "roll_back", "follow", "restart_app_server", "end_session", "show_steps")
         offered = tuple(self.check_action(action, ()) for action in actions)
         if offered != self.offered:
             self.offered = offered
@@ -388,6 +388,8 @@ class RunScreen(EngineScreen):
             return self.has_class("-steps")
         if action == "page_log":
             return not self.has_class("-steps")
+        if action == "follow":  # nothing runs after a failure: f only brings back the failed step from another's log
+            return self.driver is not None or self.pinned
         if action == "end_session":
             return (
                 waiting

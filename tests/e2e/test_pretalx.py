@@ -440,7 +440,7 @@ def test_at_80x24_the_tui_upgrade_is_read_whole(site: PretalxSite, terminal: Ter
 
             with phase("the rest of the run, to the done screen"):
                 terminal.wait_for("is finished", timeout=900)
-                done = wait_keys(terminal, "n Plan a new upgrade", "q Quit")
+                done = wait_keys(terminal, "n New upgrade", "q Quit")
                 assert f"The upgrade of pretalx is finished: {PRETALX_OLD} → {PRETALX_NEW}, 12 steps in" in read(done)
                 # Its table once cut "Install the new pretalx release (20…": both hops' pip steps read the same.
                 shown = done_titles(done)

@@ -6,6 +6,7 @@ then look at the new SVGs before committing them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
@@ -26,7 +27,7 @@ from wizard.demo.catalog import install_metadata
 from wizard.health.result import Finding, Health
 from wizard.host.detect import Detection
 from wizard.planning.plan import as_note, chosen_notes, sort_notes
-from wizard.session.state import Backup, Session, StepRecord, StepStatus
+from wizard.session.state import Backup, PackageSet, Session, StepRecord, StepStatus
 from wizard.session.store import StateStore
 
 from ..helpers.processes import kill_tree_leftovers, wait_for
@@ -312,7 +313,8 @@ def after_a_failure(name: str):
     """The app, straight at the run screen, after the schema upgrade failed (so the session was saved)."""
     folder = fresh(name)
     instances_file(folder)
-    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP)
+    saved_session(folder, ["succeeded", "succeeded", "failed", "pending", "pending"], backup=BACKUP,
+                  packages_before=PackageSet(at=T0, pip="24.0", requirements=["indico==3.2.6"]))  # fmt: skip
     return app_for(folder, past_resume=True)
 
 
@@ -399,6 +401,7 @@ def done_app(name: str, health: Health):
     session = StateStore(folder / "state", "main").load()
     session.steps[3].skip_reason = "not needed: uwsgi was restarted during the upgrade"
     session.health = health  # recorded: the screen shows it and asks nothing of the (absent) site
+    session.packages_before = PackageSet(at=T0, pip="24.0", requirements=[f"package-{n}==1.0" for n in range(184)])
     StateStore(folder / "state", "main").save(session)
     return app_for(folder)
 
@@ -413,3 +416,74 @@ def test_done(snap_compare, size, utc):
 def test_done_not_healthy(snap_compare, size, utc):
     """Done, but the health check failed: each failure in red with its evidence and what to do."""
     assert snap_compare(done_app("done-unhealthy", NOT_HEALTHY), terminal_size=size, run_before=arrive("DoneScreen"))
+
+
+def rollback_app(name: str, monkeypatch):
+    """The done screen of a finished upgrade whose schema changed; the way back is a fixed plan (the Pilot and
+    integration tests work out real ones), with the database restore possible."""
+    from screens import rollback as screen
+    from wizard.rollback.plan import PackageChanges, RollbackPlan
+    from wizard.session.state import ServiceAct
+
+    app = done_app(name, HEALTHY)
+    store = StateStore(ROOT / name / "state", "main")
+    session = store.load()
+    session.steps[2].migrates = "core"
+    store.save(session)
+
+    def step(step_id: str, title: str, run_as: str = "app", role: str | None = None) -> StepRecord:
+        act = ServiceAct(role=role, action=step_id.split("-")[1]) if role else None
+        return StepRecord(id=step_id, title=title, argv=["true"], run_as=run_as, service=act)
+
+    def fixed_plan(context, upgrade, restore_database):
+        steps = [step("rollback-stop-celery", "Stop celery (indico-celery.service)", "root", "celery"),
+                 step("rollback-stop-uwsgi", "Stop uwsgi (indico-uwsgi.service)", "root", "uwsgi"),
+                 step("rollback-packages", "Install the 184 recorded packages again (3 differ)"),
+                 step("rollback-remove-added", "Remove the 1 packages the upgrade added"),
+                 step("rollback-start-uwsgi", "Start uwsgi (indico-uwsgi.service)", "root", "uwsgi"),
+                 step("rollback-start-celery", "Start celery (indico-celery.service)", "root", "celery")]  # fmt: skip
+        if restore_database:
+            steps.insert(4, step("rollback-database", "Restore the database from the backup of 2026-11-21 22:40",
+                                 "root"))  # fmt: skip
+        changes = PackageChanges(back=["indico==3.2.6", "indico-plugins==3.2.2", "marshmallow==3.19.0"],
+                                 added=["marshmallow-oneofschema"])  # fmt: skip
+        return RollbackPlan(upgrade, steps, changes, "3.2.9", "3.2.6", bool(restore_database))
+
+    monkeypatch.setattr(screen, "plan_rollback", fixed_plan)
+    return app
+
+
+def worked_out(pilot) -> bool:
+    return type(pilot.app.screen).__name__ == "RollbackScreen" and pilot.app.screen.ways is not None
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rollback(snap_compare, size, utc, monkeypatch):
+    """b on the done screen: what the rollback runs, and the database's two ways (restore with ⏎, keep with k)."""
+
+    async def run_before(pilot) -> None:
+        await arrive("DoneScreen")(pilot)
+        await pilot.press("b")
+        deadline = time.monotonic() + ARRIVE_SECONDS
+        while not worked_out(pilot):
+            assert time.monotonic() < deadline, f"waited {ARRIVE_SECONDS:.0f} s for the rollback's plan"
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(rollback_app("rollback", monkeypatch), terminal_size=size, run_before=run_before)
+
+
+def test_rollback_wants_the_name_typed(snap_compare, utc, monkeypatch):
+    """⏎ there: restoring the database is confirmed by typing the instance's name."""
+
+    async def run_before(pilot) -> None:
+        await arrive("DoneScreen")(pilot)
+        await pilot.press("b")
+        deadline = time.monotonic() + ARRIVE_SECONDS
+        while not worked_out(pilot):
+            assert time.monotonic() < deadline, f"waited {ARRIVE_SECONDS:.0f} s for the rollback's plan"
+            await pilot.pause(0.05)
+        await pilot.press("enter")
+        await then(lambda _: asyncio.sleep(0), screen="TypeToConfirmDialog")(pilot)
+
+    assert snap_compare(rollback_app("rollback-typed", monkeypatch), terminal_size=(80, 24), run_before=run_before)

@@ -90,7 +90,7 @@ async def test_at_80_columns_the_log_takes_the_width_and_v_shows_the_steps(site_
         now = screen.query_one(NowLine).plain
         assert now.startswith("1/2 ") and "It failed (exit code 4): r run it again" in now
         keys = {binding.key for _, binding, enabled, _ in screen.active_bindings.values() if enabled}
-        assert {"r", "s", "a", "v", "f", "pageup", "q"} <= keys
+        assert {"r", "s", "a", "v", "pageup", "q"} <= keys and "f" not in keys  # nothing runs: nothing to follow
 
         await pilot.press("v")
         assert screen.query_one("#side").display and not screen.query_one("#main").display
@@ -143,7 +143,7 @@ async def test_the_command_palette_offers_what_the_screen_s_keys_do(site_root):
         screen = app.screen
         await until(pilot, lambda: screen.check_action("retry", ()), what="the decision after the failure")
         titles = [command.title for command in app.get_system_commands(screen)]
-        assert titles[:4] == ["Retry", "Skip", "Abort", "Steps"] and titles[-1] == "Quit"
+        assert titles[:5] == ["Retry", "Skip", "Abort", "Roll back", "Steps"] and titles[-1] == "Quit"
         assert "Restart the app server" not in titles  # not on offer: nothing waits on a lock
         await pilot.press("ctrl+p")
         await until(pilot, lambda: type(app.screen).__name__ == "CommandPalette", what="the command palette")

@@ -112,7 +112,7 @@ def test_at_80x24_the_schema_upgrade_is_read_whole_and_the_lock_panel_offers_the
     # The done screen asks the site itself: the demo uWSGI's page names the version the restart loaded.
     screen = term.wait_for("health check: healthy: all 7 checks passed", timeout=120)
     assert "the site runs 3.2.9" in screen, screen
-    assert "c Check the site again" in screen and "r Write a report" in screen, screen
+    assert "c Check again" in screen and "r Report" in screen and "q Quit" in screen, screen
     assert all(len(row) <= 80 for row in term.screen().splitlines())
     term.keys("q")
     wait_for(lambda: not (folder / "run" / "uwsgi.pid").exists(), 60, what="the demo, quit, to stop its services")
