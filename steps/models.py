@@ -249,6 +249,11 @@ class RollbackSpec(_Strict):
 
     install: list[str] = Field(PIP_REINSTALL, min_length=1)
     remove: list[str] = Field(PIP_REMOVE, min_length=1)
+    again: list[str] = Field(
+        [],
+        description="recipe steps run again after the packages and the database (before the services start) when "
+        "the upgrade ran one of them, in the form whose `when` fits the old release: pretalx's rebuild",
+    )
 
     @model_validator(mode="after")
     def _lists_named(self) -> RollbackSpec:
@@ -320,6 +325,9 @@ class Recipe(_Strict):
                     raise ValueError(f"health.requirements: {exc}") from None
                 if names - known:
                     raise ValueError(f"health.requirements: unknown placeholder {{{sorted(names - known)[0]}}}")
+        unknown = [step_id for step_id in self.rollback.again if step_id not in seen]
+        if unknown:
+            raise ValueError(f"rollback.again: no recipe step {unknown[0]!r}")
         for note in self.notes:
             for step in note.steps:
                 anchor = step.before or step.after

@@ -154,6 +154,47 @@ def test_run_yes_upgrades_through_2025_1_to_2025_2(site: PretalxSite):
         with sqlite3.connect(f"file:{copy}?mode=ro", uri=True) as conn:
             assert {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES} == counts
 
+    assert_rolled_back(site, state, copy)
+
+
+def table_rows(path: Path) -> dict[str, list[str]]:
+    """Every table's rows, as SQL, in a stable order."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {table: sorted(map(repr, conn.execute(f'SELECT * FROM "{table}"'))) for table in tables}
+    finally:
+        conn.close()
+
+
+def assert_rolled_back(site: PretalxSite, state: Path, backup_copy: Path) -> None:
+    """Issue 16's rollback on real pretalx: `rollback --yes --restore-database` after the two hops gives 2024.3.1
+    back (pip freeze is the recorded set), the SQLite file's rows are the backup's, the old release's static files
+    are built again, and the site answers on the old code."""
+    upgrade = PretalxSite.session(state)
+    recorded = upgrade["packages_before"]["requirements"]
+    with phase("wizard rollback --yes --restore-database"):
+        done = site.cli(state, "rollback", "--yes", "--restore-database", timeout=1500)
+    assert done.returncode == 0, tail(done.stdout + done.stderr, 60)
+    rollback = PretalxSite.session(state)
+    steps = {step["id"]: step for step in rollback["steps"]}
+    assert rollback["kind"] == "rollback" and all(s["status"] == "succeeded" for s in steps.values()), steps
+    assert {"rollback-packages", "rollback-database", "rollback-rebuild"} <= set(steps), list(steps)
+    assert "--npm-install" in steps["rollback-rebuild"]["argv"]  # the old release's form of the step
+    with phase("checks after the rollback"):
+        freeze = site.as_app([str(site.python), "-m", "pip", "freeze", "--all"], timeout=120).stdout.splitlines()
+        assert sorted(freeze) == sorted(recorded), sorted(set(freeze) ^ set(recorded))
+        assert site.installed_version() == PRETALX_OLD
+        found, expected = table_rows(site.database), table_rows(backup_copy)
+        assert found == expected, [
+            table for table in set(found) | set(expected) if found.get(table) != expected.get(table)
+        ]
+        said = {f["kind"] + ": " + f["title"]: f["outcome"] for f in rollback["health"]["findings"]}
+        assert all(outcome == "ok" for outcome in said.values()), said
+        assert f"code: pretalx {PRETALX_OLD} installed (the rollback's target)" in said
+        status, body = site.get(f"/{EVENT}/")
+        assert status == 200 and EVENT in body.lower(), f"/{EVENT}/ answered {status}: {body[:300]}"
+
 
 def test_rebuild_without_npm_fails_then_retry_finishes(site: PretalxSite):
     state = site.root / "state-no-npm"

@@ -85,7 +85,7 @@ def test_a_saved_rollback_is_this_instances_to_run_and_a_foreign_step_is_refused
     instance = Instance(name="main", recipe="indico", venv=tmp_path / "venv", config=None)
     services = {"uwsgi": "uwsgi", "celery": "celery"}
     steps = [StepRecord(id=step_id, title=step_id, argv=["true"]) for step_id in sorted(rollback_step_ids(
-        session(services=services)))]  # fmt: skip
+        session(services=services), recipe))]  # fmt: skip
     rollback = session(kind="rollback", services=services, venv=str(tmp_path / "venv"), steps=steps)
     check_belongs(rollback, instance, recipe, Path("session.json"))
     rollback.steps.append(StepRecord(id="rm-everything", title="rm", argv=["rm", "-rf", "/"]))

@@ -13,13 +13,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from steps import Recipe
 from wizard.config.context import InstanceContext
 from wizard.config.secrets import public_env
 from wizard.errors import WizardError
 from wizard.host import pipquery
+from wizard.host.detect import Detection, os_family
+from wizard.planning.plan import build_hop
+from wizard.planning.preflight import missing_tools
 from wizard.rollback.database import CannotRestore, restore_step
 from wizard.session.packages import record_packages
 from wizard.session.state import ServiceAct, Session, StepRecord, StepStatus
+from wizard.views.services import spec_of
 
 CHOOSE_HINT = ("add --restore-database to put the database back from the backup (whatever was written since is lost), "
                "or --keep-database to put back the packages alone")  # fmt: skip
@@ -182,9 +187,33 @@ def package_steps(context: InstanceContext, changes: PackageChanges, count: int)
     return steps
 
 
-def rollback_step_ids(session: Session) -> set[str]:
-    """Every id a rollback of this session's services could have (what a saved rollback may hold)."""
+def again_steps(context: InstanceContext, upgrade: Session, to_version: str | None, recorded: list[str]
+                ) -> list[StepRecord]:  # fmt: skip
+    """The recipe's steps to run again on the old release (pretalx's rebuild), when the upgrade ran one of them:
+    planned as an upgrade to that release would plan them, from the recorded packages."""
+    recipe = context.recipe
+    again = recipe.rollback.again
+    ran = {spec.id for record in upgrade.steps if record.attempts and (spec := spec_of(record, recipe, upgrade.path))}
+    if not (set(again) & ran):
+        return []
+    dists = {name: line.split("==", 1)[1] for line in recorded if (name := requirement_name(line)) and "==" in line}
+    found = Detection(installed_version=None, target_version=to_version, python_version=upgrade.python_version or "",
+                      os_family=os_family(), dists=dists)  # fmt: skip
+    only = recipe.model_copy(update={"steps": [spec for spec in recipe.steps if spec.id in again]})
+    hop = build_hop(only, context.instance, found, units={}, requirements=[], added=[])
+    missing = missing_tools(context.instance, hop.needs, found.os_family)
+    if missing:
+        tools = ", ".join(note.id.removeprefix("check-tool-") for note in missing)
+        raise WizardError(f"the rollback builds the old release's files again, which needs {tools}: not installed here",
+                          missing[0].way_out or None)  # fmt: skip
+    return [record.model_copy(update={"id": f"rollback-{record.id}", "title": f"{record.title}, for {to_version}"})
+            for record in hop.records]  # fmt: skip
+
+
+def rollback_step_ids(session: Session, recipe: Recipe) -> set[str]:
+    """Every id a rollback of this session could have (what a saved rollback may hold)."""
     ids = {"rollback-packages", "rollback-remove-added", "rollback-database"}
+    ids |= {f"rollback-{step_id}" for step_id in recipe.rollback.again}
     return ids | {f"rollback-{action}-{role}" for role in session.services for action in ("stop", "start")}
 
 
@@ -221,8 +250,9 @@ def plan_rollback(context: InstanceContext, session: Session | None, restore_dat
     if changes.none and not database:
         raise WizardError("the venv already holds exactly the packages recorded before the upgrade, and the database "
                           "is to be kept: there is nothing to take back", "`upgrade-wizard check` says how the site is")  # fmt: skip
+    again = again_steps(context, upgrade, upgrade.installed_version, recorded.requirements)
     steps = [*service_steps(context, upgrade, "stop"), *package_steps(context, changes, len(recorded.requirements)),
-             *database, *service_steps(context, upgrade, "start")]  # fmt: skip
+             *database, *again, *service_steps(context, upgrade, "start")]  # fmt: skip
     package = requirement_name(context.recipe.package)
     from_version = next((line.split("==", 1)[1] for line in now if requirement_name(line) == package and "==" in line),
                         upgrade.target_version)  # fmt: skip

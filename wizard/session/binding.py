@@ -49,7 +49,7 @@ def check_belongs(session: Session, instance: Instance, recipe: Recipe, path: Pa
                 + KEEP,
             )
     if session.is_rollback:
-        known = rollback_step_ids(session)
+        known = rollback_step_ids(session, recipe)
         foreign = [step.id for step in session.steps if step.id not in known]
     else:
         foreign = [step.id for step in session.steps if not belongs_to(step.id, recipe, session.path)]
