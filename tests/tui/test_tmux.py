@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from wizard.host.procs import alive
 
@@ -163,3 +164,33 @@ def _step_log_has(site, text: str) -> bool:
         return bool(log and log.exists() and text in log.read_text())
     except (OSError, ValueError, KeyError, IndexError):
         return False
+
+
+def test_the_demo_is_rolled_back_from_its_done_screen(tmp_path, terminal):
+    """A person at 80x24 takes the upgrade back: b, reads the way back, Enter, types the name, and reads the
+    rollback's own done screen, healthy on 3.2.5."""
+    folder = tmp_path / "demo"
+    built = subprocess.run([sys.executable, "-m", "wizard", "demo", "--dir", str(folder), "--headless", "--yes",
+                            "--pace", "0.1"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    term = terminal("rollback")
+    term.start([sys.executable, "-m", "wizard", "demo", "--dir", str(folder)])  # the sandbox again: its done screen
+    term.wait_for("is finished", timeout=60)
+    term.wait_for("b Roll back")
+    term.keys("b")
+    screen = term.wait_for("restores it from the backup", timeout=60)
+    assert "Restore the database from the backup" in screen and "indico-demo==3.2.5" in screen, screen
+    rows = term.screen().splitlines()
+    assert all(cell_len(row) <= 80 for row in rows), [row for row in rows if cell_len(row) > 80]
+    term.keys("Enter")
+    term.wait_for("Type demo and Enter to confirm")
+    term.keys(*"demo", "Enter")
+    screen = term.wait_for("The rollback of demo is finished: 3.2.9 → 3.2.5", timeout=120)
+    screen = term.wait_for("health check: healthy: all 8 checks passed", timeout=120)
+    assert "the site runs 3.2.5" in screen, screen
+    assert "b Roll back" not in screen  # a rollback is not rolled back
+    term.keys("q")
+    wait_for(lambda: not (folder / "run" / "uwsgi.pid").exists(), 60, what="the demo, quit, to stop its services")
+    term.leave()
+    statuses = {step_id: step["status"] for step_id, step in session_steps(folder).items()}
+    assert set(statuses) >= {"rollback-packages", "rollback-database"} and set(statuses.values()) == {"succeeded"}
