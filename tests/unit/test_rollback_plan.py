@@ -14,10 +14,10 @@ from wizard.rollback.plan import (
     migrating_step,
     package_changes,
     refuse_unless_undoable,
-    requirement_name,
     rollback_step_ids,
 )
 from wizard.session.binding import check_belongs
+from wizard.session.packages import pinned_versions, requirement_name
 from wizard.session.state import PackageSet, Session, StepRecord, StepStatus
 
 
@@ -28,6 +28,11 @@ def test_names_are_read_from_every_form_pip_freeze_writes():
     assert requirement_name("-e git+https://example.org/x.git@abc#egg=My.Plugin") == "my-plugin"
     assert requirement_name("# Editable install with no version control (x==1)") is None
     assert requirement_name("") is None
+
+
+def test_versions_are_read_only_from_pinned_lines():
+    lines = ["Flask==2.2.5", "mylib @ file:///srv/mylib-1.0.whl", "-e git+https://example.org/x.git@abc#egg=x"]
+    assert pinned_versions(lines) == {"flask": "2.2.5", "mylib": None, "x": None}
 
 
 def test_each_freeze_line_is_one_argument_and_an_editable_one_two():

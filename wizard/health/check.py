@@ -39,6 +39,7 @@ from wizard.host.detect import probe_venv, schema_of
 from wizard.host.privilege import as_runner
 from wizard.host.services import State, Unit
 from wizard.planning.versions import newer
+from wizard.session.packages import pinned_versions
 from wizard.session.state import PackageSet, Session, StepStatus
 from wizard.views.services import service_uses
 
@@ -112,12 +113,11 @@ def code_finding(context: InstanceContext, probe: dict, session: Session | None)
 
 def restored_finding(probe: dict, restores: PackageSet) -> Finding:
     """A rollback: does the venv hold exactly the set recorded before the upgrade (name and version, no more)?"""
-    now = {canonicalize_name(name): version for name, version in probe["dists"].items()}
-    pinned = dict(line.split("==", 1) for line in restores.requirements if "==" in line and " @ " not in line)
-    wanted = {canonicalize_name(name): version.strip() for name, version in pinned.items()}
+    now: dict[str, str] = {canonicalize_name(name): version for name, version in probe["dists"].items()}
+    wanted = pinned_versions(restores.requirements)  # a line without a version (a URL, -e) counts by its name
     differ = [f"{name} {now.get(name, 'missing')} (recorded {version})" for name, version in wanted.items()
-              if now.get(name) != version]  # fmt: skip
-    extra = sorted(set(now) - set(wanted) - {canonicalize_name(line.split(" @ ")[0]) for line in restores.requirements})
+              if name not in now or (version is not None and now[name] != version)]  # fmt: skip
+    extra = sorted(set(now) - set(wanted))
     if differ or extra:
         evidence = "; ".join(
             filter(None, [", ".join(differ[:8]), "not recorded: " + ", ".join(extra[:8]) if extra else ""])

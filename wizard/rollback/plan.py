@@ -9,7 +9,6 @@ upgrade, so it is recorded step by step and resumes the same way.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,28 +21,12 @@ from wizard.host.detect import Detection, os_family
 from wizard.planning.plan import build_hop
 from wizard.planning.preflight import missing_tools
 from wizard.rollback.database import CannotRestore, restore_step
-from wizard.session.packages import record_packages
+from wizard.session.packages import canonical, record_packages, requirement_name
 from wizard.session.state import ServiceAct, Session, StepRecord, StepStatus
 from wizard.views.services import spec_of
 
 CHOOSE_HINT = ("add --restore-database to put the database back from the backup (whatever was written since is lost), "
                "or --keep-database to put back the packages alone")  # fmt: skip
-
-
-def requirement_name(line: str) -> str | None:
-    """The distribution a `pip freeze` line names, normalized as pip compares names; None for a comment."""
-    line = line.strip()
-    if not line or line.startswith("#"):
-        return None
-    egg = re.search(r"[#&]egg=([A-Za-z0-9._-]+)", line)
-    if line.startswith("-e") and egg:
-        name = egg.group(1)
-    else:
-        found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
-        if found is None:
-            return None
-        name = found.group(0)
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def install_arguments(lines: list[str]) -> list[str]:
@@ -66,13 +49,6 @@ class PackageChanges:
     @property
     def none(self) -> bool:
         return not (self.back or self.added)
-
-
-def canonical(line: str) -> str:
-    """A freeze line with its name spelled as pip compares names (``Flask==2.2.5`` is ``flask==2.2.5``)."""
-    line = line.strip()
-    found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
-    return re.sub(r"[-_.]+", "-", found.group(0)).lower() + line[found.end() :] if found else line
 
 
 def package_changes(recorded: list[str], now: list[str]) -> PackageChanges:
