@@ -6,7 +6,6 @@ then look at the new SVGs before committing them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import sqlite3
@@ -453,37 +452,24 @@ def rollback_app(name: str, monkeypatch):
     return app
 
 
-def worked_out(pilot) -> bool:
-    return type(pilot.app.screen).__name__ == "RollbackScreen" and pilot.app.screen.ways is not None
+async def at_the_way_back(pilot) -> None:
+    """The done screen, b, and the rollback screen once its plan is worked out."""
+    await arrive("DoneScreen")(pilot)
+    await pilot.press("b")
+    deadline = time.monotonic() + ARRIVE_SECONDS
+    while not (type(pilot.app.screen).__name__ == "RollbackScreen" and pilot.app.screen.ways is not None):
+        assert time.monotonic() < deadline, f"waited {ARRIVE_SECONDS:.0f} s for the rollback's plan"
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_rollback(snap_compare, size, utc, monkeypatch):
     """b on the done screen: what the rollback runs, and the database's two ways (restore with ⏎, keep with k)."""
-
-    async def run_before(pilot) -> None:
-        await arrive("DoneScreen")(pilot)
-        await pilot.press("b")
-        deadline = time.monotonic() + ARRIVE_SECONDS
-        while not worked_out(pilot):
-            assert time.monotonic() < deadline, f"waited {ARRIVE_SECONDS:.0f} s for the rollback's plan"
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)
-
-    assert snap_compare(rollback_app("rollback", monkeypatch), terminal_size=size, run_before=run_before)
+    assert snap_compare(rollback_app("rollback", monkeypatch), terminal_size=size, run_before=at_the_way_back)
 
 
 def test_rollback_wants_the_name_typed(snap_compare, utc, monkeypatch):
     """⏎ there: restoring the database is confirmed by typing the instance's name."""
-
-    async def run_before(pilot) -> None:
-        await arrive("DoneScreen")(pilot)
-        await pilot.press("b")
-        deadline = time.monotonic() + ARRIVE_SECONDS
-        while not worked_out(pilot):
-            assert time.monotonic() < deadline, f"waited {ARRIVE_SECONDS:.0f} s for the rollback's plan"
-            await pilot.pause(0.05)
-        await pilot.press("enter")
-        await then(lambda _: asyncio.sleep(0), screen="TypeToConfirmDialog")(pilot)
-
+    run_before = then(at_the_way_back, "enter", screen="TypeToConfirmDialog")
     assert snap_compare(rollback_app("rollback-typed", monkeypatch), terminal_size=(80, 24), run_before=run_before)
