@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from wizard.demo.catalog import CORE, PLUGIN, installed_packages
 from wizard.demo.sandbox import resume_services, stop_services
+from wizard.host.procs import alive
 
-from ..helpers.processes import kill_tree_leftovers
+from ..helpers.processes import kill_tree_leftovers, wait_for
 from ..helpers.sites import run_cli
 
 pytestmark = pytest.mark.slow
@@ -103,3 +106,34 @@ def test_keeping_the_database_puts_the_packages_back_and_the_check_says_the_sche
     assert check.returncode == 1, check.stdout + check.stderr
     schema = next(f for f in json.loads(check.stdout)["findings"] if f["kind"] == "schema")
     assert schema["outcome"] == "failed", schema
+
+
+def test_a_rollback_whose_wizard_was_killed_is_taken_up_again_and_nothing_runs_twice(upgraded):
+    """The wizard dies (SIGKILL) while the rollback reinstalls the packages: the step goes on without it, and
+    `rollback --yes` reattaches, waits for it and finishes the rest (no database flag is asked again)."""
+    instances = upgraded / "instances.toml"
+    instances.write_text(instances.read_text().replace('pace = "0.1"', 'pace = "2"'))  # a pip stand-in slow to kill
+    argv = [sys.executable, "-m", "wizard", "--config", str(instances), "--state-dir", str(upgraded / "state"),
+            "rollback", "--yes", "--restore-database"]  # fmt: skip
+    first = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # fmt: skip
+
+    def packages_running() -> dict | None:
+        session = json.loads((upgraded / "state" / "demo" / "session.json").read_text())  # never missing
+        step = next((s for s in session["steps"] if s["id"] == "rollback-packages"), None)
+        return (
+            step if session.get("kind") == "rollback" and step and step["status"] == "running" and step["pid"] else None
+        )
+
+    step = wait_for(packages_running, 120, what="the rollback's package step to run")
+    first.kill()
+    first.wait(timeout=30)
+    assert alive(step["pid"], step["start_ticks"]), "the step must outlive the wizard"
+
+    again = wizard(upgraded, "rollback", "--yes")
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert "going on with the rollback" in out, out
+    steps = {s["id"]: s for s in status(upgraded)["steps"]}
+    assert all(s["status"] == "succeeded" and s["attempts"] == 1 for s in steps.values()), steps
+    assert installed_packages(upgraded / "venv") == {CORE: "3.2.5", PLUGIN: "3.2.1"}

@@ -195,20 +195,18 @@ class Engine:
             upgrade.abandoned = now()
             upgrade.note("abandoned: taken back by a rollback")
             self.save()
-        kept = self.store.put_aside(upgrade)
-        self.say(f"the upgrade's session was kept as {kept}")
-        self.session = Session(
+        session = Session(
             id=new_session_id(), kind="rollback", undoes=upgrade.id, instance=upgrade.instance, recipe=upgrade.recipe,
             venv=upgrade.venv, app_config=upgrade.app_config, installed_version=rollback.from_version,
             target_version=rollback.to_version, python_version=upgrade.python_version, services=upgrade.services,
             backup=upgrade.backup, restores=upgrade.packages_before, steps=rollback.steps,
         )  # fmt: skip
         restore = "with" if rollback.restores_database else "without"
-        self.session.note(
-            f"rollback of {upgrade.id} planned, {restore} the database restore: {len(rollback.steps)} steps"
-        )
-        self.save()
-        return self.session
+        session.note(f"rollback of {upgrade.id} planned, {restore} the database restore: {len(rollback.steps)} steps")
+        kept = self.store.put_aside(upgrade, replaced_by=session)
+        self.session = session
+        self.say(f"the upgrade's session was kept as {kept}")
+        return session
 
     def save(self) -> None:
         assert self.session is not None

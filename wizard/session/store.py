@@ -268,11 +268,17 @@ class StateStore:
                 "free space or fix that folder, then run the wizard again: it resumes from there",
             ) from None
 
-    def put_aside(self, session: Session) -> Path:
-        """Keep a session under its own name so a new one can start; nothing is deleted."""
+    def put_aside(self, session: Session, replaced_by: Session | None = None) -> Path:
+        """Keep a session under its own name so a new one can start; nothing is deleted.
+
+        ``replaced_by``: saved in its place in the same move, so no moment is without a current session
+        (a wizard killed in between would otherwise leave none: a rollback could not be found again)."""
         target = self.dir / f"session-{session.id}.json"
         write_atomic(target, session.model_dump_json(indent=2).encode())
-        self.session_path.unlink()
+        if replaced_by is None:
+            self.session_path.unlink()
+        else:
+            self.save(replaced_by)
         return target
 
     def lock(self) -> InstanceLock:
