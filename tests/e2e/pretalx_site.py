@@ -186,6 +186,9 @@ class PretalxSite:
             self.as_app([APP_PYTHON, "-m", "venv", str(self.venv)], timeout=120)
             self.as_app([str(self.python), "-m", "pip", "install", "-q", f"pretalx[redis]=={PRETALX_OLD}",
                          "kombu<5.6", "gunicorn", "packaging", "Faker", "freezegun"], timeout=600)  # fmt: skip
+            # The venv's own setuptools (what this Python's ensurepip bundles) is in no wheelhouse: the one from
+            # the wheelhouse takes its place, so a rollback finds every release it recorded (it checks first).
+            self.as_app([str(self.python), "-m", "pip", "install", "-q", "-U", "setuptools<82"], timeout=300)
         with phase("migrate (fresh database)"):
             self.pretalx("migrate", timeout=600)
         with phase("rebuild (npm ci + vite)"):

@@ -16,7 +16,8 @@ from wizard.demo.sandbox import resume_services, stop_services
 from wizard.host.procs import alive
 
 from ..helpers.processes import kill_tree_leftovers, wait_for
-from ..helpers.sites import run_cli
+from ..helpers.sites import make_site, run_cli, step_toml, toml_str
+from ..helpers.wheels import build_wheel, offline_pip_env, venv_with
 
 pytestmark = pytest.mark.slow
 
@@ -137,3 +138,45 @@ def test_a_rollback_whose_wizard_was_killed_is_taken_up_again_and_nothing_runs_t
     steps = {s["id"]: s for s in status(upgraded)["steps"]}
     assert all(s["status"] == "succeeded" and s["attempts"] == 1 for s in steps.values()), steps
     assert installed_packages(upgraded / "venv") == {CORE: "3.2.5", PLUGIN: "3.2.1"}
+
+
+def test_a_real_pip_venv_gets_its_exact_set_back_and_a_release_pip_cannot_find_stops_the_plan(tmp_path):
+    """Real pip in a real venv: 2.0 brought a new dependency; the rollback puts 1.0 back and removes it (pip freeze
+    equal to the record). With the old wheel gone from where pip looks, the rollback is refused before anything."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, "indico-demo", "1.0")
+    build_wheel(wheels, "indico-demo", "2.0", requires=("newdep",))
+    build_wheel(wheels, "newdep", "1.0")
+    root = tmp_path / "site"
+    root.mkdir()
+    venv = venv_with(root, wheels, "indico-demo==1.0")
+    python = str(venv / "bin" / "python")
+    install = f"import subprocess, sys; sys.exit(subprocess.call([{python!r}, '-m', 'pip', 'install', '-q', " \
+              "'indico-demo==2.0']))"  # fmt: skip
+    site = make_site(root, step_toml("install", install))
+    env = "".join(f"{key} = {toml_str(value)}\n" for key, value in offline_pip_env(wheels).items())
+    site.config.write_text(site.config.read_text() + f"[instances.site.env]\n{env}")
+    assert site.cli("run", "--yes", "--backup-done", str(tmp_path)).returncode == 0
+    recorded = site.session()["packages_before"]["requirements"]
+
+    def freeze() -> list[str]:
+        done = subprocess.run([python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True,
+                              env={"PATH": "/usr/bin:/bin", **offline_pip_env(wheels)})  # fmt: skip
+        return sorted(done.stdout.splitlines())
+
+    assert "newdep==1.0" in freeze() and "indico-demo==2.0" in freeze()
+
+    (wheels / "indico_demo-1.0-py3-none-any.whl").rename(tmp_path / "away.whl")
+    refused = site.cli("rollback", "--yes")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "pip cannot find every recorded release" in refused.stderr
+    assert "indico-demo==1.0" in refused.stderr and "nothing was changed" in refused.stderr
+    assert site.session()["kind"] == "upgrade" and "indico-demo==2.0" in freeze()  # nothing was done
+
+    (tmp_path / "away.whl").rename(wheels / "indico_demo-1.0-py3-none-any.whl")
+    done = site.cli("rollback", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "packages removed, added by the upgrade (1): newdep" in done.stdout
+    assert freeze() == sorted(recorded)
+    assert "the venv holds exactly the" in done.stdout and "health check: healthy" in done.stdout

@@ -72,6 +72,11 @@ def dry_run(instance: Instance, requirements: list[str], *, metadata_only: bool 
         raise PipQueryError("pip's report could not be read (pip older than 22.2?)") from None
 
 
+def check_installable(instance: Instance, requirements: list[str]) -> None:
+    """PipQueryError (pip's own words) unless pip finds every one of these exact releases where it looks now."""
+    _pip(instance, "install", "--dry-run", "--quiet", "--no-deps", *requirements, timeout=600)
+
+
 def would_install(instance: Instance, package: str, plugins: list[str]) -> str | None:
     """The version of ``package`` pip would move this venv to (None: it would leave it as it is)."""
     try:

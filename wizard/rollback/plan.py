@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from steps import Recipe
+from steps.models import PIP_REINSTALL
 from wizard.config.context import InstanceContext
 from wizard.config.secrets import public_env
 from wizard.errors import WizardError
@@ -210,6 +211,13 @@ def plan_rollback(context: InstanceContext, session: Session | None, restore_dat
         packages = record_packages(context.instance).packages
         now = packages.requirements if packages else []
     changes = package_changes(recorded.requirements, now)
+    if changes.back and recorded.pip and context.recipe.rollback.install == PIP_REINSTALL:
+        try:  # before anything is stopped: a release pip cannot find would fail the rollback half-way
+            pipquery.check_installable(context.instance, install_arguments(changes.back))
+        except pipquery.PipQueryError as exc:
+            raise WizardError(f"pip cannot find every recorded release where it looks now: {exc}",
+                              "make those releases available to pip (its index, or PIP_FIND_LINKS in the instance's "
+                              "env), then roll back; nothing was changed") from None  # fmt: skip
     migrated = migrating_step(upgrade)
     warnings = []
     if restore_database is None and migrated is not None:
