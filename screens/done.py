@@ -98,7 +98,10 @@ class DoneScreen(EngineScreen):
             self.show_health(health)
 
     def show_health(self, health: Health) -> None:
-        self.query_one("#health", Static).update(Group(verdict_text(health), health_grid(health), Text()))
+        parts = [verdict_text(health), health_grid(health), Text()]
+        if not health.healthy and can_roll_back(self.session):
+            parts.append(Text("b takes the upgrade back: it shows the way first, and asks.\n", style="bold"))
+        self.query_one("#health", Static).update(Group(*parts))
 
     def action_check(self) -> None:
         if self.checking:

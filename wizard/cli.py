@@ -253,6 +253,7 @@ def check_instance(instance: Instance, store: StateStore, as_json: bool, wait: f
     from wizard.config.context import InstanceContext
     from wizard.errors import LockHeld
     from wizard.health.check import check_health
+    from wizard.rollback.plan import WAY_BACK, can_roll_back
     from wizard.session.engine import Engine
     from wizard.views.health import health_grid, verdict_text
 
@@ -278,6 +279,9 @@ def check_instance(instance: Instance, store: StateStore, as_json: bool, wait: f
         console = Console(highlight=False)
         console.print(verdict_text(health))
         console.print(health_grid(health, evidence_of_ok=True))
+        session = store.load()
+        if not health.healthy and session is not None and can_roll_back(session):
+            console.print(WAY_BACK)
     return Exit.DONE if health.healthy else Exit.STEP_FAILED
 
 

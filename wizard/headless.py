@@ -34,6 +34,7 @@ from wizard.health.result import Health
 from wizard.lockwatch.lockadvice import explain, summary
 from wizard.lockwatch.watchdog import Verdict
 from wizard.planning.plan import plan_for
+from wizard.rollback.plan import WAY_BACK, can_roll_back
 from wizard.session.engine import Engine
 from wizard.session.next import Blocked, Done, Failed, GateClosed, NeedsDecision, NotesPending
 from wizard.session.resume import flags_text
@@ -284,6 +285,8 @@ def check_after(engine: Engine, out: PlainOutput) -> Health:
     if not health.healthy:
         out.line("every step finished, but the site is NOT healthy: see the findings above; "
                  "`upgrade-wizard check` exits 1 until it is")  # fmt: skip
+        if engine.session is not None and can_roll_back(engine.session):
+            out.line(WAY_BACK)
     return health
 
 

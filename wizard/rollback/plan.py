@@ -243,6 +243,9 @@ def plan_rollback(context: InstanceContext, session: Session | None, restore_dat
     return RollbackPlan(upgrade, steps, changes, from_version, upgrade.installed_version, bool(database), warnings)
 
 
+WAY_BACK = "the upgrade can be taken back: `upgrade-wizard rollback` shows how, and changes nothing until --yes"
+
+
 def can_roll_back(session: Session) -> bool:
     """Whether the faces offer a rollback of this session now: an upgrade (not a rollback) a step of which has
     ended, none running, its packages recorded (the planning says why not, in detail, for the rest)."""
