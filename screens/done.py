@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -98,7 +98,7 @@ class DoneScreen(EngineScreen):
             self.show_health(health)
 
     def show_health(self, health: Health) -> None:
-        parts = [verdict_text(health), health_grid(health), Text()]
+        parts: list[RenderableType] = [verdict_text(health), health_grid(health), Text()]
         if not health.healthy and can_roll_back(self.session):
             parts.append(Text("b takes the upgrade back: it shows the way first, and asks.\n", style="bold"))
         self.query_one("#health", Static).update(Group(*parts))

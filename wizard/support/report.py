@@ -129,7 +129,8 @@ def summary_lines(context: InstanceContext, session: Session | None) -> list[str
         return [*lines, "no upgrade is recorded for this instance"]
     state = "finished" if session.done else "abandoned" if session.abandoned else "under way"
     hops = f" (through {', '.join(session.path[:-1])})" if len(session.path) > 1 else ""
-    lines += [f"upgrade {session.id}: {session.installed_version} -> {session.target_version}{hops}, {state}",
+    undoes = f" (of the upgrade {session.undoes})" if session.undoes else ""
+    lines += [f"{session.kind} {session.id}{undoes}: {session.installed_version} -> {session.target_version}{hops}, {state}",
               f"Python {session.python_version}; planned {session.created:%Y-%m-%d %H:%M} UTC", "", "steps:"]  # fmt: skip
     for row in step_rows(session.steps):
         lines.append(f"  {row.number}. {row.id}: {row.result}" + (f", {row.seconds}" if row.seconds else "")
