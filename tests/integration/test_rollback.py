@@ -91,6 +91,16 @@ def test_rollback_restores_the_recorded_packages_and_the_backups_rows(upgraded):
 
 
 def test_keeping_the_database_puts_the_packages_back_and_the_check_says_the_schema_is_ahead(upgraded):
+    # A dump that is not the file verified when the backup was taken is never restored.
+    dump = Path(status(upgraded)["backup"]["path"]) / "indico.sqlite3"
+    kept = dump.read_bytes()
+    dump.write_bytes(kept + b"\0")
+    tampered = wizard(upgraded, "rollback", "--yes", "--restore-database")
+    assert tampered.returncode == 2, tampered.stdout + tampered.stderr
+    assert "is no longer the file that was verified" in tampered.stderr and "--keep-database" in tampered.stderr
+    dump.write_bytes(kept)
+    assert status(upgraded)["kind"] == "upgrade"  # nothing was begun
+
     done = wizard(upgraded, "rollback", "--yes", "--keep-database")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out  # every step finished: the check's verdict is `check`'s to exit with

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from steps import load_recipe
+from wizard.backup.take import sha256_of
+from wizard.config.dbconf import Database
 from wizard.config.instance import Instance
 from wizard.errors import StateError, WizardError
+from wizard.rollback import database
 from wizard.rollback.plan import (
     install_arguments,
     migrating_step,
@@ -18,7 +22,7 @@ from wizard.rollback.plan import (
 )
 from wizard.session.binding import check_belongs
 from wizard.session.packages import pinned_versions, requirement_name
-from wizard.session.state import PackageSet, Session, StepRecord, StepStatus
+from wizard.session.state import Backup, PackageSet, Session, StepRecord, StepStatus
 
 
 def test_names_are_read_from_every_form_pip_freeze_writes():
@@ -96,3 +100,46 @@ def test_a_saved_rollback_is_this_instances_to_run_and_a_foreign_step_is_refused
     rollback.steps.append(StepRecord(id="rm-everything", title="rm", argv=["rm", "-rf", "/"]))
     with pytest.raises(StateError, match="rm-everything"):
         check_belongs(rollback, instance, recipe, Path("session.json"))
+
+
+# -- the database's restore step ---------------------------------------------------------------------------
+
+
+def taken_backup(tmp_path, name: str) -> Backup:
+    folder = tmp_path / "wizard-main-backup"
+    folder.mkdir()
+    (folder / name).write_bytes(b"PGDMP the dump")
+    return Backup(kind="taken", path=str(folder), checksum="sha256:" + sha256_of(folder / name),
+                  restore=[f"pg_restore --clean --dbname indico {folder / name}"])  # fmt: skip
+
+
+def postgres_context(tmp_path):
+    db = Database(kind="postgresql", name="indico", host="127.0.0.1", port=5432, user="indico", os_user="indico")
+    return SimpleNamespace(database=db, instance=SimpleNamespace(python=tmp_path / "venv" / "bin" / "python"))
+
+
+def test_postgresql_is_restored_by_the_cluster_superuser_with_the_dump_on_stdin(tmp_path, monkeypatch):
+    backup = taken_backup(tmp_path, "indico.dump")
+    superuser = Database(kind="postgresql", name="indico", host="/run/postgresql", port=5432, user="postgres",
+                         os_user="postgres")  # fmt: skip
+    monkeypatch.setattr(database, "cluster_superuser", lambda db: superuser)
+    monkeypatch.setattr(database.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    step = database.restore_step(postgres_context(tmp_path), backup)
+    assert step.run_as == "root" and step.stdin == str(Path(backup.path) / "indico.dump")
+    assert step.argv == ["runuser", "-u", "postgres", "--", "/usr/bin/pg_restore", "--clean", "--if-exists",
+                         "--create", "--exit-on-error", "--no-password", "--host=/run/postgresql", "--port=5432",
+                         "--username=postgres", "--dbname=template1"]  # fmt: skip
+
+
+def test_without_the_superuser_the_restore_is_refused_with_the_recorded_command(tmp_path, monkeypatch):
+    backup = taken_backup(tmp_path, "indico.dump")
+    monkeypatch.setattr(database, "cluster_superuser", lambda db: None)  # not root, or the server is elsewhere
+    with pytest.raises(database.CannotRestore) as refused:
+        database.restore_step(postgres_context(tmp_path), backup)
+    assert "cluster's superuser" in refused.value.message
+    assert backup.restore[0] in refused.value.hint and "--keep-database" in refused.value.hint
+
+
+def test_a_declared_backup_is_never_restored_by_the_wizard(tmp_path):
+    with pytest.raises(database.CannotRestore, match="declared by the operator"):
+        database.restore_step(postgres_context(tmp_path), Backup(kind="declared", path=str(tmp_path)))
