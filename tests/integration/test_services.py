@@ -315,3 +315,44 @@ def test_real_systemd_says_its_journal_is_running(tmp_path):
     instance = Instance(name="main", recipe="indico", venv=tmp_path / "venv")
     assert service_state(instance, unit) == ("running", "active")
     assert service_state(instance, "upgrade-wizard-no-such-unit.service")[0] == "unknown"
+
+
+# -- systemd template units: one instance of indico-celery@.service per Indico instance ----------------------
+
+
+def systemd_root(tmp_path: Path, enabled: list[str]) -> Path:
+    """A root for `systemctl --root` (read offline): the two template units, these instances of them enabled."""
+    root = tmp_path / "root"
+    units = root / "etc" / "systemd" / "system"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    for template in ("indico-uwsgi@.service", "indico-celery@.service"):
+        (units / template).write_text("[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n")
+    for unit in enabled:
+        template = unit.split("@")[0] + "@.service"
+        (units / "multi-user.target.wants" / unit).symlink_to(f"/etc/systemd/system/{template}")
+    return root
+
+
+@needs_systemctl
+def test_template_units_are_found_only_for_the_instance_systemd_has_enabled(tmp_path):
+    """Detection asks the real systemctl (offline, on a private root): main's enabled instances are its units;
+    for an instance whose name systemd has no enabled unit of, the template is never taken as proof."""
+    root = systemd_root(tmp_path, ["indico-uwsgi@main.service", "indico-celery@main.service"])
+    manager = ["systemctl", f"--root={root}", "{action}", "{service}"]
+    recipe = load_recipe("indico")
+
+    def units(name: str, **fields) -> dict[str, tuple[str | None, str]]:
+        instance = Instance(name=name, recipe="indico", venv=tmp_path / "venv", service_manager=manager, **fields)
+        return {unit.role: (unit.name, unit.how) for unit in resolve_units(instance, recipe, states=False)}
+
+    assert units("main") == {"uwsgi": ("indico-uwsgi@main.service", "found"),
+                             "celery": ("indico-celery@main.service", "found")}  # fmt: skip
+    assert units("other") == {"uwsgi": ("indico-uwsgi.service", "assumed"),
+                              "celery": ("indico-celery.service", "assumed")}  # fmt: skip
+    # Named in the instances file with the placeholder: each instance its own unit, no lookup needed.
+    configured = {"celery": "indico-celery@{instance}.service", "uwsgi": "indico-uwsgi@{instance}.service"}
+    assert units("other", services=configured) == {"uwsgi": ("indico-uwsgi@other.service", "configured"),
+                                                   "celery": ("indico-celery@other.service", "configured")}  # fmt: skip
+    instance = Instance(name="b", recipe="indico", venv=tmp_path / "venv", service_manager=manager, services=configured)
+    assert instance.service_unit(recipe, "celery") == "indico-celery@b.service"
+    assert instance.service_argv("restart", "indico-celery@b.service")[-2:] == ["restart", "indico-celery@b.service"]

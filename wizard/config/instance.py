@@ -32,8 +32,8 @@ class Instance(BaseModel):
     target: str | None = Field(None, description="pin the version to upgrade to")
     services: dict[str, str] = Field(
         {},
-        description="unit name per service role, over the recipe's defaults;"
-        " an empty name: this instance has no such service",
+        description="unit name per service role, over the recipe's defaults ({instance}: this instance's name,"
+        " for systemd template units); an empty name: this instance has no such service",
     )
     service_manager: list[str] = Field(SYSTEMD, min_length=1)
     service_pid: list[str] | None = Field(
@@ -92,8 +92,13 @@ class Instance(BaseModel):
         except RecipeError as exc:
             raise ConfigError(f"instance {self.name!r}: {exc}") from None
 
+    def unit(self, name: str) -> str:
+        """A unit name with ``{instance}`` filled in: systemd template units, one per instance
+        (``indico-celery@{instance}.service`` is ``indico-celery@main.service`` for the instance main)."""
+        return name.replace("{instance}", self.name)
+
     def service_unit(self, recipe: Recipe, role: str) -> str | None:
-        return self.services.get(role, recipe.services.get(role)) or None
+        return self.unit(self.services.get(role, recipe.services.get(role)) or "") or None
 
     def lacks_service(self, role: str) -> bool:
         """The instance says it has no such service (an empty unit name), e.g. no Celery worker."""

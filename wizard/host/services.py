@@ -9,6 +9,7 @@ timeout.  Anything else, a command that fails, or an answer it does not know is
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -209,16 +210,31 @@ def with_states(instance: Instance, units: list[Unit]) -> list[Unit]:
         return list(pool.map(one, units))
 
 
+TEMPLATE_INSTANCE = re.compile(r"^[^@/]+@[^@/]+\.[a-z]+$")  # indico-celery@main.service, not indico-celery@.service
+
+
 def installed_systemd_units(instance: Instance, candidates: list[str]) -> set[str]:
-    """Which of these unit files exist, asking systemctl the way the instance calls it (works offline)."""
-    manager = instance.service_manager
-    prefix = [part for part in manager if "{action}" not in part and "{service}" not in part]
-    try:
-        out = sh.Command(prefix[0])(*prefix[1:], "list-unit-files", "--no-legend", "--plain", *candidates,
-                                    _tty_out=False, _timeout=15, _ok_code=[0, 1])  # fmt: skip
-    except (sh.ErrorReturnCode, sh.CommandNotFound, sh.TimeoutException, OSError):
-        return set()
-    return {line.split()[0] for line in str(out).splitlines() if line.strip()}
+    """Which of these units exist, asking systemctl the way the instance calls it (works offline).
+
+    A plain unit is found by its file. An instance of a template (``indico-celery@main.service``) has no file of
+    its own, and every instance name of an existing template would pass for one; it counts only once systemd says
+    that very instance is enabled (what `systemctl enable indico-celery@main.service` made it)."""
+    prefix = [part for part in instance.service_manager if "{action}" not in part and "{service}" not in part]
+    plain = [unit for unit in candidates if not TEMPLATE_INSTANCE.match(unit)]
+    found: set[str] = set()
+    if plain:
+        try:
+            out = sh.Command(prefix[0])(*prefix[1:], "list-unit-files", "--no-legend", "--plain", *plain,
+                                        _tty_out=False, _timeout=15, _ok_code=[0, 1])  # fmt: skip
+            found |= {line.split()[0] for line in str(out).splitlines() if line.strip()}
+        except (sh.ErrorReturnCode, sh.CommandNotFound, sh.TimeoutException, OSError):
+            pass
+    for unit in candidates:
+        if unit not in plain:
+            answer = ask([*prefix, "is-enabled", unit], STATE_TIMEOUT)
+            if not isinstance(answer, str) and answer[1].strip() in ("enabled", "enabled-runtime"):
+                found.add(unit)
+    return found
 
 
 def resolve_units(instance: Instance, recipe: Recipe, states: bool = True) -> list[Unit]:
@@ -227,12 +243,11 @@ def resolve_units(instance: Instance, recipe: Recipe, states: bool = True) -> li
     is_systemd = instance.service_manager[0].endswith("systemctl")
     for role in sorted(set(recipe.services) | set(instance.services) | set(recipe.service_candidates)):
         if role in instance.services:
-            units.append(
-                Unit(role, instance.services[role] or None, "configured" if instance.services[role] else "none here")
-            )
+            configured = instance.unit(instance.services[role])
+            units.append(Unit(role, configured or None, "configured" if configured else "none here"))
             continue
-        candidates = recipe.service_candidates.get(role, [])
-        default = recipe.services.get(role)
+        candidates = [instance.unit(candidate) for candidate in recipe.service_candidates.get(role, [])]
+        default = instance.unit(recipe.services[role]) if role in recipe.services else None
         if candidates and is_systemd:
             found = installed_systemd_units(instance, candidates)
             match = next((unit for unit in candidates if unit in found), None)

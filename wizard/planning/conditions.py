@@ -37,7 +37,7 @@ def check(when: Condition, recipe: Recipe, instance: Instance, found: Detection)
         return Outcome(False)
     if when.os_family is not None and found.os_family not in when.os_family:
         return Outcome(False)
-    if when.service is not None and not (instance.services.get(when.service) or recipe.services.get(when.service)):
+    if when.service is not None and not instance.service_unit(recipe, when.service):
         return Outcome(False)
     for spec, version in ((when.installed, found.installed_version), (when.target, found.target_version),
                           (when.python, found.python_version)):  # fmt: skip
