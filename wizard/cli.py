@@ -6,6 +6,7 @@ Exit codes are a promise to our users' scripts (see DESIGN.md and wizard.errors.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -18,8 +19,8 @@ from wizard.config.instance import DEFAULT_CONFIG, Instance, load_instances, pic
 from wizard.errors import Exit, WizardError
 from wizard.session.store import StateStore, default_state_dir, state_dir_conflict
 
-if TYPE_CHECKING:  # both imported when used: the TUI's Textual, the headless engine
-    pass
+if TYPE_CHECKING:  # imported when used: the TUI's Textual, the headless engine
+    from wizard.session.state import Session
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +162,8 @@ def dispatch(args: argparse.Namespace) -> Exit:
     instances = load_instances(config)
     if args.command is None or args.command == "tui":
         return tui_for(instances, args)
+    if args.command == "status" and args.instance is None and len(instances) > 1:
+        return show_host(instances, args)
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
@@ -245,6 +248,43 @@ def show_status(store: StateStore, as_json: bool) -> Exit:
         print(session.model_dump_json(indent=2))
     else:
         print_status(Console(highlight=False), session)
+    return Exit.DONE
+
+
+def show_host(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
+    """`status` with several instances and none named: every instance, which share a venv, where each stands."""
+    from rich.table import Table
+
+    from wizard.errors import StateError
+    from wizard.views.host import host_rows, venv_groups
+
+    sessions: dict[str, Session | str | None] = {}
+    for name in instances:
+        store = StateStore(state_root(args, name), name)
+        try:
+            sessions[name] = store.load()
+        except StateError as exc:
+            sessions[name] = exc.message
+    rows = host_rows(instances, sessions)
+    if args.json:
+        listed = {}
+        for row in rows:
+            saved = sessions[row.instance]
+            listed[row.instance] = {"recipe": row.recipe, "venv": row.venv, "shares_venv_with": row.shares_with,
+                                    "session": saved.model_dump(mode="json") if saved and not isinstance(saved, str)
+                                    else None, "error": saved if isinstance(saved, str) else None}  # fmt: skip
+        print(json.dumps(listed, indent=2))
+        return Exit.DONE
+    console = Console(highlight=False)
+    table = Table(expand=False)
+    for column in ("instance", "recipe", "session", "now"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row.instance, row.recipe, row.session, row.now)
+    console.print(table)
+    for venv, names in venv_groups(instances).items():
+        shared = " (shared: its code changes under all of them at once)" if len(names) > 1 else ""
+        console.print(f"venv {venv}: {', '.join(names)}{shared}", soft_wrap=True)
     return Exit.DONE
 
 

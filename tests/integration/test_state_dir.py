@@ -20,7 +20,7 @@ from wizard.session.engine import Engine
 from wizard.session.state import Session, StepRecord, StepStatus
 from wizard.session.store import StateStore, write_atomic
 
-from ..helpers.sites import make_site, step_toml
+from ..helpers.sites import make_site, run_cli, step_toml
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a folder owned by another user")
 
@@ -381,3 +381,32 @@ def test_a_finished_session_does_not_hold_back_a_new_upgrade_with_another_venv(s
     result = site.cli("run", "--yes", "--new", "--backup-done", str(site_root))
     assert result.returncode == 0, result.stdout + result.stderr
     assert (site.state / site.name / "session-s1.json").exists()  # kept, put aside
+
+
+def test_status_with_several_instances_and_none_named_shows_the_host(tmp_path):
+    """Three instances, two on one venv: `status` names each, which share a venv, and where each stands;
+    --json lists every instance's session (null where none is recorded)."""
+    from wizard.session.state import Session, StepRecord, StepStatus
+    from wizard.session.store import StateStore
+
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "alone").mkdir()
+    config = tmp_path / "instances.toml"
+    config.write_text("".join(f'[instances.{name}]\nrecipe = "indico"\nvenv = "{tmp_path / venv}"\n\n'
+                              for name, venv in (("a", "shared"), ("b", "shared/"), ("c", "alone"))))  # fmt: skip
+    state = tmp_path / "state"
+    StateStore(state, "a").save(Session(id="s-a", instance="a", recipe="indico", installed_version="3.2.6",
+                                        target_version="3.2.9", steps=[StepRecord(
+                                            id="db-upgrade", title="db", argv=["indico"], attempts=1,
+                                            status=StepStatus.FAILED)]))  # fmt: skip
+    done = run_cli("--config", str(config), "--state-dir", str(state), "status", timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = " ".join(done.stdout.split())
+    assert "│ a │ indico │ upgrade 3.2.6 -> 3.2.9, under way │ db-upgrade failed │" in text, done.stdout
+    assert "│ b │ indico │ none recorded │" in text and "│ c │ indico │ none recorded │" in text, done.stdout
+    assert f"venv {tmp_path / 'shared'}: a, b (shared: its code changes under all of them at once)" in text
+    assert f"venv {tmp_path / 'alone'}: c" in text
+    listed = json.loads(run_cli("--config", str(config), "--state-dir", str(state), "status", "--json").stdout)
+    assert set(listed) == {"a", "b", "c"}
+    assert listed["a"]["session"]["id"] == "s-a" and listed["a"]["shares_venv_with"] == ["b"]
+    assert listed["c"]["session"] is None and listed["c"]["shares_venv_with"] == []
