@@ -410,3 +410,23 @@ def test_status_with_several_instances_and_none_named_shows_the_host(tmp_path):
     assert set(listed) == {"a", "b", "c"}
     assert listed["a"]["session"]["id"] == "s-a" and listed["a"]["shares_venv_with"] == ["b"]
     assert listed["c"]["session"] is None and listed["c"]["shares_venv_with"] == []
+
+
+def test_a_venv_shared_with_another_instance_is_a_warning_naming_it(tmp_path):
+    """Two instances of the demo on one venv: the plan of one warns that the other's code changes too, and says
+    what to run for it; an instance on a venv of its own gets no such warning."""
+    from wizard.demo.sandbox import build
+
+    folder = tmp_path / "demo"
+    build(folder, pace=0.1)
+    config = folder / "instances.toml"
+    text = config.read_text()
+    config.write_text(text + "\n" + text.replace("[instances.demo", "[instances.other"))
+    plan = run_cli("--config", str(config), "--state-dir", str(folder / "state"), "plan", "demo", timeout=120)
+    out = " ".join(plan.stdout.split())
+    assert "the venv is shared with other: their code changes too" in out, plan.stdout + plan.stderr
+    assert "Upgrade the database schema" in out and "give each instance a venv of its own" in out
+
+    config.write_text(text)  # alone again
+    plan = run_cli("--config", str(config), "--state-dir", str(folder / "state"), "plan", "demo", timeout=120)
+    assert plan.returncode == 0 and "venv is shared" not in plan.stdout, plan.stdout + plan.stderr

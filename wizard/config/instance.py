@@ -6,11 +6,12 @@ file, database and services, and perhaps a virtualenv it shares with others.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from steps import Recipe, RecipeError, load_recipe
 from wizard.errors import ConfigError
@@ -92,6 +93,13 @@ class Instance(BaseModel):
         except RecipeError as exc:
             raise ConfigError(f"instance {self.name!r}: {exc}") from None
 
+    _shares_venv_with: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def shares_venv_with(self) -> list[str]:
+        """The other instances of the instances file that run from this venv: its code changes under them too."""
+        return list(self._shares_venv_with)
+
     def unit(self, name: str) -> str:
         """A unit name with ``{instance}`` filled in: systemd template units, one per instance
         (``indico-celery@{instance}.service`` is ``indico-celery@main.service`` for the instance main)."""
@@ -158,6 +166,9 @@ def load_instances(path: Path) -> dict[str, Instance]:
     for name, instance in instances.items():
         # Recipe problems are reported here, with the instance that uses the recipe.
         instances[name] = config_from_env(instance, instance.load_recipe())
+    venvs = {name: os.path.realpath(instance.venv) for name, instance in instances.items()}
+    for name, instance in instances.items():
+        instance._shares_venv_with = [other for other, venv in venvs.items() if other != name and venv == venvs[name]]
     return instances
 
 

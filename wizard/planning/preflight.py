@@ -187,6 +187,21 @@ def settle_reload_steps(context: InstanceContext, plan: Plan) -> list[Note]:
     return list(notes.values())
 
 
+def shared_venv_checks(instance: Instance, plan: Plan) -> list[Note]:
+    """A warning when other instances run from this venv: its new code reaches them too, over their old schema."""
+    others = instance.shares_venv_with
+    if not (others and plan.steps):
+        return []
+    names = ", ".join(others)
+    migrating = "; ".join(dict.fromkeys(step.title for step in plan.steps if step.migrates)) or "its migrations"
+    return [check("shared-venv", "warning", f"the venv is shared with {names}: their code changes too",
+                  f"The new release goes into {instance.venv}, which {names} also run from. From the install step "
+                  f"on they run the new code over databases this upgrade does not migrate (it migrates "
+                  f"{instance.name}'s alone), until each one's schema is brought up too.",
+                  f"stop their services for the upgrade; right after it, run what migrates here ({migrating}) for "
+                  "each of them with its own config, and start them again; or give each instance a venv of its own")]  # fmt: skip
+
+
 def service_checks(instance: Instance, plan: Plan) -> list[Note]:
     """A warning for each service the service manager says is stopped or failed, with its way out.
 
@@ -225,6 +240,7 @@ def preflight(context: InstanceContext, plan: Plan, backup_root: Path | None = N
     instance = context.instance
     return [
         *settle_reload_steps(context, plan),
+        *shared_venv_checks(instance, plan),
         *service_checks(instance, plan),
         *tool_checks(instance, plan),
         *rights_checks(instance, plan),
