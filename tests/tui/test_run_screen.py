@@ -151,3 +151,27 @@ async def test_the_command_palette_offers_what_the_screen_s_keys_do(site_root):
         await until(
             pilot, lambda: type(app.screen).__name__ == "ReasonDialog", what="the skip dialog, from the palette"
         )
+
+
+async def test_b_after_a_failure_says_when_there_is_nothing_to_take_back_and_esc_returns(site_root):
+    """The failed step's b, when the failed step changed nothing (the venv holds the recorded set, no migration
+    ran): the rollback screen says there is nothing to take back and offers no Enter; Esc returns to the failure."""
+    site = make_site(site_root, step_toml("one", "print('one')"))
+    app = site_app(site, processes=FakeSteps({"one": Attempt(["no"], 3)}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await straight_to_run(pilot, app, site_root)
+        await until(pilot, lambda: app.screen.check_action("roll_back", ()), what="the decision after the failure")
+        await pilot.press("b")
+
+        def said() -> str:
+            screen = app.screen
+            return str(screen.query_one("#plan").render()) if type(screen).__name__ == "RollbackScreen" else ""
+
+        await until(pilot, lambda: "There is no way back" in said(), what="the rollback screen's answer")
+        assert "already holds exactly the packages recorded before the upgrade" in " ".join(said().split())
+        assert not app.screen.check_action("roll_back", ()) and not app.screen.check_action("keep_database", ())
+        await pilot.press("escape")
+        await until(pilot, lambda: type(app.screen).__name__ == "RunScreen", what="the run screen again")
+        session = app.engine.session
+        assert not session.is_rollback and session.step("one").status == "failed"
+        await until(pilot, lambda: app.screen.check_action("retry", ()), what="the decision offered again")
