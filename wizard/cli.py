@@ -164,6 +164,8 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return tui_for(instances, args)
     if args.command == "status" and args.instance is None and len(instances) > 1:
         return show_host(instances, args)
+    if args.command == "plan" and args.instance is None and len(instances) > 1:
+        return plan_host(instances, args)
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
@@ -230,6 +232,28 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
     plan = plan_for(InstanceContext.open(instance), backup_root)
     print_plan(Console(highlight=False), instance, plan)
     return Exit.USAGE if plan.blocked else Exit.DONE
+
+
+def plan_host(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
+    """`plan` with several instances and none named: each one detected and planned, briefly (nothing written).
+    Exit 2 when a blocker stands in any instance's way, as `plan` does for one."""
+    from wizard.config.context import InstanceContext
+    from wizard.planning.plan import plan_for
+    from wizard.views.report import print_host_plan
+
+    console, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    blocked = False
+    for name, instance in instances.items():
+        store = StateStore(state_root(args, name), name)
+        try:
+            plan = plan_for(InstanceContext.open(instance), store.backup_root(instance.backup_dir))
+        except WizardError as exc:  # one instance that cannot be planned does not hide the others
+            err.print(f"instance {name}: error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
+            blocked = True
+            continue
+        print_host_plan(console, instance, plan)
+        blocked = blocked or plan.blocked
+    return Exit.USAGE if blocked else Exit.DONE
 
 
 def show_status(store: StateStore, as_json: bool) -> Exit:

@@ -427,6 +427,14 @@ def test_a_venv_shared_with_another_instance_is_a_warning_naming_it(tmp_path):
     assert "the venv is shared with other: their code changes too" in out, plan.stdout + plan.stderr
     assert "Upgrade the database schema" in out and "give each instance a venv of its own" in out
 
+    # No instance named: the host, each instance briefly, the shared venv said on each.
+    host = run_cli("--config", str(config), "--state-dir", str(folder / "state"), "plan", timeout=240)
+    out = " ".join(host.stdout.split())
+    assert host.returncode == 0, host.stdout + host.stderr
+    assert "Instance demo (demo, venv" in out and "venv shared with other)" in out, host.stdout
+    assert "Instance other (demo, venv" in out and "venv shared with demo)" in out, host.stdout
+    assert out.count("installed indico-demo 3.2.5") == 2 and "`upgrade-wizard plan other` shows them whole" in out
+
     config.write_text(text)  # alone again
     plan = run_cli("--config", str(config), "--state-dir", str(folder / "state"), "plan", "demo", timeout=120)
     assert plan.returncode == 0 and "venv is shared" not in plan.stdout, plan.stdout + plan.stderr

@@ -69,6 +69,22 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     print_sentence(console, Text(going_back_text(plan.steps), style="dim"))
 
 
+def print_host_plan(console: Console, instance: Instance, plan: Plan) -> None:
+    """One instance of a host, briefly: its facts (versions, schema, services), what is planned, what stands out."""
+    shared = f", venv shared with {esc(', '.join(instance.shares_venv_with))}" if instance.shares_venv_with else ""
+    console.print(f"[bold]Instance[/] {esc(instance.name)}  ([dim]{esc(instance.recipe)}[/], venv "
+                  f"{esc(instance.venv)}{shared})")  # fmt: skip
+    facts = Table.grid(padding=(0, 2))
+    for fact in detection_rows(instance, plan, "lines"):
+        facts.add_row(fact.name, fact.rich_value())
+    console.print(Padding(facts, (0, 0, 0, 2), expand=False))
+    counts = {severity: sum(note.severity == severity for note in plan.notes) for severity in ("blocker", "warning")}
+    said = ", ".join(f"{n} {severity}{'s' if n > 1 else ''}" for severity, n in counts.items() if n) or "no notes"
+    planned = f"{len(plan.steps)} steps planned" if plan.steps else plan.nothing_to_do
+    print_sentence(console, Text(f"  {planned}; {said}: `upgrade-wizard plan {instance.name}` shows them whole"))
+    console.print()
+
+
 def print_environment(console: Console, steps: Sequence[StepRecord]) -> None:
     """Each variable the steps get, once, under the steps that get it (nothing when they get only the venv's)."""
     rows = env_rows(steps)
