@@ -72,7 +72,7 @@ class WizardApp(App[int]):
         if self.chosen is None and len(self.instances) > 1:
             from screens.picker import PickerScreen
 
-            self.push_screen(PickerScreen(self.instances))  # it posts InstancePicked
+            self.push_screen(PickerScreen(self.instances, self.state_root))  # it posts InstancePicked
         else:
             self.open_instance(self.chosen or next(iter(self.instances)))
 

@@ -1,45 +1,80 @@
-"""Which installation to upgrade, when the instances file names several."""
+"""Which installation to upgrade, when the instances file names several: the host as a table.
+
+Each instance with where its saved session stands (read from its state file, no lock taken: the instance
+itself is opened once picked) and the last health check; below, the venvs the instances share.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import DataTable, Footer, Static
 
 from wizard.config.instance import Instance
+from wizard.errors import StateError
+from wizard.session.state import Session
+from wizard.session.store import StateStore
+from wizard.views.host import host_rows, venv_groups
 
 from .messages import InstancePicked
-from .widgets import ChoiceList, TitleBar
+from .widgets import TitleBar
+
+
+def saved_sessions(instances: dict[str, Instance], state_root: Path) -> dict[str, Session | str | None]:
+    """Each instance's saved session, None, or why it cannot be read (the wizard tells more once it is picked)."""
+    sessions: dict[str, Session | str | None] = {}
+    for name in instances:
+        try:
+            sessions[name] = StateStore(state_root, name).load()
+        except StateError as exc:
+            sessions[name] = exc.message
+    return sessions
 
 
 class PickerScreen(Screen):
     CSS_PATH = Path(__file__).with_name("picker.tcss")
     BINDINGS = [Binding("q", "app.quit_wizard", "Quit")]
 
-    def __init__(self, instances: dict[str, Instance]):
+    def __init__(self, instances: dict[str, Instance], state_root: Path):
         super().__init__()
         self.instances = instances
+        self.state_root = state_root
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static(
             "This host has several instances. Each has its own database and session: "
-            "pick the one to upgrade (↑↓, Enter).",
+            "pick the one to work on (↑↓, Enter).",
             classes="intro",
         )
-        options = [
-            Option(f"{name}  ({instance.recipe}, venv {instance.venv})", id=name)
-            for name, instance in self.instances.items()
-        ]
-        yield ChoiceList(*options, id="instances", classes="panel")
+        table: DataTable[Text] = DataTable(id="instances", cursor_type="row", classes="panel")
+        table.add_column("instance")
+        table.add_column("recipe")
+        table.add_column("session")
+        table.add_column("now")
+        for row in host_rows(self.instances, saved_sessions(self.instances, self.state_root)):
+            style = "red" if row.session.startswith("unreadable") or "failed" in row.now else ""
+            table.add_row(Text(row.instance, style="bold"), Text(row.recipe), Text(row.session, style=style),
+                          Text(row.now, style=style), key=row.instance)  # fmt: skip
+        yield table
+        venvs = Text()
+        for venv, names in venv_groups(self.instances).items():
+            shared = len(names) > 1
+            venvs.append(f"{venv}: ", style="bold")
+            venvs.append(", ".join(names) + (" (shared: its code changes under all of them)" if shared else "") + "\n",
+                         style="yellow" if shared else "")  # fmt: skip
+        venvs.rstrip()
+        box = Static(venvs, id="venvs", classes="panel")
+        box.border_title = "Virtualenvs"
+        yield box
         yield Footer(compact=True)
 
-    @on(OptionList.OptionSelected, "#instances")
-    def picked(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id is not None:  # every option is made with its instance's name as id
-            self.post_message(InstancePicked(event.option.id))
+    @on(DataTable.RowSelected, "#instances")
+    def picked(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:  # every row is keyed by its instance's name
+            self.post_message(InstancePicked(event.row_key.value))

@@ -134,9 +134,10 @@ BACKUP = Backup(kind="taken", path="/var/backups/indico/indico-20261121-224000.d
 
 @pytest.mark.parametrize("size", SIZES)
 def test_picker(snap_compare, size):
-    """The instance picker: two instances of one host, the first highlighted."""
+    """The instance picker: two instances of one host on one venv, main upgraded and healthy, the first highlighted."""
     folder = fresh("picker")
     instances_file(folder, names=("main", "conference"))
+    saved_session(folder, ["succeeded"] * 5, backup=BACKUP, finished=T0 + timedelta(minutes=2), health=HEALTHY)
     app = make_app(load_instances(folder / "instances.toml"), folder / "state")
     assert snap_compare(app, terminal_size=size, run_before=arrive("PickerScreen"))
 

@@ -42,7 +42,10 @@ def now_text(session: Session | None) -> str:
     if session is None:
         return ""
     if session.done:
-        return session.health.verdict() if session.health is not None else "not checked"
+        health = session.health
+        if health is None:
+            return "not checked"
+        return "healthy" if health.healthy else f"NOT healthy ({len(health.failed)} failed)"
     step = session.current
     if step is None:
         return ""
