@@ -16,7 +16,7 @@ from wizard.session.state import FINISHED, StepRecord, StepStatus
 
 from .base import EngineScreen
 from .dialogs import ConfirmDialog, ReasonDialog
-from .messages import RouteNext
+from .messages import RollbackWanted, RouteNext
 from .widgets import ChoiceList, TitleBar
 
 
@@ -67,6 +67,8 @@ class ResumeScreen(EngineScreen):
         choice, step = event.option.id, self.session.current
         if choice == "continue":
             self.post_message(RouteNext())
+        elif choice == "rollback":
+            self.post_message(RollbackWanted())
         elif choice == "abandon":
             self.app.push_screen(
                 ConfirmDialog(

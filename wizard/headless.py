@@ -131,6 +131,8 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
             if waiting:  # e.g. the services still run the old code on what the steps before changed
                 out.line(f"not run yet: {'; '.join(waiting)}")
             out.line(f"fix the cause, then run again with {flags_text(session)}")
+            if can_roll_back(session):
+                out.line(WAY_BACK)
             return Exit.STEP_FAILED
         raise AssertionError(f"the driver stopped at {nxt!r}")  # it returns only the answers above
 

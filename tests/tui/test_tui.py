@@ -353,6 +353,20 @@ async def test_resume_offers_a_rerun_first_for_an_interrupted_safe_step(site_roo
     assert app.engine.session.step("slow").attempts == 2
 
 
+async def test_coming_back_to_a_failure_offers_the_way_back_before_abandoning(site_root):
+    """The resume screen of a failed upgrade whose packages were recorded: "Take the upgrade back" comes just before
+    abandoning (an abandoned upgrade is put aside, where no rollback finds it), and opens the rollback screen."""
+    _, app = failed_once(site_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "ResumeScreen"))
+        labels = [str(option.prompt) for option in app.screen.query_one("#choices").options]
+        assert labels[-2:] == ["Take the upgrade back: see what that runs first",
+                               "Abandon this session (it is kept on disk)"]  # fmt: skip
+        await pilot.press("end", "up", "enter")
+        await until(pilot, on_screen(app, "RollbackScreen"), what="the rollback screen")
+        assert not app.engine.session.is_rollback  # nothing begun before the operator says so there
+
+
 async def test_abandon_keeps_the_session_on_disk_and_plans_anew(site_root):
     site, app = failed_once(site_root)
     async with app.run_test(size=(80, 24)) as pilot:

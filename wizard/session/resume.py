@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from wizard.rollback.plan import can_roll_back
 from wizard.session.state import Session, StepStatus
 
-ChoiceId = Literal["continue", "retry", "skip", "abandon"]
+ChoiceId = Literal["continue", "retry", "skip", "rollback", "abandon"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ def resume_choices(session: Session) -> list[Choice]:
     step = session.current
     status = step.status if step else None
     abandon = Choice("abandon", "Abandon this session (it is kept on disk)", None)
+    # Shown before a plain abandon: an abandoned upgrade is put aside, and no rollback finds it afterwards.
+    way_back = (
+        [Choice("rollback", "Take the upgrade back: see what that runs first", None)] if can_roll_back(session) else []
+    )
     read_first = Choice("continue", "Read its log first, and decide on the run screen", None)
     if step is None or status is None or status == StepStatus.PENDING:
         return [Choice("continue", "Continue where it stopped", None), abandon]
@@ -43,11 +48,12 @@ def resume_choices(session: Session) -> list[Choice]:
             "skip", "Skip it, saying why (e.g. you finished it by hand)", "--skip 'REASON' to go on without it"
         )
         first = [rerun, skip] if step.safe_to_rerun else [skip, rerun]
-        return [*first, read_first, abandon]
+        return [*first, read_first, *way_back, abandon]
     return [
         Choice("retry", "Run it again (after fixing the cause)", "--retry"),
         Choice("skip", "Skip it, saying why", "--skip 'REASON' to go on without it"),
         read_first,
+        *way_back,
         abandon,
     ]
 
