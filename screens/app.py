@@ -8,6 +8,7 @@ return), and post a message (screens.messages) when the App should move on.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -28,6 +29,7 @@ from screens.messages import (
     RollbackWanted,
     RouteNext,
 )
+from screens.threads import DaemonThreads
 from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
@@ -265,7 +267,12 @@ def make_app(
 
 
 def run_tui(app: WizardApp) -> int:
-    app.run(mouse=False)
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(DaemonThreads())  # thread workers: quitting never waits for one (screens/threads.py)
+    try:
+        app.run(mouse=False, loop=loop)
+    finally:
+        loop.close()
     return app.return_code or 0
 
 
