@@ -59,6 +59,12 @@ class InstanceContext:
         """The config keys the instance's environment sets, as ``section.key: value``."""
         return config_overrides(self.recipe, self.instance)
 
+    @property
+    def venv_values(self) -> dict[str, str]:
+        """What a command run in the venv may name: the recipe's and the instance's vars, {python}, {venv}."""
+        instance = self.instance
+        return {**self.recipe.vars, **instance.vars, "python": str(instance.python), "venv": str(instance.venv)}
+
     @cached_property
     def database(self) -> Database | None:
         """The app's database as its config says (None when it does not say); asked as the app's Unix user."""

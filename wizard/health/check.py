@@ -142,10 +142,8 @@ def plugin_versions(context: InstanceContext, probe: dict) -> str:
 
 
 def requirements_argv(context: InstanceContext, spec: HealthSpec | None) -> list[str]:
-    instance = context.instance
     templates = spec.requirements if spec is not None else PIP_CHECK
-    values = {**context.recipe.vars, **instance.vars, "python": str(instance.python), "venv": str(instance.venv)}
-    return [template.format_map(values) for template in templates]
+    return [template.format_map(context.venv_values) for template in templates]
 
 
 def requirements_finding(context: InstanceContext) -> Finding:

@@ -137,8 +137,7 @@ def service_steps(context: InstanceContext, session: Session, action: Literal["s
 
 
 def venv_command(context: InstanceContext, templates: list[str], name: str, arguments: list[str]) -> list[str]:
-    instance = context.instance
-    values = {**context.recipe.vars, **instance.vars, "python": str(instance.python), "venv": str(instance.venv)}
+    values = context.venv_values
     argv: list[str] = []
     for template in templates:
         if template == "{" + name + "}":
