@@ -148,6 +148,12 @@ class StepSpec(_Strict):
         " counts its progress against how many there are",
     )
 
+    scope: Literal["instance", "venv"] = Field(
+        "instance",
+        description="venv: the step changes the virtualenv itself (pip), so on a host where several instances share"
+        " the venv it runs once for all of them; instance: it runs for each instance (its database, its services)",
+    )
+
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:
         if (self.argv is None) == (self.service is None):

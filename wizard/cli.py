@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("instance", nargs="?")
 
     run = sub.add_parser("run", parents=[common], help="the upgrade without a screen: plain log lines, no prompts")
-    run.add_argument("instance", nargs="?")
+    run.add_argument("instance", nargs="*", help="the instance; several: each venv's in turn, a shared venv's together")
+    run.add_argument("--all", action="store_true", help="every instance in the instances file")
     _add_run_options(run)
     run.add_argument("--new", action="store_true", help="start a new upgrade after a finished one")
 
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", type=Path, help="the sandbox folder (new or a sandbox to resume; default: a new temp dir)"
     )
     demo.add_argument("--headless", action="store_true", help="run it as `run --yes` does, without a screen")
+    demo.add_argument("--instances", type=int, metavar="N", choices=range(1, 10),
+                      help="build N instances on one shared venv (default 1; a sandbox built before keeps its own)")  # fmt: skip
     demo.add_argument(
         "--pace", type=float, default=1.0, help="scale the demo programs' delays when building (0.1 = 10x faster)"
     )
@@ -166,6 +169,8 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return show_host(instances, args)
     if args.command == "plan" and args.instance is None and len(instances) > 1:
         return plan_host(instances, args)
+    if args.command == "run":
+        return run_command(instances, args)
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
@@ -186,12 +191,29 @@ def dispatch(args: argparse.Namespace) -> Exit:
         restore = True if args.restore_database else False if args.keep_database else None
         return roll_back(instance, store, PlainOutput(), Choices(retry=args.retry, skip_reason=args.skip),
                          restore_database=restore, go=args.yes)  # fmt: skip
-    if args.command == "run":
-        from wizard.headless import PlainOutput, choices_from, require_yes, run_upgrade
-
-        require_yes(args)
-        return run_upgrade(instance, store, PlainOutput(), choices_from(args), new=args.new)
     raise AssertionError(f"unknown command {args.command}")
+
+
+def run_command(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
+    """`run --yes`: one instance as ever; several (named, or --all), each venv's in turn, a shared venv's together."""
+    from wizard.headless import PlainOutput, choices_from, require_yes, run_upgrade
+    from wizard.together.headless import run_instances
+
+    require_yes(args)
+    choices = choices_from(args)
+    if args.all and args.instance:
+        raise WizardError("--all and instance names ask for different things: give one of them")
+    named = list(instances) if args.all else list(dict.fromkeys(args.instance))
+    if len(named) <= 1:
+        instance = pick_instance(instances, named[0] if named else None)
+        store = StateStore(state_root(args, instance.name), instance.name)
+        return run_upgrade(instance, store, PlainOutput(), choices, new=args.new)
+    chosen = [pick_instance(instances, name) for name in named]
+    roots = {state_root(args, name) for name in named}
+    if len(roots) > 1:
+        raise WizardError("the instances keep their state under different users' state folders",
+                          "run the wizard as one user for all of them, or pass --state-dir")  # fmt: skip
+    return run_instances(chosen, roots.pop(), PlainOutput(), choices, new=args.new)
 
 
 def tui_for(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
@@ -235,18 +257,22 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
 
 
 def plan_host(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
-    """`plan` with several instances and none named: each one detected and planned, briefly (nothing written).
+    """`plan` with several instances and none named: each one detected and planned, briefly (nothing written);
+    the instances on a shared venv planned as `run --all` would upgrade them, together.
     Exit 2 when a blocker stands in any instance's way, as `plan` does for one."""
     from wizard.config.context import InstanceContext
     from wizard.planning.plan import plan_for
+    from wizard.planning.shared import Together, by_venv
     from wizard.views.report import print_host_plan
 
     console, err = Console(highlight=False), Console(stderr=True, highlight=False)
     blocked = False
+    together = {instance.name: Together(tuple(i.name for i in group))
+                for group in by_venv(list(instances.values())) if len(group) > 1 for instance in group}  # fmt: skip
     for name, instance in instances.items():
         store = StateStore(state_root(args, name), name)
         try:
-            plan = plan_for(InstanceContext.open(instance), store.backup_root(instance.backup_dir))
+            plan = plan_for(InstanceContext.open(instance), store.backup_root(instance.backup_dir), together.get(name))
         except WizardError as exc:  # one instance that cannot be planned does not hide the others
             err.print(f"instance {name}: error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
             blocked = True

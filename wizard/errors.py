@@ -40,10 +40,11 @@ class LockHeld(WizardError):
 
     exit_code = Exit.LOCKED
 
-    def __init__(self, instance: str, pid: int | None):
+    def __init__(self, instance: str, pid: int | None, subject: str | None = None):
+        """``subject``: what the lock guards, when not the instance (the instances on a shared venv)."""
         holder = f"pid {pid}" if pid else "a process whose pid was not recorded"
         super().__init__(
-            f"another upgrade-wizard ({holder}) is working on instance {instance!r}",
+            f"another upgrade-wizard ({holder}) is working on {subject or f'instance {instance!r}'}",
             "wait for it to finish, or attach to its terminal; if that process is not a wizard, "
             "report it: the lock is released by the kernel when its holder exits",
         )

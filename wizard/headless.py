@@ -71,8 +71,14 @@ class Choices:
 
 
 class PlainOutput:
-    def __init__(self, stream: TextIO | None = None):
+    """Timestamped lines; with several instances in one run, each line names its instance (``label``)."""
+
+    def __init__(self, stream: TextIO | None = None, label: str | None = None):
         self.stream = stream or sys.stdout
+        self.label = label
+
+    def labelled(self, label: str) -> PlainOutput:
+        return PlainOutput(self.stream, label)
 
     def line(self, text: str, step: str | None = None) -> None:
         self.lines([text], step)
@@ -81,7 +87,8 @@ class PlainOutput:
         """Each line with the time and the step; written and flushed once for the whole batch."""
         if not texts:
             return
-        prefix = time.strftime("%Y-%m-%d %H:%M:%S") + (f" [{step}] " if step else " ")
+        where = "/".join(part for part in (self.label, step) if part)
+        prefix = time.strftime("%Y-%m-%d %H:%M:%S") + (f" [{where}] " if where else " ")
         self.stream.write("".join(f"{prefix}{text}\n" for text in texts))
         self.stream.flush()
 
@@ -96,27 +103,16 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
     session = engine.session
     assert session is not None
     while True:
+        stopped = get_ready(engine, out, choices)
+        if stopped is not None:
+            return stopped
         nxt = driver.run()
         if isinstance(nxt, Done):
             report_done(engine, out)
             check_after(engine, out)  # the upgrade's exit code stays 0; `check` exits 1 for a site that is not well
             return Exit.DONE
-        if isinstance(nxt, Blocked):
-            print_notes(out, nxt.notes)
-            out.line("this upgrade cannot go on until the blockers above are dealt with")
-            return Exit.USAGE
-        if isinstance(nxt, NotesPending):
-            for note in nxt.notes:
-                print_notes(out, [note])
-                engine.acknowledge(note.id, "with --yes")
-            continue
-        if isinstance(nxt, GateClosed):
-            # Info notes need no acknowledging, but are said before the gate, as the interactive wizard shows them.
-            print_notes(out, [note for note in session.notes if note.severity == "info"])
-            backup = _pass_gate(engine, choices, out)
-            engine.pass_gate(backup)
-            out.line(f"backup gate passed: {backup.kind} backup at {backup.path}")
-            continue
+        if isinstance(nxt, (Blocked, NotesPending, GateClosed)):
+            continue  # get_ready answers them
         if isinstance(nxt, NeedsDecision):
             step = nxt.step
             out.line(f"step {step.id!r} ({step.title}) was interrupted: its process ended without an exit status")
@@ -135,6 +131,32 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
                 out.line(WAY_BACK)
             return Exit.STEP_FAILED
         raise AssertionError(f"the driver stopped at {nxt!r}")  # it returns only the answers above
+
+
+def get_ready(engine: Engine, out: PlainOutput, choices: Choices) -> Exit | None:
+    """Everything before the first step: the notes (acknowledged "with --yes") and the backup gate.
+
+    None when the session is ready to run its steps (or is further on); Exit.USAGE when a blocker stands."""
+    session = engine.session
+    assert session is not None
+    while True:
+        nxt = engine.settle()
+        if isinstance(nxt, Blocked):
+            print_notes(out, nxt.notes)
+            out.line("this upgrade cannot go on until the blockers above are dealt with")
+            return Exit.USAGE
+        if isinstance(nxt, NotesPending):
+            for note in nxt.notes:
+                print_notes(out, [note])
+                engine.acknowledge(note.id, "with --yes")
+        elif isinstance(nxt, GateClosed):
+            # Info notes need no acknowledging, but are said before the gate, as the interactive wizard shows them.
+            print_notes(out, [note for note in session.notes if note.severity == "info"])
+            backup = _pass_gate(engine, choices, out)
+            engine.pass_gate(backup)
+            out.line(f"backup gate passed: {backup.kind} backup at {backup.path}")
+        else:
+            return None
 
 
 def apply_choices(engine: Engine, out: PlainOutput, choices: Choices) -> None:
@@ -304,6 +326,10 @@ def run_upgrade(
     with Engine(InstanceContext.open(instance), store, say=out.line) as engine:
         engine.reconcile()
         session = engine.session
+        if session is not None and session.shared_run and not session.done:
+            raise WizardError(f"instance {instance.name!r} is being upgraded together with the other instances on its "
+                              f"venv ({instance.venv}); its session is one part of that upgrade",
+                              "carry it on with `upgrade-wizard run --yes --all` (or name every instance on the venv)")  # fmt: skip
         if session is not None and session.done and not new:
             if choices.retry or choices.skip_reason is not None:
                 raise WizardError("this upgrade is finished: there is no failed or interrupted step to decide on")

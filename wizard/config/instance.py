@@ -57,9 +57,9 @@ class Instance(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        # The name becomes a directory under the state dir: anything else is allowed.
-        if not value or value in {".", ".."} or "/" in value or "\0" in value:
-            raise ValueError(f"{value!r} cannot name an instance (no '/', not empty, not '.' or '..')")
+        # The name becomes a directory under the state dir, beside the wizard's own (.venvs): anything else is allowed.
+        if not value or value.startswith(".") or "/" in value or "\0" in value:
+            raise ValueError(f"{value!r} cannot name an instance (no '/', not empty, not beginning with '.')")
         return value
 
     @field_validator("url")

@@ -19,8 +19,10 @@ AVAILABLE = {
 }
 PLUGIN_NEEDS = {"3.2.1": "3.2.5", "3.2.2": "3.2.6"}  # the core release each plugin release requires at least
 
-# (revision, message, SQL) in chain order; the first entry is where a fresh demo starts.
+# (revision, message, SQL) in chain order.  A fresh demo's database starts at the second entry, the head of
+# 3.2.5's scripts; with several instances (demo --instances N) the others start one revision further behind.
 CORE_REVISIONS = [
+    ("7551bd141960", "The 3.2.3 schema (where the demo's history begins)", ""),
     ("5d05eda06776", "Add undone state to editing revisions", ""),
     (
         "9b3fc740b722",
@@ -47,9 +49,11 @@ PLUGIN_REVISIONS = [
     ),
 ]
 
+START_REVISION = CORE_REVISIONS[1][0]
+
 SCHEMA = f"""
 CREATE TABLE alembic_version (version_num TEXT NOT NULL);
-INSERT INTO alembic_version VALUES ('{CORE_REVISIONS[0][0]}');
+INSERT INTO alembic_version VALUES ('{START_REVISION}');
 CREATE TABLE alembic_version_plugin_livesync (version_num TEXT NOT NULL);
 INSERT INTO alembic_version_plugin_livesync VALUES ('{PLUGIN_REVISIONS[0][0]}');
 CREATE TABLE events_labels (id INTEGER PRIMARY KEY, title TEXT NOT NULL, color TEXT NOT NULL);
@@ -80,22 +84,22 @@ def installed_packages(venv: Path) -> dict[str, str]:
     return found
 
 
-# Where each package keeps its alembic scripts (the demo recipe's schema_check names the same folders), and
-# from which release on it ships the whole chain (before: only the first revision).
-SCRIPTS = {CORE: ("indico_demo/migrations/versions", "3.2.6"),
-           PLUGIN: ("indico_demo_plugin_livesync/migrations/versions", "3.2.2")}  # fmt: skip
+# Where each package keeps its alembic scripts (the demo recipe's schema_check names the same folders), from
+# which release on it ships the whole chain, and how many revisions the releases before that ship.
+SCRIPTS = {CORE: ("indico_demo/migrations/versions", "3.2.6", 2),
+           PLUGIN: ("indico_demo_plugin_livesync/migrations/versions", "3.2.2", 1)}  # fmt: skip
 CHAINS = {CORE: CORE_REVISIONS, PLUGIN: PLUGIN_REVISIONS}
 
 
 def install_scripts(venv: Path, name: str, version: str) -> None:
     """The migration scripts this release of the package ships, as alembic's files (revision, down_revision):
     what detection and the progress count read to tell how many migrations are pending."""
-    where, full_from = SCRIPTS[name]
+    where, full_from, early = SCRIPTS[name]
     folder = site_packages(venv) / where
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.py"):
         old.unlink()
-    chain = CHAINS[name] if Version(version) >= Version(full_from) else CHAINS[name][:1]
+    chain = CHAINS[name] if Version(version) >= Version(full_from) else CHAINS[name][:early]
     down = None
     for revision, message, _sql in chain:
         (folder / f"{revision}_{message.lower().replace(' ', '_')}.py").write_text(

@@ -25,13 +25,14 @@ from types import FrameType
 from typing import TextIO
 
 from wizard.config.instance import load_instances
-from wizard.demo.sandbox import INSTANCE, build, is_sandbox, resume_services, start_services
+from wizard.demo.sandbox import INSTANCE, build, is_sandbox, resume_services, service_folders, start_services
 from wizard.demo.svc import SERVICES, Parked, park, running_process, stop_orphans
 from wizard.errors import Exit, StateError, WizardError
 from wizard.headless import PlainOutput, StoppedBySignal, choices_from, require_yes, run_upgrade
 from wizard.host.procs import alive
 from wizard.session.state import StepRecord
 from wizard.session.store import StateStore
+from wizard.together.headless import run_instances
 
 ENDING_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 
@@ -72,16 +73,23 @@ def hold_demo_lock(folder: Path) -> TextIO:
     return handle
 
 
-def prepare_sandbox(folder: Path, pace: float, out: PlainOutput) -> None:
+def prepare_sandbox(folder: Path, pace: float, out: PlainOutput, instances: int | None = None) -> None:
+    """Build the sandbox (``instances`` of them on one venv, default 1), or find the one built before."""
     try:
         if is_sandbox(folder):
+            has = len(service_folders(folder))
+            if instances is not None and instances != has:
+                raise WizardError(f"the sandbox {folder} was built with {has} instance{'s' if has != 1 else ''}, "
+                                  f"not {instances}", "leave --instances out to resume it, or give a new --dir")  # fmt: skip
             out.line(f"resuming the demo sandbox in {folder}")
             started = resume_services(folder)
             if started:
                 out.line(f"started again the services the demo stopped when it last ended: {', '.join(started)}")
             return
-        out.line(f"building the demo sandbox in {folder}")
-        build(folder, pace)
+        count = instances or 1
+        many = f", {count} instances on one venv" if count > 1 else ""
+        out.line(f"building the demo sandbox in {folder}{many}")
+        build(folder, pace, count)
         start_services(folder)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise WizardError(
@@ -135,7 +143,7 @@ class Ending:
         self.ended = True
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *ENDING_SIGNALS)}
         try:
-            step = running_step(self.state)  # seen first: once uWSGI is gone, a waiting step may finish at once
+            step = running_step(self.state, self.folder)  # seen first: once uWSGI is gone, a waiting step may finish at once
             self._stop_or_keep()
             if step is not None:
                 self.say(f"the step {step.id!r} was still running (pid {step.pid}) and goes on, detached as every step does: "
@@ -146,7 +154,8 @@ class Ending:
 
     def _stop_or_keep(self) -> None:
         if self.keep:
-            kept = {s: proc.pid for s in SERVICES if (proc := running_process(self.folder, s))}
+            kept = {service_label(self.folder, where, s): proc.pid for where in service_folders(self.folder)
+                    for s in SERVICES if (proc := running_process(where, s))}  # fmt: skip
             if kept:
                 self.say(f"the demo's services keep running (--keep-services): {listed(kept)}; "
                          f"stop them with `{again(self.folder, '--stop')}`")  # fmt: skip
@@ -162,7 +171,7 @@ class Ending:
             self.say(f"the demo's sandbox {self.folder} was removed while the demo ran; {found}")
             return
         try:
-            parked = park(self.folder)
+            parked = park_all(self.folder)
         except (OSError, TimeoutError) as exc:
             self.say(f"could not stop the demo's services ({exc}): stop them with `{again(self.folder, '--stop')}`")
             return
@@ -179,13 +188,32 @@ class Ending:
                 out.line(f"left alone pid {pid}: the {service} pid file names it, but it is not the demo's {service}")
 
 
-def running_step(state: Path) -> StepRecord | None:
-    try:
-        session = StateStore(state, INSTANCE).load()
-    except (StateError, OSError):
-        return None
-    step = session.running if session else None
-    return step if step is not None and alive(step.pid, step.start_ticks) else None
+def service_label(sandbox: Path, where: Path, service: str) -> str:
+    return service if where == sandbox else f"{where.name}'s {service}"
+
+
+def park_all(sandbox: Path) -> Parked:
+    """Park every instance's services (see wizard.demo.svc), the labels naming the instance beyond the first."""
+    parked = Parked({}, {})
+    for where in service_folders(sandbox):
+        one = park(where)
+        parked.stopped |= {service_label(sandbox, where, s): pid for s, pid in one.stopped.items()}
+        parked.not_ours |= {service_label(sandbox, where, s): pid for s, pid in one.not_ours.items()}
+    return parked
+
+
+def running_step(state: Path, sandbox: Path) -> StepRecord | None:
+    """A step of one of the sandbox's instances still running (detached), if any."""
+    for where in service_folders(sandbox):
+        name = INSTANCE if where == sandbox else where.name
+        try:
+            session = StateStore(state, name).load()
+        except (StateError, OSError):
+            continue
+        step = session.running if session else None
+        if step is not None and alive(step.pid, step.start_ticks):
+            return step
+    return None
 
 
 def demo(args: argparse.Namespace) -> Exit:
@@ -202,14 +230,17 @@ def demo(args: argparse.Namespace) -> Exit:
     ending = Ending(folder, state, out, keep=args.keep_services)
     try:
         with ending.on_signals():
-            prepare_sandbox(folder, args.pace, out)
+            prepare_sandbox(folder, args.pace, out, args.instances)
             ending.was_sandbox = True
-            instance = load_instances(folder / "instances.toml")[INSTANCE]
+            instances = load_instances(folder / "instances.toml")
             if choices is not None:  # headless
-                return run_upgrade(instance, StateStore(state, INSTANCE), out, choices)
+                if len(instances) > 1:
+                    return run_instances(list(instances.values()), state, out, choices)
+                return run_upgrade(instances[INSTANCE], StateStore(state, INSTANCE), out, choices)
             from screens.app import make_app, start_tui
 
-            app = make_app({INSTANCE: instance}, state, INSTANCE, lock_threshold=args.lock_wait_seconds)
+            chosen = INSTANCE if len(instances) == 1 else None  # several: the TUI opens on the host table
+            app = make_app(instances, state, chosen, lock_threshold=args.lock_wait_seconds)
             ending.in_tui = True
             try:
                 return start_tui(app)
@@ -241,7 +272,7 @@ def stop_services_of(args: argparse.Namespace, out: PlainOutput) -> Exit:
         )
     lock = hold_demo_lock(folder)
     try:
-        parked = park(folder)
+        parked = park_all(folder)
     finally:
         lock.close()
     if parked.stopped:
@@ -249,7 +280,7 @@ def stop_services_of(args: argparse.Namespace, out: PlainOutput) -> Exit:
     else:
         out.line(f"none of the demo's services is running in {folder}: nothing to stop")
     Ending.say_not_ours(out, parked)
-    step = running_step(getattr(args, "state_dir", None) or folder / "state")
+    step = running_step(getattr(args, "state_dir", None) or folder / "state", folder)
     if step is not None:
         out.line(f"the step {step.id!r} still runs (pid {step.pid}), detached; it was left to finish")
     return Exit.DONE

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wizard.demo.catalog import (
     CORE,
+    CORE_REVISIONS,
     PLUGIN,
     SCHEMA,
     START_VERSION,
@@ -47,8 +48,23 @@ def is_sandbox(folder: Path) -> bool:
     return (folder / "instances.toml").is_file() and (folder / "services.json").is_file()
 
 
-def build(folder: Path, pace: float = 1.0) -> Path:
-    """Create the sandbox in ``folder`` (empty or new); returns its instances file."""
+def instance_name(number: int) -> str:
+    """demo, demo2, demo3, ...: the first instance keeps the name a one-instance sandbox has."""
+    return INSTANCE if number == 1 else f"{INSTANCE}{number}"
+
+
+def service_folders(folder: Path) -> list[Path]:
+    """The folder of each instance's database, config and services: the sandbox itself for the first,
+    a folder of its own for each other one (demo2/, demo3/, ...)."""
+    others = [path.parent for path in folder.glob(f"{INSTANCE}*/services.json")]
+    return [folder, *sorted(others, key=lambda path: int(path.name.removeprefix(INSTANCE) or 1))]
+
+
+def build(folder: Path, pace: float = 1.0, instances: int = 1) -> Path:
+    """Create the sandbox in ``folder`` (empty or new); returns its instances file.
+
+    ``instances``: how many instances run from its one venv, each with its own database, config and services;
+    the first one's database is at the head of the installed release's scripts, the others' one revision behind."""
     folder.mkdir(parents=True, exist_ok=True)
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -56,10 +72,23 @@ def build(folder: Path, pace: float = 1.0) -> Path:
         install_metadata(venv, name, version)
         install_scripts(venv, name, version)
     (site_packages(venv) / "indico_demo.py").write_text('"""The demo sandbox\'s stand-in for the indico package."""\n')
+    tables = [instance_table(folder, venv, number, pace) for number in range(1, instances + 1)]
+    shared = " (one venv, shared by all of them)" if instances > 1 else ""
+    instances_file = folder / "instances.toml"
+    instances_file.write_text(f"# The demo sandbox's instances{shared}, written by `upgrade-wizard demo`.\n" + "\n".join(tables))
+    return instances_file
 
+
+def instance_table(sandbox: Path, venv: Path, number: int, pace: float) -> str:
+    """Make one instance's database, config, WSGI file and service settings; returns its table of instances.toml."""
+    name = instance_name(number)
+    folder = sandbox if number == 1 else sandbox / name
+    folder.mkdir(exist_ok=True)
     database = folder / "indico.sqlite3"
     with sqlite3.connect(database) as conn:
         conn.executescript(SCHEMA)
+        if number > 1:
+            conn.execute("UPDATE alembic_version SET version_num = ?", (CORE_REVISIONS[0][0],))
     conn.close()
     (folder / "etc").mkdir(exist_ok=True)
     config = folder / "etc" / "indico.conf"
@@ -78,23 +107,20 @@ def build(folder: Path, pace: float = 1.0) -> Path:
                 "http_port": port}  # fmt: skip
     (folder / "services.json").write_text(json.dumps(settings))
     manager = [sys.executable, "-m", "wizard.demo.svc", "--dir", str(folder), "{action}", "{service}"]
-    instances = folder / "instances.toml"
-    instances.write_text(
-        "# The demo sandbox's instance, written by `upgrade-wizard demo`.\n"
-        f"[instances.{INSTANCE}]\n"
+    return (
+        f"[instances.{name}]\n"
         'recipe = "demo"\n'
         f"venv = {toml_string(venv)}\n"
         f"config = {toml_string(config)}\n"
         f"target = {toml_string(TARGET_VERSION)}\n"
         f"service_manager = [{', '.join(toml_string(part) for part in manager)}]\n"
         f"service_pid = [{', '.join(toml_string(part) for part in [*manager[:-2], 'pid', '{service}'])}]\n"
-        f"\n[instances.{INSTANCE}.vars]\n"
+        f"\n[instances.{name}.vars]\n"
         f"demo_python = {toml_string(sys.executable)}\n"
         f"database = {toml_string(database)}\n"
         f"wsgi_file = {toml_string(wsgi_file)}\n"
         f"pace = {toml_string(str(pace))}\n"
     )
-    return instances
 
 
 def _service(folder: Path, action: str, service: str) -> None:
@@ -107,18 +133,22 @@ def _service(folder: Path, action: str, service: str) -> None:
 
 
 def start_services(folder: Path) -> None:
-    for service in SERVICES:
-        _service(folder, "start", service)
+    for where in service_folders(folder):
+        for service in SERVICES:
+            _service(where, "start", service)
 
 
 def stop_services(folder: Path) -> None:
-    for service in SERVICES:
-        _service(folder, "stop", service)
+    for where in service_folders(folder):
+        for service in SERVICES:
+            _service(where, "stop", service)
 
 
 def resume_services(folder: Path) -> list[str]:
     """Start again the services the last demo on this sandbox stopped when it ended; returns them."""
-    services = unpark(folder)
-    for service in services:
-        _service(folder, "start", service)
-    return services
+    started = []
+    for where in service_folders(folder):
+        for service in unpark(where):
+            _service(where, "start", service)
+            started.append(service if where == folder else f"{where.name}'s {service}")
+    return started

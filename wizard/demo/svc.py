@@ -270,8 +270,9 @@ def _act(sandbox: Path, action: str, service: str, settings: dict) -> int:
 def orphans(sandbox: Path) -> dict[str, psutil.Process]:
     """The services of a sandbox whose folder (and so its pid files) was removed while they ran.
 
-    Found by their command line, which names the demo's own program, the service and this
-    very sandbox path (see ``start``), among the processes of the user running the demo.
+    Found by their command line, which names the demo's own program, the service and this very
+    sandbox path or an instance's folder in it (see ``start``), among the processes of the user
+    running the demo.  Keyed by the service, named with its instance's folder beyond the first.
     """
     found: dict[str, psutil.Process] = {}
     uid = os.getuid()
@@ -282,8 +283,13 @@ def orphans(sandbox: Path) -> dict[str, psutil.Process]:
                 continue
             at = cmdline.index("wizard.demo.apps")
             service, rest = cmdline[at + 1 : at + 2], cmdline[at + 2 : at + 4]
-            if service and service[0] in SERVICES and rest == ["--sandbox", str(sandbox)]:
+            if not (service and service[0] in SERVICES and len(rest) == 2 and rest[0] == "--sandbox"):
+                continue
+            where = Path(rest[1])
+            if where == sandbox:
                 found[service[0]] = proc
+            elif where.parent == sandbox:
+                found[f"{where.name}'s {service[0]}"] = proc
         except (psutil.Error, ValueError):
             continue
     return found

@@ -19,6 +19,7 @@ from wizard.lockwatch.watchdog import application_tag
 from wizard.planning.conditions import check
 from wizard.planning.path import hops
 from wizard.planning.preflight import preflight, schema_checks
+from wizard.planning.shared import Together, instance_steps
 from wizard.planning.versions import crosses, matches
 from wizard.session.state import Note, StepRecord, StepStatus
 
@@ -127,6 +128,7 @@ def build_hop(recipe: Recipe, instance: Instance, found: Detection, units: dict[
                 advice=_unwrap(step.advice),
                 needs=sorted(step.needs),
                 migrates=step.migrates,
+                scope=step.scope,
             )
         )
     return HopSteps(records, needs)
@@ -260,8 +262,10 @@ def beyond_target(recipe: Recipe, instance: Instance, found: Detection) -> list[
     return sort_notes(notes)
 
 
-def plan_for(context: InstanceContext, backup_root: Path | None = None) -> Plan:
-    """Detect what the instance has and plan its upgrade (no steps when it is up to date)."""
+def plan_for(context: InstanceContext, backup_root: Path | None = None, together: Together | None = None) -> Plan:
+    """Detect what the instance has and plan its upgrade (no steps when it is up to date).
+
+    ``together``: the instances of its shared venv upgraded with it; only the first one's plan installs the code."""
     instance, recipe = context.instance, context.recipe
     instance.check_paths()
     found = detect(context)
@@ -273,6 +277,8 @@ def plan_for(context: InstanceContext, backup_root: Path | None = None) -> Plan:
     units = context.services.units(recipe)
     plan = build_plan(recipe, instance, found, {unit.role: unit.name for unit in units})
     plan.units = units
-    checks = preflight(context, plan, backup_root) if plan.steps else schema_checks(plan)
+    if together is not None and instance.name != together.code_by:
+        plan.steps = instance_steps(plan.steps)
+    checks = preflight(context, plan, backup_root, together) if plan.steps else schema_checks(plan)
     plan.notes = sort_notes(plan.notes + checks)
     return plan

@@ -18,12 +18,14 @@ from wizard.errors import BackupError
 from wizard.host.privilege import current_user
 from wizard.host.services import status_argv
 from wizard.host.uwsgiconf import touch_reload_check
+from wizard.planning.shared import venv_steps
 from wizard.session.state import Note, Severity, StepStatus
 from wizard.views.sizes import free_space, human_bytes, tree_size
 
 if TYPE_CHECKING:
     from wizard.config.context import InstanceContext
     from wizard.planning.plan import Plan
+    from wizard.planning.shared import Together
 
 MIB = 1024**2
 VENV_SPARE = 256 * MIB  # beyond the venv's own size: pip downloads and unpacks beside it
@@ -187,19 +189,32 @@ def settle_reload_steps(context: InstanceContext, plan: Plan) -> list[Note]:
     return list(notes.values())
 
 
-def shared_venv_checks(instance: Instance, plan: Plan) -> list[Note]:
-    """A warning when other instances run from this venv: its new code reaches them too, over their old schema."""
+def shared_venv_checks(instance: Instance, plan: Plan, together: Together | None) -> list[Note]:
+    """On a venv other instances run from: a blocker when the plan changes the code under one it leaves out;
+    else, upgraded together, a word on who installs the code."""
     others = instance.shares_venv_with
     if not (others and plan.steps):
         return []
-    names = ", ".join(others)
-    migrating = "; ".join(dict.fromkeys(step.title for step in plan.steps if step.migrates)) or "its migrations"
-    return [check("shared-venv", "warning", f"the venv is shared with {names}: their code changes too",
-                  f"The new release goes into {instance.venv}, which {names} also run from. From the install step "
-                  f"on they run the new code over databases this upgrade does not migrate (it migrates "
-                  f"{instance.name}'s alone), until each one's schema is brought up too.",
-                  f"stop their services for the upgrade; right after it, run what migrates here ({migrating}) for "
-                  "each of them with its own config, and start them again; or give each instance a venv of its own")]  # fmt: skip
+    left_out = together.leaves_out(others) if together else others
+    if left_out or together is None:
+        if not venv_steps(plan.steps):
+            return []  # the code stays as it is: nothing reaches the others
+        names = ", ".join(left_out)
+        everyone = " ".join([instance.name, *others])
+        return [check("shared-venv", "blocker", f"the venv is shared with {names}: {instance.name} cannot be upgraded alone",
+                      f"The new release would go into {instance.venv}, which {names} also run from: from the install "
+                      f"step on, {names} would run the new code over a database this upgrade does not migrate.",
+                      f"upgrade every instance on it together: `upgrade-wizard run --yes {everyone}` (or `--all`), or "
+                      "pick \"all on this venv\" in the TUI; or give each instance a venv of its own")]  # fmt: skip
+    if instance.name == together.code_by:
+        rest = ", ".join(name for name in together.order if name != instance.name)
+        return [check("shared-venv", "info", f"the new code is installed once, here, for {instance.name} and {rest}",
+                      f"{instance.venv} is shared: this session installs the new release for all of them, after "
+                      f"each one's backup is taken; then each instance's own steps migrate its database in turn.")]  # fmt: skip
+    return [check("shared-venv", "info", f"the new code comes from {together.code_by}'s session",
+                  f"{instance.venv} is shared with {', '.join(others)}: {together.code_by}'s session installs the new "
+                  f"release once for all of them; this session stops {instance.name}'s workers, migrates its "
+                  "database with its own config and brings its services back.")]  # fmt: skip
 
 
 def service_checks(instance: Instance, plan: Plan) -> list[Note]:
@@ -236,11 +251,13 @@ def service_checks(instance: Instance, plan: Plan) -> list[Note]:
     return notes
 
 
-def preflight(context: InstanceContext, plan: Plan, backup_root: Path | None = None) -> list[Note]:
+def preflight(
+    context: InstanceContext, plan: Plan, backup_root: Path | None = None, together: Together | None = None
+) -> list[Note]:
     instance = context.instance
     return [
         *settle_reload_steps(context, plan),
-        *shared_venv_checks(instance, plan),
+        *shared_venv_checks(instance, plan, together),
         *service_checks(instance, plan),
         *tool_checks(instance, plan),
         *rights_checks(instance, plan),

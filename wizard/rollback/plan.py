@@ -98,6 +98,12 @@ def refuse_unless_undoable(session: Session | None) -> Session:
     if session.is_rollback:
         raise WizardError(f"the last session of {session.instance!r} is a rollback already ({session.id})",
                           "plan a new upgrade with `run --new` or the interactive wizard's n")  # fmt: skip
+    if session.shared_run is not None:
+        raise WizardError(f"this upgrade of {session.instance!r} was part of the upgrade of a shared venv "
+                          f"({session.shared_run}): putting the old code back would put it under every instance on "
+                          "that venv, and the wizard does not take such an upgrade back yet",
+                          "reinstall the old release by hand for all of them, and restore each one's database from "
+                          "its backup (`upgrade-wizard status INSTANCE` shows where each backup is)")  # fmt: skip
     if not any(step.attempts for step in session.steps):
         raise WizardError("no step of this upgrade has run: there is nothing to take back",
                           "abandon the upgrade from the interactive wizard, or leave it")  # fmt: skip
@@ -250,6 +256,7 @@ def can_roll_back(session: Session) -> bool:
     ended, none running, its packages recorded (the planning says why not, in detail, for the rest)."""
     return (
         not session.is_rollback
+        and session.shared_run is None
         and session.running is None
         and session.packages_before is not None
         and any(

@@ -161,8 +161,10 @@ class Engine:
 
     # -- the session --------------------------------------------------------
 
-    def begin(self, plan: Plan) -> Session:
-        """Start a new session; one that is finished or abandoned is put aside first, never deleted."""
+    def begin(self, plan: Plan, shared_run: str | None = None) -> Session:
+        """Start a new session; one that is finished or abandoned is put aside first, never deleted.
+
+        ``shared_run``: the upgrade of a shared venv this session is part of (wizard.together)."""
         if self.session is not None:
             if not (self.session.done or self.session.abandoned):
                 raise WizardError(f"instance {self.instance.name!r} already has an upgrade under way")
@@ -173,6 +175,7 @@ class Engine:
             id=new_session_id(),
             instance=self.instance.name,
             recipe=plan.recipe.name,
+            shared_run=shared_run,
             venv=str(self.instance.venv),
             app_config=str(self.instance.config) if self.instance.config else None,
             installed_version=found.installed_version,

@@ -54,6 +54,7 @@ class StepRecord(BaseModel):
     migrates: Migrates | None = Field(None, description="which pending migrations the step applies (its progress)")
     stdin: str | None = Field(None, description="a file the wrapper opens as the command's standard input")
     service: ServiceAct | None = Field(None, description="the service it stops or starts, when no recipe step says")
+    scope: Literal["instance", "venv"] = Field("instance", description="venv: it changes the shared code (pip)")
 
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0
@@ -151,6 +152,9 @@ class Session(BaseModel):
     recipe: str
     kind: Literal["upgrade", "rollback"] = "upgrade"
     undoes: str | None = Field(None, description="a rollback: the id of the upgrade session it takes back")
+    shared_run: str | None = Field(
+        None, description="the upgrade of a shared venv this session is part of (its record names every instance)"
+    )
     venv: str | None = Field(
         None, description="the instance's virtualenv when it was planned: the steps' commands name it"
     )

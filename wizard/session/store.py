@@ -324,9 +324,10 @@ class InstanceLock:
     ``taken_over_from`` says which, and ``previous_state`` what became of that pid.
     """
 
-    def __init__(self, path: Path, instance: str):
+    def __init__(self, path: Path, instance: str, subject: str | None = None):
         self.path = path
         self.instance = instance
+        self.subject = subject  # what the lock guards, when not the instance (see LockHeld)
         self.fd: int | None = None
         self.taken_over_from: int | None = None
         self.previous_state = ""
@@ -338,7 +339,7 @@ class InstanceLock:
         except BlockingIOError:
             holder, _ = _read_holder(fd)
             os.close(fd)
-            raise LockHeld(self.instance, holder) from None
+            raise LockHeld(self.instance, holder, self.subject) from None
         previous, ticks = _read_holder(fd)
         if previous and previous != os.getpid():
             self.taken_over_from = previous
