@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_watch_option(tui)
 
     plan = sub.add_parser("plan", parents=[common], help="print detection and the plan, change nothing")
-    plan.add_argument("instance", nargs="?")
+    plan.add_argument("instance", nargs="*",
+                      help="the instance; several: each planned whole, a shared venv's together; none: the host, briefly")  # fmt: skip
 
     run = sub.add_parser("run", parents=[common], help="the upgrade without a screen: plain log lines, no prompts")
     run.add_argument("instance", nargs="*", help="the instance; several: each venv's in turn, a shared venv's together")
@@ -167,8 +168,12 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return tui_for(instances, args)
     if args.command == "status" and args.instance is None and len(instances) > 1:
         return show_host(instances, args)
-    if args.command == "plan" and args.instance is None and len(instances) > 1:
-        return plan_host(instances, args)
+    if args.command == "plan":
+        named = list(dict.fromkeys(args.instance))
+        if len(named) > 1 or (not named and len(instances) > 1):
+            chosen = {name: pick_instance(instances, name) for name in named} or instances
+            return plan_host(chosen, args, whole=bool(named))
+        args.instance = named[0] if named else None
     if args.command == "run":
         return run_command(instances, args)
     instance = pick_instance(instances, args.instance)
@@ -256,14 +261,14 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
     return Exit.USAGE if plan.blocked else Exit.DONE
 
 
-def plan_host(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
-    """`plan` with several instances and none named: each one detected and planned, briefly (nothing written);
-    the instances on a shared venv planned as `run --all` would upgrade them, together.
+def plan_host(instances: dict[str, Instance], args: argparse.Namespace, *, whole: bool = False) -> Exit:
+    """`plan` with several instances: each one detected and planned (nothing written), the instances on a shared
+    venv together, as `run` would upgrade them; briefly when none was named, ``whole`` when they were.
     Exit 2 when a blocker stands in any instance's way, as `plan` does for one."""
     from wizard.config.context import InstanceContext
     from wizard.planning.plan import plan_for
     from wizard.planning.shared import Together, by_venv
-    from wizard.views.report import print_host_plan
+    from wizard.views.report import print_host_plan, print_plan
 
     console, err = Console(highlight=False), Console(stderr=True, highlight=False)
     blocked = False
@@ -277,7 +282,11 @@ def plan_host(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
             err.print(f"instance {name}: error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
             blocked = True
             continue
-        print_host_plan(console, instance, plan)
+        if whole:
+            print_plan(console, instance, plan)
+            console.print()
+        else:
+            print_host_plan(console, instance, plan, list(together[name].order) if name in together else [name])
         blocked = blocked or plan.blocked
     return Exit.USAGE if blocked else Exit.DONE
 

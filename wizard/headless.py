@@ -341,8 +341,8 @@ def run_upgrade(
         if session is None or new:
             plan = plan_for(engine.context, engine.backup_root)
             found = plan.found
-            if not plan.steps:
-                out.line(plan.nothing_to_do)
+            if not plan.steps or plan.blocked:  # a blocked plan begins no session: nothing to come back to
+                out.line(plan.nothing_to_do if not plan.steps else "this upgrade cannot begin: see the blockers below")
                 for head, notes in note_sections(plan):
                     out.line(head.plain)
                     print_notes(out, notes)

@@ -410,31 +410,3 @@ def test_status_with_several_instances_and_none_named_shows_the_host(tmp_path):
     assert set(listed) == {"a", "b", "c"}
     assert listed["a"]["session"]["id"] == "s-a" and listed["a"]["shares_venv_with"] == ["b"]
     assert listed["c"]["session"] is None and listed["c"]["shares_venv_with"] == []
-
-
-def test_a_venv_shared_with_another_instance_is_a_warning_naming_it(tmp_path):
-    """Two instances of the demo on one venv: the plan of one warns that the other's code changes too, and says
-    what to run for it; an instance on a venv of its own gets no such warning."""
-    from wizard.demo.sandbox import build
-
-    folder = tmp_path / "demo"
-    build(folder, pace=0.1)
-    config = folder / "instances.toml"
-    text = config.read_text()
-    config.write_text(text + "\n" + text.replace("[instances.demo", "[instances.other"))
-    plan = run_cli("--config", str(config), "--state-dir", str(folder / "state"), "plan", "demo", timeout=120)
-    out = " ".join(plan.stdout.split())
-    assert "the venv is shared with other: their code changes too" in out, plan.stdout + plan.stderr
-    assert "Upgrade the database schema" in out and "give each instance a venv of its own" in out
-
-    # No instance named: the host, each instance briefly, the shared venv said on each.
-    host = run_cli("--config", str(config), "--state-dir", str(folder / "state"), "plan", timeout=240)
-    out = " ".join(host.stdout.split())
-    assert host.returncode == 0, host.stdout + host.stderr
-    assert "Instance demo (demo, venv" in out and "venv shared with other)" in out, host.stdout
-    assert "Instance other (demo, venv" in out and "venv shared with demo)" in out, host.stdout
-    assert out.count("installed indico-demo 3.2.5") == 2 and "`upgrade-wizard plan other` shows them whole" in out
-
-    config.write_text(text)  # alone again
-    plan = run_cli("--config", str(config), "--state-dir", str(folder / "state"), "plan", "demo", timeout=120)
-    assert plan.returncode == 0 and "venv is shared" not in plan.stdout, plan.stdout + plan.stderr

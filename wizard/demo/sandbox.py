@@ -75,7 +75,9 @@ def build(folder: Path, pace: float = 1.0, instances: int = 1) -> Path:
     tables = [instance_table(folder, venv, number, pace) for number in range(1, instances + 1)]
     shared = " (one venv, shared by all of them)" if instances > 1 else ""
     instances_file = folder / "instances.toml"
-    instances_file.write_text(f"# The demo sandbox's instances{shared}, written by `upgrade-wizard demo`.\n" + "\n".join(tables))
+    instances_file.write_text(
+        f"# The demo sandbox's instances{shared}, written by `upgrade-wizard demo`.\n" + "\n".join(tables)
+    )
     return instances_file
 
 

@@ -69,8 +69,10 @@ def print_plan(console: Console, instance: Instance, plan: Plan) -> None:
     print_sentence(console, Text(going_back_text(plan.steps), style="dim"))
 
 
-def print_host_plan(console: Console, instance: Instance, plan: Plan) -> None:
-    """One instance of a host, briefly: its facts (versions, schema, services), what is planned, what stands out."""
+def print_host_plan(console: Console, instance: Instance, plan: Plan, together: list[str]) -> None:
+    """One instance of a host, briefly: its facts (versions, schema, services), what is planned, what stands out.
+
+    ``together``: the instances planned with it (those on its venv), which `plan` names to show the plans whole."""
     shared = f", venv shared with {esc(', '.join(instance.shares_venv_with))}" if instance.shares_venv_with else ""
     console.print(f"[bold]Instance[/] {esc(instance.name)}  ([dim]{esc(instance.recipe)}[/], venv "
                   f"{esc(instance.venv)}{shared})")  # fmt: skip
@@ -81,7 +83,11 @@ def print_host_plan(console: Console, instance: Instance, plan: Plan) -> None:
     counts = {severity: sum(note.severity == severity for note in plan.notes) for severity in ("blocker", "warning")}
     said = ", ".join(f"{n} {severity}{'s' if n > 1 else ''}" for severity, n in counts.items() if n) or "no notes"
     planned = f"{len(plan.steps)} steps planned" if plan.steps else plan.nothing_to_do
-    print_sentence(console, Text(f"  {planned}; {said}: `upgrade-wizard plan {instance.name}` shows them whole"))
+    code = next((note for note in plan.notes if note.id == "check-shared-venv"), None)
+    if code is not None and code.severity == "info":  # who installs the shared venv's code
+        planned += f" ({code.title})"
+    named = " ".join(together)
+    print_sentence(console, Text(f"  {planned}; {said}: `upgrade-wizard plan {named}` shows them whole"))
     console.print()
 
 

@@ -1,0 +1,174 @@
+"""Several instances on one venv (the demo built with --instances 2): upgraded together or not at all.
+
+The code is installed once, by the first instance's session; each database is migrated by its own
+instance's session; a wizard killed between the two takes up the second, and never runs the first again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from wizard.demo.catalog import CORE_REVISIONS, installed_packages
+from wizard.demo.sandbox import build, start_services, stop_services
+
+from ..helpers.processes import kill_tree_leftovers, wait_for
+from ..helpers.sites import run_cli
+
+pytestmark = pytest.mark.slow
+
+STEPS_WITH_CODE = ["stop-celery", "pip-core", "pip-plugins", "db-upgrade", "db-upgrade-plugins", "reload-uwsgi",
+                   "start-celery"]  # fmt: skip
+STEPS_OF_ITS_OWN = [step for step in STEPS_WITH_CODE if not step.startswith("pip-")]
+RUN_TIMEOUT = 240  # two whole demo upgrades at pace 0.1 on a loaded 2-core machine
+
+
+@pytest.fixture
+def host(tmp_path):
+    """A demo sandbox with two instances on one venv, their services running; stopped after the test."""
+    folder = tmp_path / "host"
+    build(folder, pace=0.1, instances=2)
+    start_services(folder)
+    yield folder
+    stop_services(folder)
+    kill_tree_leftovers(tmp_path)
+
+
+def cli(folder: Path, *args: str, timeout: float = 120):
+    return run_cli("--config", str(folder / "instances.toml"), "--state-dir", str(folder / "state"), *args,
+                   timeout=timeout)  # fmt: skip
+
+
+def session(folder: Path, name: str) -> dict:
+    return json.loads((folder / "state" / name / "session.json").read_text())
+
+
+def revision(database: Path) -> str:
+    with sqlite3.connect(database) as conn:
+        return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+
+def shared_record(folder: Path) -> dict:
+    (record,) = (folder / "state" / ".venvs").glob("*/run.json")
+    return json.loads(record.read_text())
+
+
+def test_one_instance_of_a_shared_venv_is_refused_alone_and_nothing_changes(host):
+    assert revision(host / "demo2" / "indico.sqlite3") == CORE_REVISIONS[0][0]  # one revision behind demo's
+    plan = cli(host, "plan", "demo")
+    out = " ".join(plan.stdout.split())
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert "the venv is shared with demo2: demo cannot be upgraded alone" in out
+    assert "demo2 would run the new code over a database this upgrade does not migrate" in out
+    assert "`upgrade-wizard run --yes demo demo2`" in out
+
+    run = cli(host, "run", "--yes", "demo")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "demo cannot be upgraded alone" in run.stdout
+    assert not (host / "state" / "demo" / "session.json").exists()  # nothing begun
+    assert installed_packages(host / "venv")["indico-demo"] == "3.2.5"
+
+    # No instance named: the host's plan, the shared venv planned as `run --all` would upgrade it.
+    whole = cli(host, "plan", timeout=240)
+    out = " ".join(whole.stdout.split())
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    assert "7 steps planned (the new code is installed once, here, for demo and demo2)" in out
+    assert "5 steps planned (the new code comes from demo's session)" in out
+    assert "`upgrade-wizard plan demo demo2` shows them whole" in out
+    both = cli(host, "plan", "demo", "demo2", timeout=240)
+    out = " ".join(both.stdout.split())
+    assert both.returncode == 0 and out.count("Upgrade the database schema") == 2, both.stdout + both.stderr
+    assert out.count("Install the new release") == 1
+
+
+def test_both_instances_upgraded_code_once_each_database_by_its_own_session(host):
+    result = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = session(host, "demo"), session(host, "demo2")
+    assert [step["id"] for step in first["steps"]] == STEPS_WITH_CODE
+    assert [step["id"] for step in second["steps"]] == STEPS_OF_ITS_OWN  # pip ran once, in demo's session
+    for recorded in (first, second):
+        assert all(step["status"] == "succeeded" and step["attempts"] == 1 for step in recorded["steps"]), recorded
+        assert recorded["backup"]["kind"] == "taken" and recorded["finished"]
+    # Every backup before the code changed.
+    pip_started = first["steps"][1]["started"]
+    assert first["backup"]["at"] < pip_started and second["backup"]["at"] < pip_started
+    # Each database by its own session, with its own config: demo2's one migration further behind.
+    assert revision(host / "indico.sqlite3") == revision(host / "demo2" / "indico.sqlite3") == CORE_REVISIONS[-1][0]
+    assert (
+        "(2 migrations to apply)" in result.stdout
+        and "[demo2/db-upgrade] starting: Upgrade the database schema (3" in result.stdout
+    )
+    assert "--database " + str(host / "demo2" / "indico.sqlite3") in Path(second["steps"][1]["log"]).read_text()
+    assert result.stdout.count("Successfully installed") == 2  # pip-core and pip-plugins, each once
+    assert "[demo2/pip" not in result.stdout
+
+    record = shared_record(host)
+    assert record["instances"] == ["demo", "demo2"] and record["finished"]
+    assert record["sessions"] == {"demo": first["id"], "demo2": second["id"]}
+    assert first["shared_run"] == second["shared_run"] == record["id"]
+
+    again = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
+    assert again.returncode == 0 and "is finished; pass --new" in again.stdout, again.stdout + again.stderr
+
+    rollback = cli(host, "rollback", "demo2")
+    assert rollback.returncode == 2 and "part of the upgrade of a shared venv" in rollback.stderr, rollback.stderr
+
+
+def test_killed_between_the_instances_the_second_finishes_and_the_first_is_not_run_again(host):
+    import subprocess
+
+    from ..helpers.sites import PYTHON
+
+    wizard = subprocess.Popen(
+        [PYTHON, "-m", "wizard", "--config", str(host / "instances.toml"), "--state-dir", str(host / "state"),
+         "run", "--yes", "--all"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        state = host / "state" / "demo" / "session.json"
+        wait_for(lambda: state.exists() and session(host, "demo").get("finished"), RUN_TIMEOUT,
+                 what="demo's session to finish")  # fmt: skip
+        wizard.send_signal(signal.SIGKILL)
+        wizard.wait(timeout=30)
+    finally:
+        if wizard.poll() is None:
+            wizard.kill()
+    before = session(host, "demo")
+    assert shared_record(host)["finished"] is None
+
+    alone = cli(host, "run", "--yes", "demo2")
+    assert alone.returncode == 2 and "is being upgraded together" in alone.stderr, alone.stdout + alone.stderr
+
+    resumed = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "[demo] finished earlier in this run: not run again" in resumed.stdout
+    assert "[demo/" not in resumed.stdout  # no step of demo's started, followed or reported again
+    after = session(host, "demo")
+    assert [step["attempts"] for step in after["steps"]] == [step["attempts"] for step in before["steps"]]
+    assert after["steps"] == before["steps"]
+    second = session(host, "demo2")
+    assert second["finished"] and all(step["status"] == "succeeded" for step in second["steps"])
+    assert revision(host / "demo2" / "indico.sqlite3") == CORE_REVISIONS[-1][0]
+    assert shared_record(host)["finished"]
+
+
+def test_demo_instances_2_headless_labels_each_line_with_its_instance(tmp_path):
+    folder = tmp_path / "demo"
+    try:
+        result = run_cli("demo", "--dir", str(folder), "--instances", "2", "--headless", "--yes", "--pace", "0.1",
+                         timeout=RUN_TIMEOUT)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "building the demo sandbox in" in result.stdout and ", 2 instances on one venv" in result.stdout
+        assert "upgrade of 'demo' finished: 3.2.5 -> 3.2.9" in result.stdout
+        assert "upgrade of 'demo2' finished: 3.2.5 -> 3.2.9" in result.stdout
+        assert "every instance on " in result.stdout
+        assert "demo2's uwsgi (pid" in result.stdout  # both instances' services stopped when the demo ends
+        wrong = run_cli("demo", "--dir", str(folder), "--instances", "3", "--headless", "--yes")
+        assert wrong.returncode == 2 and "was built with 2 instances, not 3" in wrong.stderr, wrong.stderr
+    finally:
+        kill_tree_leftovers(tmp_path)
