@@ -24,6 +24,7 @@ from .messages import Planned, RouteNext
 from .widgets import TitleBar
 
 if TYPE_CHECKING:
+    from wizard.planning.shared import Together
     from wizard.session.engine import Engine
 
 FOUND_MIN_WIDTH = 20  # narrower than this, the "found" column would wrap more than it shows: let it scroll instead
@@ -52,8 +53,11 @@ class DetectScreen(EngineScreen):
         Binding("q", "app.quit_wizard", "Quit"),
     ]
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, together: Together | None = None, shared_run: str | None = None) -> None:
+        """``together``, ``shared_run``: the instance is planned as one of a shared venv's, in that upgrade."""
         super().__init__(engine)
+        self.together = together
+        self.shared_run = shared_run
         self.plan: Plan | None = None
         self.facts: list[FactRow] = []
 
@@ -73,7 +77,7 @@ class DetectScreen(EngineScreen):
 
     @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
     def detect(self) -> Plan:
-        return plan_for(self.engine.context, self.engine.backup_root)
+        return plan_for(self.engine.context, self.engine.backup_root, self.together)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "detect":
@@ -160,5 +164,5 @@ class DetectScreen(EngineScreen):
 
     def action_continue(self) -> None:
         if self.plan and self.plan.steps:
-            self.engine.begin(self.plan)
+            self.engine.begin(self.plan, shared_run=self.shared_run)
             self.post_message(RouteNext())

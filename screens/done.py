@@ -31,7 +31,7 @@ from wizard.views.health import health_grid, verdict_text
 from wizard.views.rows import STYLE, step_rows, styled, total_seconds, where_rows
 
 from .base import EngineScreen
-from .messages import PlanAgain, RollbackWanted
+from .messages import BackToHost, PlanAgain, RollbackWanted
 from .widgets import TitleBar
 
 
@@ -49,12 +49,15 @@ class DoneScreen(EngineScreen):
         Binding("r", "report", "Report"),
         Binding("b", "roll_back", "Roll back"),
         Binding("n", "new", "New upgrade"),
+        Binding("h", "host", "Host table"),
         Binding("q", "app.quit_wizard", "Quit"),
     ]
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, between_instances: bool = False) -> None:
+        """``between_instances``: one instance of a shared venv's upgrade is done; the host table leads on."""
         super().__init__(engine)
         self.closing = threading.Event()
+        self.between_instances = between_instances
 
     def compose(self) -> ComposeResult:
         session = self.session
@@ -174,7 +177,14 @@ class DoneScreen(EngineScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "roll_back":
             return can_roll_back(self.session)
+        if action == "new":
+            return not self.between_instances  # one instance of a shared venv is never planned alone
+        if action == "host":
+            return self.between_instances
         return True
+
+    def action_host(self) -> None:
+        self.post_message(BackToHost())
 
     def action_roll_back(self) -> None:
         self.post_message(RollbackWanted())

@@ -54,3 +54,15 @@ class NotesRead(Message):
 
 class GatePassed(Message):
     """A backup is recorded: show what will run before anything does (the ready screen)."""
+
+
+class VenvPicked(Message):
+    """The operator chose to upgrade every instance on one shared venv, together, in this order."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.names = names
+
+
+class BackToHost(Message):
+    """Between the instances of a shared venv: show the host table, from which the next one is taken up."""

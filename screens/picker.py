@@ -21,7 +21,7 @@ from wizard.session.state import Session
 from wizard.session.store import StateStore
 from wizard.views.host import host_rows, venv_groups
 
-from .messages import InstancePicked
+from .messages import InstancePicked, VenvPicked
 from .widgets import TitleBar
 
 
@@ -40,18 +40,21 @@ class PickerScreen(Screen):
     CSS_PATH = Path(__file__).with_name("picker.tcss")
     BINDINGS = [Binding("q", "app.quit_wizard", "Quit")]
 
-    def __init__(self, instances: dict[str, Instance], state_root: Path):
+    def __init__(self, instances: dict[str, Instance], state_root: Path, under_way: str | None = None):
+        """``under_way``: between the instances of a shared venv's upgrade, what comes next (the intro says it)."""
         super().__init__()
         self.instances = instances
         self.state_root = state_root
+        self.under_way = under_way
+        self.groups = {f"venv:{venv}": tuple(names) for venv, names in venv_groups(instances).items() if len(names) > 1}
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        yield Static(
-            "This host has several instances. Each has its own database and session: "
-            "pick the one to work on (↑↓, Enter).",
-            classes="intro",
-        )
+        intro = ("This host has several instances. Each has its own database and session: pick the one to work on, "
+                 "or all on a shared venv (↑↓, Enter).")  # fmt: skip
+        if self.under_way:
+            intro = f"Upgrading the instances on a shared venv together; {self.under_way}. Enter goes on."
+        yield Static(intro, classes="intro")
         table: DataTable[Text] = DataTable(id="instances", cursor_type="row", classes="panel")
         table.add_column("instance")
         table.add_column("recipe")
@@ -61,6 +64,9 @@ class PickerScreen(Screen):
             style = "red" if row.session.startswith("unreadable") or "failed" in row.now else ""
             table.add_row(Text(row.instance, style="bold"), Text(row.recipe), Text(row.session, style=style),
                           Text(row.now, style=style), key=row.instance)  # fmt: skip
+        for key, group in self.groups.items():
+            table.add_row(Text("all on its venv", style="bold yellow"), Text(""), Text(" + ".join(group) + ", together"),
+                          Text("under way" if self.under_way else ""), key=key)  # fmt: skip
         yield table
         venvs = Text()
         for venv, names in venv_groups(self.instances).items():
@@ -74,7 +80,15 @@ class PickerScreen(Screen):
         yield box
         yield Footer(compact=True)
 
+    def on_mount(self) -> None:
+        if self.under_way and self.groups:  # the cursor on the shared venv being upgraded: Enter goes on
+            table = self.query_one("#instances", DataTable)
+            table.move_cursor(row=table.get_row_index(next(iter(self.groups))), animate=False)
+
     @on(DataTable.RowSelected, "#instances")
     def picked(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:  # every row is keyed by its instance's name
-            self.post_message(InstancePicked(event.row_key.value))
+        key = event.row_key.value
+        if key in self.groups:
+            self.post_message(VenvPicked(self.groups[key]))
+        elif key is not None:  # every other row is keyed by its instance's name
+            self.post_message(InstancePicked(key))

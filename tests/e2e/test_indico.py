@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,12 +21,16 @@ import pytest
 
 from .indico_site import (
     CORE_BEHIND,
+    WIZARD,
     IndicoSite,
+    WizardRun,
     indico_site,
     log,
     missing_requirements,
+    run,
     wait_for,
 )
+from .second_instance import second_instance
 from .sites import INDICO_NEW, INDICO_OLD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -91,7 +96,7 @@ def assert_upgraded(site: IndicoSite, session: dict, *outputs: str) -> None:
     revisions = site.revisions()
     assert revisions == heads, f"the database holds {revisions}, the code's heads are {heads}"
     assert revisions["core"] != CORE_BEHIND
-    wait_for(lambda: site.program_states() == {"celery": "RUNNING", "uwsgi": "RUNNING"}, 180,
+    wait_for(lambda: {name: site.program_states().get(name) for name in ("celery", "uwsgi")} == {"celery": "RUNNING", "uwsgi": "RUNNING"}, 180,
              "both supervisord programs RUNNING after the upgrade")  # fmt: skip
     wait_for(site.serving, 240, "the upgraded uWSGI to answer GET / with 302 or 200", interval=1)
     leaks = site.secret_leaks(*outputs)
@@ -513,3 +518,67 @@ def test_end_blocker_after_ends_an_idle_session_of_a_named_role(site: IndicoSite
     assert ended[0]["run"]["exit_code"] == 0
     assert not side_jobs(session, "restart")
     assert_upgraded(site, session, out)
+
+
+# -- 6. two instances on one venv (last in the module: no test has to undo it) ------------------------------
+
+
+def test_two_instances_on_one_venv_code_once_each_database_its_own_and_a_kill_between_them(site: IndicoSite):
+    """The forum's host: a second Indico (its own config, database, uWSGI and Celery) on the site's venv, its
+    database one core migration further behind. Refused alone; upgraded together: pip once, each database by
+    its own session; the wizard killed between the two, the second finishes and the first is not run again."""
+    phase = time.monotonic()
+    with second_instance(site) as second:
+        behind = second.core_revision()
+        log(f"second instance ready in {time.monotonic() - phase:.0f} s; its database at {behind}")
+
+        def wizard(*args: str, timeout: float = 300):
+            argv = [*WIZARD, "--config", str(second.instances), "--state-dir", str(site.state), *args]
+            return run(argv, check=False, timeout=timeout)
+
+        alone = wizard("run", "--yes", "second")
+        assert alone.returncode == 2, alone.stdout + alone.stderr
+        assert "the venv is shared with indico: second cannot be upgraded alone" in " ".join(alone.stdout.split())
+        assert not (site.state / "second" / "session.json").exists() and site.installed("indico") != INDICO_NEW
+
+        output = site.state.parent / f"{site.state.name}-together.out"
+        with open(output, "w") as handle:
+            proc = subprocess.Popen([*WIZARD, "--config", str(second.instances), "--state-dir", str(site.state), "run",
+                                     "--yes", "--all"], stdin=subprocess.DEVNULL, stdout=handle,
+                                    stderr=subprocess.STDOUT, start_new_session=True, cwd=site.root)  # fmt: skip
+        killed = WizardRun(proc, output)
+        site.wizards.append(killed)
+        first_done = wait_for(lambda: (s := site.session_file()) and s.get("health") and s, RUN_TIMEOUT,
+                              "the first instance's session to finish and record its health check")  # fmt: skip
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        log(f"wizard killed after the first instance, {time.monotonic() - phase:.0f} s")
+
+        resumed = wizard("run", "--yes", "--all", timeout=RUN_TIMEOUT)
+        out = resumed.stdout
+        log(f"relaunched wizard: exit {resumed.returncode} after {time.monotonic() - phase:.0f} s")
+        assert resumed.returncode == 0, (killed.text() + out)[-8000:]
+        assert "[indico] finished earlier in this run: not run again" in out
+        assert "[indico/" not in out  # none of the first's steps started, followed or reported again
+
+        first, other = site.session(), json.loads(wizard("status", "second", "--json").stdout)
+        assert first["steps"] == first_done["steps"], "the first instance's steps were touched after the kill"
+        assert_upgraded(site, first, killed.text(), out)
+        assert first["health"]["healthy"], first["health"]
+        # pip once: the second's session has no step of the venv's, and every step of it ran once.
+        assert [step["id"] for step in other["steps"]] == [
+            "stop-celery", "db-upgrade", "db-upgrade-plugins", "reload-uwsgi", "start-celery"]  # fmt: skip
+        assert all(step["status"] == "succeeded" and step["attempts"] == 1 for step in other["steps"]), other["steps"]
+        assert other["finished"] and other["health"]["healthy"], other["health"]
+        assert first["shared_run"] == other["shared_run"] and first["id"] != other["id"]
+        # Each database by its own session, with its own config: the second's had one core migration more to apply.
+        own = steps_of(other)["db-upgrade"]
+        assert f"Running upgrade {behind} -> {CORE_BEHIND}" in step_log(own)
+        assert f"Running upgrade {behind}" not in step_log(steps_of(first)["db-upgrade"])
+        assert second.core_revision() == site.revisions()["core"] == site.code_heads()["core"]
+        assert second.version_served() == INDICO_NEW
+        for job in ("stop-celery", "start-celery"):
+            assert "celery-second" in steps_of(other)[job]["argv"], steps_of(other)[job]["argv"]
+        leaks = site.secret_leaks(killed.text(), out)
+        assert not leaks, f"the database password shows in: {leaks}"
+    log(f"TEST two instances took {time.monotonic() - phase:.0f} s")

@@ -143,6 +143,26 @@ def test_picker(snap_compare, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_host_table_between_the_instances_of_a_shared_venv(snap_compare, size):
+    """Back at the host table between two instances upgraded together: main done, conference's steps next,
+    the cursor on the shared venv's row (Enter goes on)."""
+    from screens.picker import PickerScreen
+
+    folder = fresh("host-between")
+    instances_file(folder, names=("main", "conference"))
+    saved_session(folder, ["succeeded"] * 5, backup=BACKUP, finished=T0 + timedelta(minutes=2), health=HEALTHY,
+                  shared_run="20261121-223900-host")  # fmt: skip
+    app = make_app(load_instances(folder / "instances.toml"), folder / "state")
+
+    async def between(pilot) -> None:
+        await arrive("PickerScreen")(pilot)
+        await pilot.app.switch_screen(PickerScreen(app.instances, app.state_root, under_way="next: conference's steps"))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=between)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_detect(snap_compare, size, monkeypatch):
     """Detection: Indico 3.2.6 with a plugin in a real venv, 3.2.9 pinned; every fact ok."""
     folder = fresh("detect")

@@ -227,11 +227,11 @@ class Engine:
         self.session.note(f"health check: {health.verdict()}")
         self.save()
 
-    def abandon(self) -> Path:
+    def abandon(self, why: str = "by the operator") -> Path:
         """Stop working on this session; it is kept on disk under its own name."""
         assert self.session is not None
         self.session.abandoned = now()
-        self.session.note("abandoned by the operator")
+        self.session.note(f"abandoned {why}")
         self.save()
         kept = self.store.put_aside(self.session)
         self.session = None

@@ -27,6 +27,7 @@ from wizard.planning.shared import Together, by_venv, venv_steps
 from wizard.session.engine import Engine, new_session_id
 from wizard.session.state import FINISHED, StepStatus, now
 from wizard.session.store import StateStore
+from wizard.together.progress import in_the_way
 from wizard.together.record import SharedRun, SharedRunStore
 from wizard.views.rows import going_back_text
 
@@ -125,11 +126,7 @@ def start_run(
     previous: SharedRun | None,
 ) -> SharedRun | Exit:
     """Plan every instance (nothing written until all are planned and none is blocked), then begin them."""
-    for name, engine in engines.items():
-        session = engine.session
-        if session is not None and not (session.done or session.abandoned):
-            raise WizardError(f"instance {name!r} has an upgrade of its own under way (session {session.id})",
-                              f"finish it or abandon it first (`upgrade-wizard tui {name}`)")  # fmt: skip
+    put_aside_plans(engines, outs, previous)
     together = Together(tuple(engines))
     plans: dict[str, Plan] = {}
     for name, engine in engines.items():
@@ -160,6 +157,21 @@ def start_run(
     for name, plan in plans.items():
         begin(run, store, engines[name], plan, outs[name])
     return run
+
+
+def put_aside_plans(engines: dict[str, Engine], outs: dict[str, PlainOutput], run: SharedRun | None) -> None:
+    """An instance's own session in which no step ever ran (a plan, perhaps refused for the shared venv) is put
+    aside, kept; one under way stops the run before anything is planned."""
+    probe = run or SharedRun(id="", venv="", instances=list(engines))
+    for name, engine in engines.items():
+        session = engine.session
+        standing = in_the_way(probe, session)
+        if session is not None and standing == "under way":
+            raise WizardError(f"instance {name!r} has an upgrade of its own under way (session {session.id})",
+                              f"finish it or abandon it first (`upgrade-wizard tui {name}`)")  # fmt: skip
+        if session is not None and standing == "put aside":
+            kept = engine.abandon("for the upgrade of the shared venv: no step of it had run")
+            outs[name].line(f"its session {session.id}, in which no step had run, was put aside as {kept}")
 
 
 def begin(run: SharedRun, store: SharedRunStore, engine: Engine, plan: Plan, out: PlainOutput) -> None:

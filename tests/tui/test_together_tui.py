@@ -1,0 +1,101 @@
+"""The TUI on a host with two instances on one venv (the demo, --instances 2): the host table, "all on its
+venv", every instance's plan and backup first, then each one's steps, and the host table between them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from screens.app import make_app
+from wizard.config.instance import load_instances
+from wizard.demo.catalog import CORE_REVISIONS
+from wizard.demo.sandbox import build, start_services, stop_services
+
+from ..helpers.processes import kill_tree_leftovers
+from ..helpers.tui import on_screen, screen_name, until
+
+pytestmark = pytest.mark.slow
+
+STEP_WAIT = 180.0  # one instance's demo steps at pace 0.1, on a loaded 2-core machine
+
+
+@pytest.fixture
+def host(tmp_path):
+    folder = tmp_path / "host"
+    build(folder, pace=0.1, instances=2)
+    start_services(folder)
+    yield folder
+    stop_services(folder)
+    kill_tree_leftovers(tmp_path)
+
+
+def session(folder, name: str) -> dict:
+    return json.loads((folder / "state" / name / "session.json").read_text())
+
+
+async def prepare(pilot, app, name: str) -> None:
+    """Detection, the notes and the backup of one instance, as a person goes through them."""
+    await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan is not None, 120,
+                f"{name}'s plan")  # fmt: skip
+    assert app.engine.instance.name == name
+    await pilot.press("c")
+    await until(pilot, on_screen(app, "NotesScreen"), what=f"{name}'s notes")
+    await pilot.press("space", "space", "enter")
+    await until(pilot, lambda: screen_name(app) == "BackupScreen" and app.screen.plan is not None, 60,
+                f"{name}'s backup measured")  # fmt: skip
+    await pilot.press("enter")
+
+
+async def run_its_steps(pilot, app, name: str) -> None:
+    await until(pilot, lambda: screen_name(app) == "ReadyScreen" and app.engine.instance.name == name, 120,
+                f"{name}'s ready screen")  # fmt: skip
+    await pilot.press("enter")
+    await until(pilot, on_screen(app, "DoneScreen"), STEP_WAIT, f"{name}'s steps to finish")
+    assert app.screen.check_action("host", ()) and not app.screen.check_action("new", ())
+    await pilot.press("h")
+    await until(pilot, on_screen(app, "PickerScreen"), what="the host table")
+
+
+async def test_all_on_the_venv_prepares_both_then_runs_each_with_the_host_table_between(host):
+    app = make_app(load_instances(host / "instances.toml"), host / "state")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "PickerScreen"))
+        await pilot.press("down", "down", "enter")  # demo, demo2, then "all on its venv"
+        await prepare(pilot, app, "demo")
+        await prepare(pilot, app, "demo2")  # the second's backup before any code changes
+        assert session(host, "demo")["backup"] and session(host, "demo2")["backup"]
+        assert all(step["attempts"] == 0 for name in ("demo", "demo2") for step in session(host, name)["steps"])
+
+        await run_its_steps(pilot, app, "demo")
+        intro = str(app.screen.query_one(".intro").render())
+        assert "next: demo2's steps" in intro, intro
+        await pilot.press("enter")  # the cursor is on the shared venv's row: go on
+        await run_its_steps(pilot, app, "demo2")
+        assert "every instance on it is upgraded" in str(app.screen.query_one(".intro").render())
+        await pilot.press("q")
+
+    first, second = session(host, "demo"), session(host, "demo2")
+    assert [step["id"] for step in first["steps"] if step["id"].startswith("pip-")] == ["pip-core", "pip-plugins"]
+    assert not [step for step in second["steps"] if step["id"].startswith("pip-")]
+    assert first["finished"] and second["finished"] and first["shared_run"] == second["shared_run"]
+    (record,) = (host / "state" / ".venvs").glob("*/run.json")
+    saved = json.loads(record.read_text())
+    assert saved["finished"] and saved["sessions"] == {"demo": first["id"], "demo2": second["id"]}
+    import sqlite3
+
+    for database in (host / "indico.sqlite3", host / "demo2" / "indico.sqlite3"):
+        with sqlite3.connect(database) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == CORE_REVISIONS[-1][0]
+
+
+async def test_picking_one_instance_of_a_shared_venv_shows_why_it_cannot_go_alone(host):
+    app = make_app(load_instances(host / "instances.toml"), host / "state")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "PickerScreen"))
+        await pilot.press("enter")  # demo alone
+        await until(pilot, lambda: screen_name(app) == "DetectScreen" and app.screen.plan is not None, 120,
+                    "demo's plan")  # fmt: skip
+        assert app.screen.plan.blocked
+        assert any(note.id == "check-shared-venv" and note.severity == "blocker" for note in app.screen.plan.notes)
+        await pilot.press("q")

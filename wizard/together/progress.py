@@ -1,0 +1,52 @@
+"""Where the upgrade of a shared venv stands, from its record and each instance's session: what comes next.
+
+First every instance is prepared (planned, its notes read, its backup taken), so that no code changes before
+each database has its backup; then each instance's steps run in the record's order, the first installing the
+code. Both faces ask ``next_stage`` and do what it says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from wizard.session.state import Session
+from wizard.together.record import SharedRun
+from wizard.views.services import nothing_started
+
+
+@dataclass(frozen=True)
+class Stage:
+    instance: str
+    phase: Literal["prepare", "run"]
+
+    def says(self) -> str:
+        if self.phase == "prepare":
+            return f"next: {self.instance}'s plan, notes and backup (every backup before the code changes)"
+        return f"next: {self.instance}'s steps"
+
+
+def in_run(run: SharedRun, session: Session | None) -> Session | None:
+    """The session if it is this run's, else None."""
+    return session if session is not None and session.shared_run == run.id else None
+
+
+def next_stage(run: SharedRun, sessions: dict[str, Session | None]) -> Stage | None:
+    """The instance to prepare or run next; None when every instance of the run is done."""
+    for name in run.instances:
+        session = in_run(run, sessions.get(name))
+        if session is None or (session.backup is None and not session.done):
+            return Stage(name, "prepare")
+    for name in run.instances:
+        session = in_run(run, sessions.get(name))
+        if session is not None and not session.done:
+            return Stage(name, "run")
+    return None
+
+
+def in_the_way(run: SharedRun, session: Session | None) -> Literal["none", "put aside", "under way"]:
+    """An instance's current session, when it is not this run's: nothing to mind (none, or finished or abandoned),
+    one to put aside (no step of it ever ran: a plan, perhaps refused for the shared venv), or an upgrade under way."""
+    if session is None or in_run(run, session) is not None or session.done or session.abandoned:
+        return "none"
+    return "put aside" if nothing_started(session) else "under way"
