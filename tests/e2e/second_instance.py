@@ -163,7 +163,9 @@ def second_instance(site: IndicoSite) -> Iterator[SecondInstance]:
         chown_app(second.conf, home / "etc" / "uwsgi.ini", second.wsgi)
 
         site.sql(f"CREATE DATABASE {DATABASE} TEMPLATE indico_tpl OWNER indico", db="postgres")
-        second.indico("db", "downgrade", "--", "-1", INDICO_CONF_OVERRIDE="{'DEBUG': True}", INDICO_ALWAYS_DOWNGRADE="1")
+        second.indico(
+            "db", "downgrade", "--", "-1", INDICO_CONF_OVERRIDE="{'DEBUG': True}", INDICO_ALWAYS_DOWNGRADE="1"
+        )
         assert second.core_revision() not in (CORE_BEHIND, ""), "the second database was not taken one migration back"
 
         site.supervisor_conf.write_text(conf_before + programs(second))
