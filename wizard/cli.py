@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upgrade a self-hosted Indico or pretalx installation, step by step, and never lose the place.",
         epilog="exit codes: 0 done; 1 a step failed; 2 usage error, bad config or state, or a blocker; "
         "3 another wizard holds the instance (for demo: another demo its sandbox); 4 an interrupted step waits for your decision; "
-        "check: 0 healthy, 1 not; rollback: as run; 130 stopped with Ctrl-C (a running step goes on)",
+        "check: 0 healthy, 1 not; rollback: as run; 130 stopped with Ctrl-C (a running step goes on); "
+        "run with several instances: the highest of theirs",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -211,7 +211,11 @@ def drive(
     """Each instance's notes and backup, then each instance's steps in the run's order (the code with the first)."""
     taking_part = [name for name in run.instances if name in run.sessions]
     for name in taking_part:
-        stopped = get_ready(engines[name], outs[name], choices)
+        try:
+            stopped = get_ready(engines[name], outs[name], choices)
+        except KeyboardInterrupt:  # while a backup is taken: nothing of the upgrade has run
+            outs[name].line("stopped before any step ran; run again to go on")
+            return Exit.STOPPED
         if stopped is not None:
             return stopped
     for name in taking_part:
