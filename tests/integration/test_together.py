@@ -52,6 +52,10 @@ def revision(database: Path) -> str:
         return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
 
 
+def healthy(health: dict | None) -> bool:
+    return health is not None and all(finding["outcome"] != "failed" for finding in health["findings"])
+
+
 def shared_record(folder: Path) -> dict:
     (record,) = (folder / "state" / ".venvs").glob("*/run.json")
     return json.loads(record.read_text())
@@ -85,38 +89,48 @@ def test_one_instance_of_a_shared_venv_is_refused_alone_and_nothing_changes(host
     assert out.count("Install the new release") == 1
 
 
-def test_both_instances_upgraded_code_once_each_database_by_its_own_session(host):
-    result = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
-    assert result.returncode == 0, result.stdout + result.stderr
-    first, second = session(host, "demo"), session(host, "demo2")
-    assert [step["id"] for step in first["steps"]] == STEPS_WITH_CODE
-    assert [step["id"] for step in second["steps"]] == STEPS_OF_ITS_OWN  # pip ran once, in demo's session
-    for recorded in (first, second):
-        assert all(step["status"] == "succeeded" and step["attempts"] == 1 for step in recorded["steps"]), recorded
-        assert recorded["backup"]["kind"] == "taken" and recorded["finished"]
-    # Every backup before the code changed.
-    pip_started = first["steps"][1]["started"]
-    assert first["backup"]["at"] < pip_started and second["backup"]["at"] < pip_started
-    # Each database by its own session, with its own config: demo2's one migration further behind.
-    assert revision(host / "indico.sqlite3") == revision(host / "demo2" / "indico.sqlite3") == CORE_REVISIONS[-1][0]
-    assert (
-        "(2 migrations to apply)" in result.stdout
-        and "[demo2/db-upgrade] starting: Upgrade the database schema (3" in result.stdout
-    )
-    assert "--database " + str(host / "demo2" / "indico.sqlite3") in Path(second["steps"][1]["log"]).read_text()
-    assert result.stdout.count("Successfully installed") == 2  # pip-core and pip-plugins, each once
-    assert "[demo2/pip" not in result.stdout
+def test_demo_with_two_instances_upgrades_code_once_each_database_by_its_own_session(tmp_path):
+    """`demo --instances 2 --headless --yes`: both upgraded, every step recorded per instance, every line
+    labelled with its instance, and both instances' services stopped when the demo ends."""
+    host = tmp_path / "demo"
+    try:
+        result = run_cli("demo", "--dir", str(host), "--instances", "2", "--headless", "--yes", "--pace", "0.1",
+                         timeout=RUN_TIMEOUT)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert ", 2 instances on one venv" in result.stdout
+        assert "upgrade of 'demo' finished: 3.2.5 -> 3.2.9" in result.stdout
+        assert "upgrade of 'demo2' finished: 3.2.5 -> 3.2.9" in result.stdout
+        assert "demo2's uwsgi (pid" in result.stdout  # both instances' services stopped when the demo ends
+        first, second = session(host, "demo"), session(host, "demo2")
+        assert [step["id"] for step in first["steps"]] == STEPS_WITH_CODE
+        assert [step["id"] for step in second["steps"]] == STEPS_OF_ITS_OWN  # pip ran once, in demo's session
+        for recorded in (first, second):
+            assert all(step["status"] == "succeeded" and step["attempts"] == 1 for step in recorded["steps"]), recorded
+            assert recorded["backup"]["kind"] == "taken" and recorded["finished"] and healthy(recorded["health"])
+        # Every backup before the code changed.
+        pip_started = first["steps"][1]["started"]
+        assert first["backup"]["at"] < pip_started and second["backup"]["at"] < pip_started
+        # Each database by its own session, with its own config: demo2's one migration further behind.
+        assert revision(host / "indico.sqlite3") == revision(host / "demo2" / "indico.sqlite3") == CORE_REVISIONS[-1][0]
+        assert "[demo/db-upgrade] starting: Upgrade the database schema (2 migrations" in result.stdout
+        assert "[demo2/db-upgrade] starting: Upgrade the database schema (3 migrations" in result.stdout
+        assert str(host / "demo2" / "indico.sqlite3") in Path(second["steps"][1]["log"]).read_text()
+        assert result.stdout.count("Successfully installed") == 2  # pip-core and pip-plugins, each once
+        assert "[demo2/pip" not in result.stdout
 
-    record = shared_record(host)
-    assert record["instances"] == ["demo", "demo2"] and record["finished"]
-    assert record["sessions"] == {"demo": first["id"], "demo2": second["id"]}
-    assert first["shared_run"] == second["shared_run"] == record["id"]
+        record = shared_record(host)
+        assert record["instances"] == ["demo", "demo2"] and record["finished"]
+        assert record["sessions"] == {"demo": first["id"], "demo2": second["id"]}
+        assert first["shared_run"] == second["shared_run"] == record["id"]
 
-    again = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
-    assert again.returncode == 0 and "is finished; pass --new" in again.stdout, again.stdout + again.stderr
-
-    rollback = cli(host, "rollback", "demo2")
-    assert rollback.returncode == 2 and "part of the upgrade of a shared venv" in rollback.stderr, rollback.stderr
+        again = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
+        assert again.returncode == 0 and "is finished; pass --new" in again.stdout, again.stdout + again.stderr
+        rollback = cli(host, "rollback", "demo2")
+        assert rollback.returncode == 2 and "part of the upgrade of a shared venv" in rollback.stderr, rollback.stderr
+        wrong = run_cli("demo", "--dir", str(host), "--instances", "3", "--headless", "--yes")
+        assert wrong.returncode == 2 and "was built with 2 instances, not 3" in wrong.stderr, wrong.stderr
+    finally:
+        kill_tree_leftovers(tmp_path)
 
 
 def test_killed_between_the_instances_the_second_finishes_and_the_first_is_not_run_again(host):
@@ -155,20 +169,3 @@ def test_killed_between_the_instances_the_second_finishes_and_the_first_is_not_r
     assert second["finished"] and all(step["status"] == "succeeded" for step in second["steps"])
     assert revision(host / "demo2" / "indico.sqlite3") == CORE_REVISIONS[-1][0]
     assert shared_record(host)["finished"]
-
-
-def test_demo_instances_2_headless_labels_each_line_with_its_instance(tmp_path):
-    folder = tmp_path / "demo"
-    try:
-        result = run_cli("demo", "--dir", str(folder), "--instances", "2", "--headless", "--yes", "--pace", "0.1",
-                         timeout=RUN_TIMEOUT)  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "building the demo sandbox in" in result.stdout and ", 2 instances on one venv" in result.stdout
-        assert "upgrade of 'demo' finished: 3.2.5 -> 3.2.9" in result.stdout
-        assert "upgrade of 'demo2' finished: 3.2.5 -> 3.2.9" in result.stdout
-        assert "every instance on " in result.stdout
-        assert "demo2's uwsgi (pid" in result.stdout  # both instances' services stopped when the demo ends
-        wrong = run_cli("demo", "--dir", str(folder), "--instances", "3", "--headless", "--yes")
-        assert wrong.returncode == 2 and "was built with 2 instances, not 3" in wrong.stderr, wrong.stderr
-    finally:
-        kill_tree_leftovers(tmp_path)
