@@ -110,6 +110,7 @@ class DoneScreen(EngineScreen):
         if self.checking:
             return
         self.checking = True
+        self.refresh_bindings()
         self.query_one("#health", Static).update(Text("health check: starting…", style="bold"))
         # A daemon thread, not a worker: quitting must never wait for a site that takes a minute to answer.
         threading.Thread(target=self.run_check, name="health-check", daemon=True).start()
@@ -124,10 +125,8 @@ class DoneScreen(EngineScreen):
     def run_check(self) -> None:
         def say(what: str) -> None:
             if self.closing.is_set():
-                raise CheckAbandoned  # the wizard is closing: no question more (each one starts processes)
-            self.from_check(
-                self.query_one("#health", Static).update, Text(f"health check: checking {what}…", style="bold")
-            )
+                raise CheckAbandoned  # the screen is gone: no question more (each one starts processes)
+            self.from_check(self.show_progress, what)
 
         try:
             health = check_health(self.engine.context, self.session, wait=self.check_wait, progress=say)
@@ -138,15 +137,24 @@ class DoneScreen(EngineScreen):
             return
         self.from_check(self.checked, health)
 
+    def show_progress(self, what: str) -> None:
+        if self.is_attached:  # the operator may have left the screen (the host table, between instances)
+            self.query_one("#health", Static).update(Text(f"health check: checking {what}…", style="bold"))
+
     def checked(self, health: Health) -> None:
         self.checking = False
+        if self.is_attached:
+            self.refresh_bindings()
         if not (self.is_attached and self.engine.is_open):
-            return  # the wizard is closing: its lock is gone, so the session is left as it is
+            return  # the wizard is closing or has moved on: its lock is gone, so the session is left as it is
         self.engine.record_health(health)
         self.show_health(health)
 
     def check_failed(self, why: str) -> None:
         self.checking = False
+        if not self.is_attached:
+            return
+        self.refresh_bindings()
         self.query_one("#health", Static).update(
             Text.assemble(("health check: could not run: ", "bold red"), why, "\n")
         )
@@ -179,8 +187,8 @@ class DoneScreen(EngineScreen):
             return can_roll_back(self.session)
         if action == "new":
             return not self.between_instances  # one instance of a shared venv is never planned alone
-        if action == "host":
-            return self.between_instances
+        if action == "host":  # on to the next instance once this one's site is proven (or found) well or not
+            return self.between_instances and not self.checking
         return True
 
     def action_host(self) -> None:

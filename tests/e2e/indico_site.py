@@ -705,37 +705,37 @@ def uwsgi_ini(site: IndicoSite) -> str:
     """)
 
 
+def program(
+    name: str, command: str, home: Path, environment: str, folder: Path, *, stopsignal: str, startsecs: int
+) -> str:
+    """One program of supervisord's, run as the app user, its output in ``folder``."""
+    return textwrap.dedent(f"""\
+        [program:{name}]
+        command={command}
+        user={APP_USER}
+        directory={home}
+        environment={environment}
+        stopsignal={stopsignal}
+        stopasgroup=true
+        killasgroup=true
+        stopwaitsecs=30
+        startsecs={startsecs}
+        autorestart=true
+        redirect_stderr=true
+        stdout_logfile={folder}/{name}.log
+    """)
+
+
 def supervisord_conf(site: IndicoSite) -> str:
     folder = site.services
     env = f'HOME="{site.home}",INDICO_CONFIG="{site.conf}",USER="{APP_USER}"'
-    return supervisord_header(folder) + textwrap.dedent(f"""\
-        [program:uwsgi]
-        command={site.venv}/bin/uwsgi --ini {site.home}/etc/uwsgi.ini
-        user={APP_USER}
-        directory={site.home}
-        environment={env}
-        stopsignal=INT
-        stopasgroup=true
-        killasgroup=true
-        stopwaitsecs=30
-        startsecs=2
-        autorestart=true
-        redirect_stderr=true
-        stdout_logfile={folder}/uwsgi.log
-        [program:celery]
-        command={site.venv}/bin/indico celery worker -c 1
-        user={APP_USER}
-        directory={site.home}
-        environment={env}
-        stopsignal=TERM
-        stopasgroup=true
-        killasgroup=true
-        stopwaitsecs=30
-        startsecs=5
-        autorestart=true
-        redirect_stderr=true
-        stdout_logfile={folder}/celery.log
-    """)
+    return (
+        supervisord_header(folder)
+        + program("uwsgi", f"{site.venv}/bin/uwsgi --ini {site.home}/etc/uwsgi.ini", site.home, env, folder,
+                  stopsignal="INT", startsecs=2)
+        + program("celery", f"{site.venv}/bin/indico celery worker -c 1", site.home, env, folder,
+                  stopsignal="TERM", startsecs=5)
+    )  # fmt: skip
 
 
 def instances_toml(site: IndicoSite) -> str:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -27,6 +26,7 @@ from .indico_site import (
     indico_conf,
     instances_toml,
     log,
+    program,
     run,
     uwsgi_ini,
     wait_for,
@@ -87,34 +87,12 @@ class SecondInstance:
 def programs(second: SecondInstance) -> str:
     site, folder = second.site, second.site.services
     env = f'HOME="{site.home}",INDICO_CONFIG="{second.conf}",USER="{APP_USER}"'
-    return textwrap.dedent(f"""\
-        [program:uwsgi-{NAME}]
-        command={site.venv}/bin/uwsgi --ini {second.home}/etc/uwsgi.ini
-        user={APP_USER}
-        directory={second.home}
-        environment={env}
-        stopsignal=INT
-        stopasgroup=true
-        killasgroup=true
-        stopwaitsecs=30
-        startsecs=2
-        autorestart=true
-        redirect_stderr=true
-        stdout_logfile={folder}/uwsgi-{NAME}.log
-        [program:celery-{NAME}]
-        command={site.venv}/bin/indico celery worker -c 1 -n {NAME}@%%h
-        user={APP_USER}
-        directory={second.home}
-        environment={env}
-        stopsignal=TERM
-        stopasgroup=true
-        killasgroup=true
-        stopwaitsecs=30
-        startsecs=5
-        autorestart=true
-        redirect_stderr=true
-        stdout_logfile={folder}/celery-{NAME}.log
-    """)
+    return (
+        program(f"uwsgi-{NAME}", f"{site.venv}/bin/uwsgi --ini {second.home}/etc/uwsgi.ini", second.home, env, folder,
+                stopsignal="INT", startsecs=2)
+        + program(f"celery-{NAME}", f"{site.venv}/bin/indico celery worker -c 1 -n {NAME}@%%h", second.home, env,
+                  folder, stopsignal="TERM", startsecs=5)
+    )  # fmt: skip
 
 
 def both_instances_toml(second: SecondInstance) -> str:

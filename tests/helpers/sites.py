@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +108,20 @@ def make_site(
     config = root / "instances.toml"
     config.write_text("\n".join(lines) + "\n")
     return Site(root=root, name=name, config=config, state=root / "state", venv=venv)
+
+
+@contextlib.contextmanager
+def demo_host(tmp_path: Path, instances: int = 2) -> Iterator[Path]:
+    """A demo sandbox with several instances on one venv, their services running; all stopped afterwards."""
+    from wizard.demo.sandbox import build, start_services, stop_services
+
+    from .processes import kill_tree_leftovers
+
+    folder = tmp_path / "host"
+    build(folder, pace=0.1, instances=instances)
+    start_services(folder)
+    try:
+        yield folder
+    finally:
+        stop_services(folder)
+        kill_tree_leftovers(tmp_path)

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from wizard.demo.catalog import CORE_REVISIONS, installed_packages
-from wizard.demo.sandbox import build, start_services, stop_services
 
 from ..helpers.processes import kill_tree_leftovers, wait_for
-from ..helpers.sites import run_cli
+from ..helpers.sites import demo_host, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -29,13 +28,8 @@ RUN_TIMEOUT = 240  # two whole demo upgrades at pace 0.1 on a loaded 2-core mach
 
 @pytest.fixture
 def host(tmp_path):
-    """A demo sandbox with two instances on one venv, their services running; stopped after the test."""
-    folder = tmp_path / "host"
-    build(folder, pace=0.1, instances=2)
-    start_services(folder)
-    yield folder
-    stop_services(folder)
-    kill_tree_leftovers(tmp_path)
+    with demo_host(tmp_path) as folder:
+        yield folder
 
 
 def cli(folder: Path, *args: str, timeout: float = 120):
