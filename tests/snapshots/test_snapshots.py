@@ -439,6 +439,25 @@ def test_done_not_healthy(snap_compare, size, utc):
     assert snap_compare(done_app("done-unhealthy", NOT_HEALTHY), terminal_size=size, run_before=arrive("DoneScreen"))
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_done_between_the_instances_of_a_shared_venv(snap_compare, size, utc):
+    """Done, one instance of a shared venv's upgrade: h leads back to the host table; no rollback, no new plan."""
+    from screens.done import DoneScreen
+
+    app = done_app("done-between", HEALTHY)
+    store = StateStore(ROOT / "done-between" / "state", "main")
+    session = store.load()
+    session.shared_run = "20261121-223900-host"  # one of the shared venv's upgrade: not taken back alone
+    store.save(session)
+
+    async def between(pilot) -> None:
+        await arrive("DoneScreen")(pilot)
+        await pilot.app.switch_screen(DoneScreen(pilot.app.engine, between_instances=True))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=between)
+
+
 def rollback_app(name: str, monkeypatch):
     """The done screen of a finished upgrade whose schema changed; the way back is a fixed plan (the Pilot and
     integration tests work out real ones), with the database restore possible."""
