@@ -1,7 +1,9 @@
 """Which installation to upgrade, when the instances file names several: the host as a table.
 
-Each instance with where its saved session stands (read from its state file, no lock taken: the instance
-itself is opened once picked) and the last health check; below, the venvs the instances share.
+Each instance with the release installed and its database's revision (read in a thread, filled in as they
+come), the step its saved session stands at (read from its state file, no lock taken: the instance itself is
+opened once picked) and what it is doing there or the last health check; a row for all the instances on each
+shared venv; below, the venvs.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -17,9 +19,11 @@ from textual.widgets import DataTable, Footer, Static
 
 from wizard.config.instance import Instance
 from wizard.errors import StateError
+from wizard.host.glance import Glance, glance
 from wizard.session.state import Session
 from wizard.session.store import StateStore
 from wizard.views.host import host_rows, venv_groups
+from wizard.views.rows import STYLE
 
 from .messages import InstancePicked, VenvPicked
 from .widgets import TitleBar
@@ -46,6 +50,7 @@ class PickerScreen(Screen):
         self.instances = instances
         self.state_root = state_root
         self.under_way = under_way
+        self.looked = False  # every instance's release and database read (look)
         self.groups = {f"venv:{venv}": tuple(names) for venv, names in venv_groups(instances).items() if len(names) > 1}
 
     def compose(self) -> ComposeResult:
@@ -56,17 +61,16 @@ class PickerScreen(Screen):
             intro = f"Upgrading the instances on a shared venv together; {self.under_way}. Enter goes on."
         yield Static(intro, classes="intro")
         table: DataTable[Text] = DataTable(id="instances", cursor_type="row", classes="panel")
-        table.add_column("instance")
-        table.add_column("recipe")
-        table.add_column("session")
-        table.add_column("now")
+        for key, label in (("instance", "instance"), ("release", "release"), ("database", "database"),
+                           ("step", "step"), ("status", "status")):  # fmt: skip
+            table.add_column(label, key=key)
         for row in host_rows(self.instances, saved_sessions(self.instances, self.state_root)):
-            style = "red" if row.session.startswith("unreadable") or "failed" in row.now else ""
-            table.add_row(Text(row.instance, style="bold"), Text(row.recipe), Text(row.session, style=style),
-                          Text(row.now, style=style), key=row.instance)  # fmt: skip
+            style = "red" if row.status in ("unreadable", "failed", "interrupted") or "NOT" in row.status else ""
+            table.add_row(Text(row.instance, style="bold"), Text("…", style="dim"), Text("…", style="dim"),
+                          Text(row.step), Text(row.status, style=style), key=row.instance)  # fmt: skip
         for key, group in self.groups.items():
-            table.add_row(Text("all on its venv", style="bold yellow"), Text(""), Text(" + ".join(group) + ", together"),
-                          Text("under way" if self.under_way else ""), key=key)  # fmt: skip
+            table.add_row(Text("all on venv", style="bold yellow"), Text(""), Text(""),
+                          Text(" + ".join(group), style="yellow"), Text("under way" if self.under_way else ""), key=key)  # fmt: skip
         yield table
         venvs = Text()
         for venv, names in venv_groups(self.instances).items():
@@ -81,9 +85,25 @@ class PickerScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.look()
         if self.under_way and self.groups:  # the cursor on the shared venv being upgraded: Enter goes on
             table = self.query_one("#instances", DataTable)
             table.move_cursor(row=table.get_row_index(next(iter(self.groups))), animate=False)
+
+    @work(thread=True, exclusive=True, group="glance", exit_on_error=False)
+    def look(self) -> None:
+        """Each instance's release and database, filled in as they are read (a venv's Python, a query each)."""
+        for name, instance in self.instances.items():
+            self.app.call_from_thread(self.show_glance, name, glance(instance))
+        self.app.call_from_thread(self.looked_at_all)
+
+    def show_glance(self, name: str, seen: Glance) -> None:
+        table = self.query_one("#instances", DataTable)
+        table.update_cell(name, "release", Text(seen.version), update_width=True)
+        table.update_cell(name, "database", Text(seen.database, style=STYLE[seen.state].style), update_width=True)
+
+    def looked_at_all(self) -> None:
+        self.looked = True
 
     @on(DataTable.RowSelected, "#instances")
     def picked(self, event: DataTable.RowSelected) -> None:

@@ -87,13 +87,13 @@ def steps_with(statuses: list[str], logs: Path) -> list[StepRecord]:
     return records
 
 
-def saved_session(folder: Path, statuses: list[str], **fields) -> None:
-    logs = folder / "state" / "main" / "runs" / "20261121-224000-snap"
+def saved_session(folder: Path, statuses: list[str], name: str = "main", recipe: str = "indico", **fields) -> None:
+    logs = folder / "state" / name / "runs" / "20261121-224000-snap"
     logs.mkdir(parents=True)
-    session = Session(id="20261121-224000-snap", instance="main", recipe="indico", created=T0,
+    session = Session(id="20261121-224000-snap", instance=name, recipe=recipe, created=T0,
                       installed_version="3.2.6", target_version="3.2.9", python_version="3.11.7",
                       steps=steps_with(statuses, logs), **fields)  # fmt: skip
-    StateStore(folder / "state", "main").save(session)
+    StateStore(folder / "state", name).save(session)
 
 
 def app_for(folder: Path, past_resume: bool = False):
@@ -107,6 +107,8 @@ def arrive(screen: str, filled: str | None = None):
 
     def there(app) -> bool:
         if type(app.screen).__name__ != screen or getattr(app.screen, "plan", True) is None:
+            return False
+        if getattr(app.screen, "looked", True) is False:  # the host table: each instance's release and database
             return False
         return filled is None or bool(str(app.screen.query_one(filled).render()).strip())
 
@@ -144,20 +146,32 @@ def test_picker(snap_compare, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_host_table_between_the_instances_of_a_shared_venv(snap_compare, size):
-    """Back at the host table between two instances upgraded together: main done, conference's steps next,
-    the cursor on the shared venv's row (Enter goes on)."""
+    """Back at the host table between two instances upgraded together (the demo's host): demo done and healthy,
+    demo2's database still two migrations behind, its steps next; the cursor on the shared venv's row."""
     from screens.picker import PickerScreen
+    from wizard.demo.catalog import install_metadata as put_release
+    from wizard.demo.catalog import install_scripts
+    from wizard.demo.sandbox import build
 
     folder = fresh("host-between")
-    instances_file(folder, names=("main", "conference"))
-    saved_session(folder, ["succeeded"] * 5, backup=BACKUP, finished=T0 + timedelta(minutes=2), health=HEALTHY,
+    build(folder, pace=0.1, instances=2)
+    for name, version in (("indico-demo", "3.2.9"), ("indico-demo-plugin-livesync", "3.2.2")):  # demo's session did
+        put_release(folder / "venv", name, version)
+        install_scripts(folder / "venv", name, version)
+    with sqlite3.connect(folder / "indico.sqlite3") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'aba7935f9226'")
+        conn.execute("UPDATE alembic_version_plugin_livesync SET version_num = 'd8e65cb6160d'")
+    conn.close()
+    saved_session(folder, ["succeeded"] * 5, name="demo", recipe="demo", backup=BACKUP, health=HEALTHY,
+                  finished=T0 + timedelta(minutes=2), shared_run="20261121-223900-host")  # fmt: skip
+    saved_session(folder, ["pending"] * 5, name="demo2", recipe="demo", backup=BACKUP,
                   shared_run="20261121-223900-host")  # fmt: skip
     app = make_app(load_instances(folder / "instances.toml"), folder / "state")
 
     async def between(pilot) -> None:
         await arrive("PickerScreen")(pilot)
-        await pilot.app.switch_screen(PickerScreen(app.instances, app.state_root, under_way="next: conference's steps"))
-        await pilot.pause(0.3)
+        await pilot.app.switch_screen(PickerScreen(app.instances, app.state_root, under_way="next: demo2's steps"))
+        await arrive("PickerScreen")(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=between)
 

@@ -59,7 +59,7 @@ async def test_all_on_the_venv_prepares_both_then_runs_each_with_the_host_table_
     app = make_app(load_instances(host / "instances.toml"), host / "state")
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, on_screen(app, "PickerScreen"))
-        await pilot.press("down", "down", "enter")  # demo, demo2, then "all on its venv"
+        await pilot.press("down", "down", "enter")  # demo, demo2, then "all on venv"
         await prepare(pilot, app, "demo")
         await prepare(pilot, app, "demo2")  # the second's backup before any code changes
         assert session(host, "demo")["backup"] and session(host, "demo2")["backup"]

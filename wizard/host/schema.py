@@ -37,6 +37,19 @@ class SchemaState:
     unknown: tuple[str, ...] = ()  # "core at 1234abcd", "plugin livesync at ..." the code does not know
     #: migrations still to apply, by what a step applies (Migrates); a part that could not be counted is absent
     counts: dict[Migrates, int] = field(default_factory=dict, compare=False)
+    core: str | None = None  # alembic: the core's revision in the database
+
+    def short(self) -> str:
+        """A few words for a table of several instances: the core's revision and how far behind it is."""
+        where = f"{self.core[:7]}, " if self.core else ""
+        if self.unknown:
+            return f"{where}off the code's history"
+        pending = self.counts.get("all")
+        if pending == 0 and not self.pending:
+            return f"{where}at head"
+        if pending:
+            return f"{where}{pending} to apply"
+        return self.text if len(self.text) <= 24 else self.text[:23] + "…"
 
     def pending_count(self, which: Migrates) -> int | None:
         """How many migrations a step that applies ``which`` has ahead of it (None: not known)."""
@@ -121,7 +134,8 @@ def alembic_state(check: SchemaCheck, db: Database, site_packages: Path) -> Sche
             parts.append(f"{who} at {where}" + (f", {count} migration(s) to apply" if count else " (head)"))
     pending = sum(count or 0 for count in behind.values())
     state: Level = "blocker" if unknown else "warning" if pending else "ok"
-    return SchemaState("; ".join(parts), state, pending=pending > 0, unknown=tuple(unknown), counts=_counts(behind))
+    return SchemaState("; ".join(parts), state, pending=pending > 0, unknown=tuple(unknown), counts=_counts(behind),
+                       core=stored.get(None))  # fmt: skip
 
 
 def _counts(behind: dict[str | None, int | None]) -> dict[Migrates, int]:

@@ -205,7 +205,7 @@ def shared_venv_checks(instance: Instance, plan: Plan, together: Together | None
                       f"The new release would go into {instance.venv}, which {names} also run from: from the install "
                       f"step on, {names} would run the new code over a database this upgrade does not migrate.",
                       f"upgrade every instance on it together: `upgrade-wizard run --yes {everyone}` (or `--all`), or "
-                      "pick \"all on this venv\" in the TUI; or give each instance a venv of its own")]  # fmt: skip
+                      "pick \"all on venv\" in the TUI; or give each instance a venv of its own")]  # fmt: skip
     if instance.name == together.code_by:
         rest = ", ".join(name for name in together.order if name != instance.name)
         return [check("shared-venv", "info", f"the new code is installed once, here, for {instance.name} and {rest}",

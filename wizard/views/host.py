@@ -21,6 +21,24 @@ class HostRow:
     shares_with: list[str]  # the other instances on the same venv (their code changes together)
     session: str  # "upgrade 3.2.6 -> 3.2.9, finished", "none recorded", "unreadable: …"
     now: str  # the step that runs or waits, or the last health check's verdict
+    step: str = ""  # the TUI's host table: the step the session stands at ("" when none)
+    status: str = ""  # and what it is doing there, in a few words
+
+
+def step_and_status(session: Session | None) -> tuple[str, str]:
+    """The host table's two columns: the step the session stands at, and its state in a few words."""
+    if session is None:
+        return "", "no upgrade recorded"
+    if session.done:
+        health = session.health
+        verdict = "not checked" if health is None else "healthy" if health.healthy else "NOT healthy"
+        return "", verdict
+    step = session.current
+    if step is None:
+        return "", "under way"
+    if step.status == StepStatus.PENDING:
+        return step.id, "backup gate" if session.backup is None else "next"
+    return step.id, step.status.value
 
 
 def venv_groups(instances: dict[str, Instance]) -> dict[str, list[str]]:
@@ -67,5 +85,6 @@ def host_rows(instances: dict[str, Instance], sessions: dict[str, Session | str 
             instance=name, recipe=instance.recipe, venv=str(instance.venv),
             shares_with=[other for other in groups[venv] if other != name],
             session=f"unreadable: {saved}" if unreadable else session_text(session), now=now_text(session),
+            step=step_and_status(session)[0], status="unreadable" if unreadable else step_and_status(session)[1],
         ))  # fmt: skip
     return rows
