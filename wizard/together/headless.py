@@ -27,7 +27,7 @@ from wizard.planning.shared import Together, by_venv, venv_steps
 from wizard.session.engine import Engine, new_session_id
 from wizard.session.state import FINISHED, StepStatus, now
 from wizard.session.store import StateStore
-from wizard.together.progress import in_the_way
+from wizard.together.progress import in_run, in_the_way
 from wizard.together.record import SharedRun, SharedRunStore
 from wizard.views.rows import going_back_text
 
@@ -190,18 +190,23 @@ def begin(run: SharedRun, store: SharedRunStore, engine: Engine, plan: Plan, out
 def begin_missing(
     run: SharedRun, store: SharedRunStore, engines: dict[str, Engine], outs: dict[str, PlainOutput]
 ) -> None:
-    """A wizard killed while beginning the sessions: each instance's session of this run is found, or planned now
-    (no code has changed yet: every backup comes before the first step)."""
+    """Each instance's session of this run, found; or planned now: the wizard was killed while beginning them (no
+    code has changed yet: every backup comes before the first step), or its session was abandoned since."""
     together = Together(tuple(run.instances))
     for name in run.instances:
-        if name in run.sessions:
-            continue
-        session = engines[name].session
-        if session is not None and session.shared_run == run.id:
-            run.sessions[name] = session.id
-            store.save(run)
-            continue
         engine = engines[name]
+        session = in_run(run, engine.session)
+        if session is not None:
+            if run.sessions.get(name) != session.id:
+                run.sessions[name] = session.id
+                store.save(run)
+            continue
+        if name in run.sessions:
+            outs[name].line(
+                f"its session of this upgrade ({run.sessions.pop(name)}) is no longer current: planned anew"
+            )
+            store.save(run)
+        put_aside_plans({name: engine}, outs, run)
         begin(run, store, engine, plan_for(engine.context, engine.backup_root, together), outs[name])
 
 
