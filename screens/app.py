@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -37,26 +36,11 @@ from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
 from wizard.execution.runner import StepProcesses
-from wizard.planning.shared import Together as TogetherPlan
-from wizard.session.engine import Engine, new_session_id, real_processes
+from wizard.session.engine import Engine, real_processes
 from wizard.session.next import Blocked, Done, GateClosed, NotesPending, Run
-from wizard.session.state import StepStatus, now
-from wizard.session.store import InstanceLock, StateStore
-from wizard.together.progress import Stage, in_run, in_the_way, next_stage
-from wizard.together.record import SharedRun, SharedRunStore
-
-
-@dataclass
-class Together:
-    """A shared venv's upgrade under way in this wizard: its record, and the venv's lock held until the end."""
-
-    store: SharedRunStore
-    lock: InstanceLock
-    run: SharedRun
-
-    @property
-    def plan(self) -> TogetherPlan:
-        return TogetherPlan(tuple(self.run.instances))
+from wizard.session.state import StepStatus
+from wizard.session.store import StateStore
+from wizard.together.shared import SharedUpgrade
 
 
 class WizardApp(App[int]):
@@ -86,7 +70,7 @@ class WizardApp(App[int]):
         self.resumed = False
         self.plan_blocked = False  # set by detection: a blocker stands in the way (quitting exits 2)
         self.notes_read: str | None = None  # the session whose release notes were read in this run (NotesRead)
-        self.together: Together | None = None  # the upgrade of a shared venv the wizard works through
+        self.shared: SharedUpgrade | None = None  # the upgrade of a shared venv the wizard works through
 
     # -- opening an instance ------------------------------------------------
 
@@ -114,12 +98,18 @@ class WizardApp(App[int]):
         self.engine = engine
         engine.reconcile()
         session = engine.session
-        if session is not None and session.shared_run and not session.done and self.together is None:
+        if session is not None and session.shared_run and not session.done and self.shared is None:
             self.say(f"{name} is being upgraded together with the other instances on its venv: going on with them")
             self.start_together(self.venv_group(name))
             return
-        if self.together is not None and not self.make_way(engine):
-            return
+        if self.shared is not None:
+            try:
+                said = self.shared.make_way(engine)
+            except WizardError as exc:
+                self.stop_with(exc)
+                return
+            if said:
+                self.say(said)
         if session is not None and not session.done and not self.resumed:
             self.resumed = True
             if not self.ready_to_start():  # a session waiting at the ready screen comes back to it
@@ -149,65 +139,22 @@ class WizardApp(App[int]):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
-        if self.together is None:
-            store = SharedRunStore(self.state_root, self.instances[names[0]].venv)
+        if self.shared is None:
             try:
-                lock = store.lock().acquire()
-                run = store.load()
-                if run is not None and run.finished is None and sorted(run.instances) != sorted(names):
-                    raise WizardError(f"the upgrade of {store.venv} under way is of {', '.join(run.instances)}",
-                                      "go on with it from the host table's row of that venv")  # fmt: skip
+                self.shared = SharedUpgrade.open(self.state_root, self.instances[names[0]].venv, names)
             except WizardError as exc:
                 self.stop_with(exc)
                 return
-            if run is None or run.finished is not None:
-                if run is not None:
-                    store.put_aside(run)
-                run = SharedRun(id=new_session_id(), venv=store.venv, instances=names)
-                run.note("begun in the interactive wizard")
-                store.save(run)
-            self.together = Together(store, lock, run)
         self.continue_together()
 
     def continue_together(self) -> None:
         """Open the instance whose turn it is: its plan, notes and backup first, for each; then each one's steps."""
-        stage = self.together_stage()
+        assert self.shared is not None
+        stage = self.shared.stage()
         if stage is None:
             self.show_host("every instance on it is upgraded")
             return
         self.open_instance(stage.instance)
-
-    def together_stage(self) -> Stage | None:
-        """Where the shared venv's upgrade stands; the record keeps each session begun, and when all are done."""
-        together = self.together
-        assert together is not None
-        run = together.run
-        sessions = {name: StateStore(self.state_root, name).load() for name in run.instances}
-        for name, session in sessions.items():
-            if session is not None and in_run(run, session) and run.sessions.get(name) != session.id:
-                run.sessions[name] = session.id
-                together.store.save(run)
-        stage = next_stage(run, sessions)
-        if stage is None and run.finished is None:
-            run.finished = now()
-            run.note("every instance on the venv upgraded")
-            together.store.save(run)
-        return stage
-
-    def make_way(self, engine: Engine) -> bool:
-        """The instance's own session, when it is not the shared venv's upgrade's: put aside if no step of it
-        ever ran (a plan, perhaps refused for the shared venv); an upgrade under way stops the wizard."""
-        assert self.together is not None
-        session = engine.session
-        standing = in_the_way(self.together.run, session)
-        if session is not None and standing == "under way":
-            self.stop_with(WizardError(f"instance {engine.instance.name!r} has an upgrade of its own under way "
-                                       f"(session {session.id})", "finish it or abandon it first, alone"))  # fmt: skip
-            return False
-        if session is not None and standing == "put aside":
-            engine.abandon("for the upgrade of the shared venv: no step of it had run")
-            self.say(f"{engine.instance.name}'s plan, in which no step had run, was put aside (kept)")
-        return True
 
     def show_host(self, under_way: str) -> None:
         from screens.picker import PickerScreen
@@ -219,7 +166,8 @@ class WizardApp(App[int]):
 
     @on(BackToHost)
     def back_to_host(self) -> None:
-        stage = self.together_stage()
+        assert self.shared is not None
+        stage = self.shared.stage()
         self.show_host(stage.says() if stage else "every instance on it is upgraded")
 
     def stop_with(self, error: WizardError) -> None:
@@ -256,16 +204,16 @@ class WizardApp(App[int]):
         engine = self.engine
         assert engine is not None
         session = engine.session
-        together = self.together
-        if together is not None and in_run(together.run, session) is None:
-            self.show(DetectScreen(engine, together.plan, together.run.id))  # planned as one of the shared venv's
+        shared = self.shared
+        if shared is not None and not shared.owns(engine):
+            self.show(DetectScreen(engine, shared.together, shared.run.id))  # planned as one of the shared venv's
             return
         if session is None:
             self.show(DetectScreen(engine))
             return
         nxt = engine.next()
         if isinstance(nxt, Done):
-            self.show(DoneScreen(engine, between_instances=together is not None))
+            self.show(DoneScreen(engine, between_instances=shared is not None))
         elif isinstance(nxt, (Blocked, NotesPending)):
             self.show(NotesScreen(engine))
         elif isinstance(nxt, GateClosed):
@@ -297,7 +245,7 @@ class WizardApp(App[int]):
 
     @on(GatePassed)
     def gate_passed(self) -> None:
-        if self.together is not None:  # every instance's backup before the code changes: the next one's turn
+        if self.shared is not None:  # every instance's backup before the code changes: the next one's turn
             self.continue_together()
             return
         self.route(offer_start=True)
@@ -374,8 +322,8 @@ class WizardApp(App[int]):
     async def on_unmount(self) -> None:
         if self.engine is not None:
             self.engine.close()
-        if self.together is not None:
-            self.together.lock.release()
+        if self.shared is not None:
+            self.shared.close()
 
 
 def make_app(
