@@ -194,3 +194,49 @@ def test_the_demo_is_rolled_back_from_its_done_screen(tmp_path, terminal):
     term.leave()
     statuses = {step_id: step["status"] for step_id, step in session_steps(folder).items()}
     assert set(statuses) >= {"rollback-packages", "rollback-database"} and set(statuses.values()) == {"succeeded"}
+
+
+def test_two_instances_on_one_venv_walked_at_80x24_with_the_host_table_between(tmp_path, terminal):
+    """`demo --instances 2` in a real 80x24 terminal: the host table whole, "all on venv", each instance's plan,
+    notes and backup, then each one's steps, back at the host table in between."""
+    folder = tmp_path / "host"
+    term = terminal("host")
+    term.start([sys.executable, "-m", "wizard", "demo", "--dir", str(folder), "--instances", "2", "--pace", "0.1"])
+    screen = term.wait_for("all on venv", timeout=60)
+    term.wait_for("at head")  # each instance's database read in the background: demo's at the head of 3.2.5
+    term.wait_for("to apply")  # demo2's one migration further behind
+    screen = term.screen()
+    assert all(cell_len(row) <= 80 for row in screen.splitlines()), screen
+    assert "7551bd1, 1 to apply" in screen and "no session" in screen, screen
+    term.keys("Down", "Down", "Enter")
+    for name in ("demo", "demo2"):  # every backup before anything changes
+        term.wait_for(f"{name} (demo)")
+        term.wait_for("Press c to go on", timeout=60)
+        term.keys("c")
+        term.wait_for("acknowledge it with Space")
+        term.keys("Space", "Space")
+        term.wait_for("All warnings acknowledged")
+        term.keys("Enter")
+        term.wait_for(" needed, ")
+        term.keys("Enter")
+    for name, after in (("demo", "next: demo2's steps"), ("demo2", "every instance on it is upgraded")):
+        term.wait_for("Start the upgrade", timeout=60)
+        term.keys("Enter")
+        term.wait_for("is finished", timeout=120)
+        term.wait_for("h Host table", timeout=120)  # once the health check has answered
+        screen = term.screen()
+        assert "health check: healthy" in screen and "b Roll back" not in screen, screen
+        term.keys("h")
+        term.wait_for(after)
+        screen = term.screen()
+        assert all(cell_len(row) <= 80 for row in screen.splitlines()), screen
+        if name == "demo":
+            term.keys("Enter")  # the cursor is on the shared venv's row
+    term.keys("q")
+    pid_files = [folder / "run" / "uwsgi.pid", folder / "demo2" / "run" / "uwsgi.pid"]
+    wait_for(lambda: not any(path.exists() for path in pid_files), 60,
+             what="the demo, quit, to stop both instances' uWSGI")  # fmt: skip
+    term.leave()
+    for name in ("demo", "demo2"):
+        saved = json.loads((folder / "state" / name / "session.json").read_text())
+        assert saved["finished"] and all(step["status"] in ("succeeded", "skipped") for step in saved["steps"])

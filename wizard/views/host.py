@@ -28,7 +28,7 @@ class HostRow:
 def step_and_status(session: Session | None) -> tuple[str, str]:
     """The host table's two columns: the step the session stands at, and its state in a few words."""
     if session is None:
-        return "", "no upgrade recorded"
+        return "", "no session"
     if session.done:
         health = session.health
         verdict = "not checked" if health is None else "healthy" if health.healthy else "NOT healthy"
