@@ -267,6 +267,11 @@ class WizardApp(App[int]):
     @on(Planned)
     def planned(self, message: Planned) -> None:
         self.plan_blocked = message.blocked
+        if self.shared is not None and message.nothing_to_do and self.engine is not None:
+            name = self.engine.instance.name  # up to date: the shared venv's upgrade goes on without it
+            self.shared.nothing_to_do(name)
+            self.say(f"{name} has nothing to upgrade: going on with the others")
+            self.continue_together()
 
     def show(self, screen: Screen[object]) -> None:
         if len(self.screen_stack) <= 1:

@@ -95,7 +95,7 @@ class DetectScreen(EngineScreen):
             self.show_plan(plan)
 
     def show_plan(self, plan: Plan) -> None:
-        self.post_message(Planned(plan.blocked))
+        self.post_message(Planned(plan.blocked, nothing_to_do=not plan.steps))
         self.plan = plan
         self.facts = detection_rows(self.engine.instance, plan, "screen")
         self.fill_facts()

@@ -25,11 +25,13 @@ class LeaveWizard(Message):
 
 
 class Planned(Message):
-    """Detection has made its plan; ``blocked``: a blocker stands in the way (leaving now exits 2)."""
+    """Detection has made its plan; ``blocked``: a blocker stands in the way (leaving now exits 2);
+    ``nothing_to_do``: the instance is up to date (no step planned)."""
 
-    def __init__(self, blocked: bool) -> None:
+    def __init__(self, blocked: bool, nothing_to_do: bool = False) -> None:
         super().__init__()
         self.blocked = blocked
+        self.nothing_to_do = nothing_to_do
 
 
 class InstancePicked(Message):

@@ -40,6 +40,11 @@ def test_every_instance_is_prepared_before_any_runs_then_each_runs_in_order():
     assert next_stage(run, ready) == Stage("b", "run")
     ready["b"] = session("b", "r1", backup=True, done=True)
     assert next_stage(run, ready) is None
+    # An instance planned with nothing to do (up to date) is passed over.
+    run.nothing_to_do.append("a")
+    assert next_stage(run, {"a": None, "b": None}) == Stage("b", "prepare")
+    assert next_stage(run, {"a": None, "b": session("b", "r1", backup=True, done=True)}) is None
+    run.nothing_to_do.clear()
     # A finished session of an earlier run is not this run's: the instance is prepared anew.
     assert next_stage(run, {"a": session("a", "old", backup=True, done=True), "b": None}) == Stage("a", "prepare")
 

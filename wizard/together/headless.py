@@ -177,6 +177,8 @@ def put_aside_plans(engines: dict[str, Engine], outs: dict[str, PlainOutput], ru
 def begin(run: SharedRun, store: SharedRunStore, engine: Engine, plan: Plan, out: PlainOutput) -> None:
     if not plan.steps:
         out.line(plan.nothing_to_do)
+        run.nothing_to_do.append(engine.instance.name)
+        store.save(run)
         return
     session = engine.begin(plan, shared_run=run.id)
     run.sessions[engine.instance.name] = session.id
@@ -194,6 +196,8 @@ def begin_missing(
     code has changed yet: every backup comes before the first step), or its session was abandoned since."""
     together = Together(tuple(run.instances))
     for name in run.instances:
+        if name in run.nothing_to_do:
+            continue
         engine = engines[name]
         session = in_run(run, engine.session)
         if session is not None:

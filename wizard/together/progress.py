@@ -34,6 +34,8 @@ def in_run(run: SharedRun, session: Session | None) -> Session | None:
 def next_stage(run: SharedRun, sessions: dict[str, Session | None]) -> Stage | None:
     """The instance to prepare or run next; None when every instance of the run is done."""
     for name in run.instances:
+        if name in run.nothing_to_do:
+            continue
         session = in_run(run, sessions.get(name))
         if session is None or (session.backup is None and not session.done):
             return Stage(name, "prepare")

@@ -51,6 +51,7 @@ class SharedRun(BaseModel):
     venv: str
     instances: list[str] = Field(min_length=2, description="in the order they are upgraded")
     sessions: dict[str, str] = Field({}, description="instance -> the id of its session in this run")
+    nothing_to_do: list[str] = Field([], description="instances planned with no step to run (already up to date)")
     created: datetime = Field(default_factory=now)
     updated: datetime = Field(default_factory=now)
     finished: datetime | None = None

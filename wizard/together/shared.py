@@ -62,6 +62,13 @@ class SharedUpgrade:
             self.store.save(run)
         return stage
 
+    def nothing_to_do(self, name: str) -> None:
+        """The instance was planned and is up to date: the upgrade goes on without it."""
+        if name not in self.run.nothing_to_do:
+            self.run.nothing_to_do.append(name)
+            self.run.note(f"{name}: nothing to do")
+            self.store.save(self.run)
+
     def owns(self, engine: Engine) -> bool:
         """The engine's session is this upgrade's."""
         return in_run(self.run, engine.session) is not None
