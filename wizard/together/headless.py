@@ -8,6 +8,7 @@ is taken up again where it stood: a finished instance is never run again.
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 
 from wizard.config.context import InstanceContext
@@ -59,8 +60,9 @@ def run_instances(
             else:
                 code = run_together(group, root, out, mine, new=new)
         except WizardError as exc:  # one venv that cannot go on does not stop the others
-            for line in (exc.message, *([exc.hint] if exc.hint else [])):
-                out.line(line)
+            names = ", ".join(instance.name for instance in group)
+            hint = f"\nhint: {exc.hint}" if exc.hint else ""
+            print(f"error: {names}: {exc.message}{hint}", file=sys.stderr, flush=True)
             code = exc.exit_code
         codes.append(code)
         if code in SIGNALLED:
