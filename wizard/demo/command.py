@@ -143,9 +143,8 @@ class Ending:
         self.ended = True
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *ENDING_SIGNALS)}
         try:
-            step = running_step(
-                self.state, self.folder
-            )  # seen first: once uWSGI is gone, a waiting step may finish at once
+            # Seen first: once uWSGI is gone, a waiting step may finish at once.
+            step = running_step(self.state, self.folder)
             self._stop_or_keep()
             if step is not None:
                 self.say(f"the step {step.id!r} was still running (pid {step.pid}) and goes on, detached as every step does: "
