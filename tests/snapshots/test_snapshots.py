@@ -467,7 +467,7 @@ def test_done_between_the_instances_of_a_shared_venv(snap_compare, size, utc):
     async def between(pilot) -> None:
         await arrive("DoneScreen")(pilot)
         await pilot.app.switch_screen(DoneScreen(pilot.app.engine, between_instances=True))
-        await pilot.pause(0.3)
+        await arrive("DoneScreen")(pilot)  # the new one: mounted, its health shown
 
     assert snap_compare(app, terminal_size=size, run_before=between)
 
