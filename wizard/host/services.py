@@ -13,7 +13,7 @@ import re
 import shlex
 import signal
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -206,8 +206,21 @@ def with_states(instance: Instance, units: list[Unit]) -> list[Unit]:
 
     if not units:
         return []
-    with ThreadPoolExecutor(max_workers=min(4, len(units))) as pool:
-        return list(pool.map(one, units))
+    # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads when it exits, so a
+    # health check still asking (in the TUI's daemon thread) would hold the wizard's exit for as long as it asks.
+    answers: list[Unit] = list(units)
+
+    def ask(index: int) -> None:
+        answers[index] = one(units[index])
+
+    threads = [
+        threading.Thread(target=ask, args=(index,), name="service-state", daemon=True) for index in range(len(units))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
 
 
 TEMPLATE_INSTANCE = re.compile(r"^[^@/]+@[^@/]+\.[a-z]+$")  # indico-celery@main.service, not indico-celery@.service
