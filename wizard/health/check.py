@@ -76,7 +76,7 @@ def check_health(
     findings.append(schema_finding(context, probe))
     progress("the services")
     deadline = time.monotonic() + wait
-    findings.extend(service_findings(context, session, deadline))
+    findings.extend(service_findings(context, session, deadline, lambda why: progress(f"the services: {why}")))
     progress("the site")
     findings.extend(site_findings(context, installed_of(context, probe), deadline,
                                   lambda why: progress(f"the site: {why}")))  # fmt: skip
@@ -201,10 +201,13 @@ def schema_finding(context: InstanceContext, probe: dict) -> Finding:
 # -- 4. the services ---------------------------------------------------------------------------------------
 
 
-def service_findings(context: InstanceContext, session: Session | None, deadline: float) -> list[Finding]:
+def service_findings(
+    context: InstanceContext, session: Session | None, deadline: float, waiting: Callable[[str], None] = lambda _: None
+) -> list[Finding]:
+    """``waiting`` hears of each service still starting, each time it is asked again (it may stop the check)."""
     units = [unit for unit in context.services.units(context.recipe, states=False) if unit.name]
     restarts = restart_times(context, session)
-    return [service_finding(context, unit, restarts.get(unit.role), deadline) for unit in units]
+    return [service_finding(context, unit, restarts.get(unit.role), deadline, waiting) for unit in units]
 
 
 @dataclass(frozen=True)
@@ -236,11 +239,13 @@ def restart_times(context: InstanceContext, session: Session | None) -> dict[str
     return found
 
 
-def service_finding(context: InstanceContext, unit: Unit, restart: Restart | None, deadline: float) -> Finding:
+def service_finding(context: InstanceContext, unit: Unit, restart: Restart | None, deadline: float,
+                    waiting: Callable[[str], None] = lambda _: None) -> Finding:  # fmt: skip
     assert unit.name is not None
     services = context.services
     state, said = services.state(unit.name)
     while state == "starting" and time.monotonic() < deadline:
+        waiting(f"{unit.name} is starting")  # the TUI's raises when its screen is gone: no question more
         time.sleep(1.0)
         state, said = services.state(unit.name)
     if state == "unknown" and said.startswith("not asked"):
