@@ -6,7 +6,6 @@ Exit codes are a promise to our users' scripts (see DESIGN.md and wizard.errors.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from wizard.errors import Exit, WizardError
 from wizard.session.store import StateStore, default_state_dir, state_dir_conflict
 
 if TYPE_CHECKING:  # imported when used: the TUI's Textual, the headless engine
-    from wizard.session.state import Session
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,12 +167,16 @@ def dispatch(args: argparse.Namespace) -> Exit:
     if args.command is None or args.command == "tui":
         return tui_for(instances, args)
     if args.command == "status" and args.instance is None and len(instances) > 1:
-        return show_host(instances, args)
+        from wizard.hostcommands import show_host
+
+        return show_host(instances, lambda name: state_root(args, name), args.json)
     if args.command == "plan":
         named = list(dict.fromkeys(args.instance))
         if len(named) > 1 or (not named and len(instances) > 1):
             chosen = {name: pick_instance(instances, name) for name in named} or instances
-            return plan_host(chosen, args, whole=bool(named))
+            from wizard.hostcommands import plan_host
+
+            return plan_host(chosen, lambda name: state_root(args, name), whole=bool(named))
         args.instance = named[0] if named else None
     if args.command == "run":
         return run_command(instances, args)
@@ -262,36 +265,6 @@ def show_plan(instance: Instance, backup_root: Path) -> Exit:
     return Exit.USAGE if plan.blocked else Exit.DONE
 
 
-def plan_host(instances: dict[str, Instance], args: argparse.Namespace, *, whole: bool = False) -> Exit:
-    """`plan` with several instances: each one detected and planned (nothing written), the instances on a shared
-    venv together, as `run` would upgrade them; briefly when none was named, ``whole`` when they were.
-    Exit 2 when a blocker stands in any instance's way, as `plan` does for one."""
-    from wizard.config.context import InstanceContext
-    from wizard.planning.plan import plan_for
-    from wizard.planning.shared import Together, by_venv
-    from wizard.views.report import print_host_plan, print_plan
-
-    console, err = Console(highlight=False), Console(stderr=True, highlight=False)
-    blocked = False
-    together = {instance.name: Together(tuple(i.name for i in group))
-                for group in by_venv(list(instances.values())) if len(group) > 1 for instance in group}  # fmt: skip
-    for name, instance in instances.items():
-        store = StateStore(state_root(args, name), name)
-        try:
-            plan = plan_for(InstanceContext.open(instance), store.backup_root(instance.backup_dir), together.get(name))
-        except WizardError as exc:  # one instance that cannot be planned does not hide the others
-            err.print(f"instance {name}: error: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""))
-            blocked = True
-            continue
-        if whole:
-            print_plan(console, instance, plan)
-            console.print()
-        else:
-            print_host_plan(console, instance, plan, list(together[name].order) if name in together else [name])
-        blocked = blocked or plan.blocked
-    return Exit.USAGE if blocked else Exit.DONE
-
-
 def show_status(store: StateStore, as_json: bool) -> Exit:
     from wizard.views.report import print_status
 
@@ -308,43 +281,6 @@ def show_status(store: StateStore, as_json: bool) -> Exit:
         print(session.model_dump_json(indent=2))
     else:
         print_status(Console(highlight=False), session)
-    return Exit.DONE
-
-
-def show_host(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
-    """`status` with several instances and none named: every instance, which share a venv, where each stands."""
-    from rich.table import Table
-
-    from wizard.errors import StateError
-    from wizard.views.host import host_rows, venv_groups
-
-    sessions: dict[str, Session | str | None] = {}
-    for name in instances:
-        store = StateStore(state_root(args, name), name)
-        try:
-            sessions[name] = store.load()
-        except StateError as exc:
-            sessions[name] = exc.message
-    rows = host_rows(instances, sessions)
-    if args.json:
-        listed = {}
-        for row in rows:
-            saved = sessions[row.instance]
-            listed[row.instance] = {"recipe": row.recipe, "venv": row.venv, "shares_venv_with": row.shares_with,
-                                    "session": saved.model_dump(mode="json") if saved and not isinstance(saved, str)
-                                    else None, "error": saved if isinstance(saved, str) else None}  # fmt: skip
-        print(json.dumps(listed, indent=2))
-        return Exit.DONE
-    console = Console(highlight=False)
-    table = Table(expand=False)
-    for column in ("instance", "recipe", "session", "now"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(row.instance, row.recipe, row.session, row.now)
-    console.print(table)
-    for venv, names in venv_groups(instances).items():
-        shared = " (shared: its code changes under all of them at once)" if len(names) > 1 else ""
-        console.print(f"venv {venv}: {', '.join(names)}{shared}", soft_wrap=True)
     return Exit.DONE
 
 
