@@ -265,8 +265,22 @@ class WizardRun:
             self.proc.wait(timeout=30)
 
 
+class IndicoHome:
+    """Where an Indico instance keeps its config and WSGI file, under its home folder."""
+
+    home: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.home / "etc" / "indico.conf"
+
+    @property
+    def wsgi(self) -> Path:
+        return self.home / "web" / "indico.wsgi"
+
+
 @dataclass
-class IndicoSite:
+class IndicoSite(IndicoHome):
     root: Path
     pg: Postgres  # connects as the app's role over TCP
     wheels: Path
@@ -293,14 +307,6 @@ class IndicoSite:
     @property
     def venv(self) -> Path:
         return self.home / "venv"
-
-    @property
-    def conf(self) -> Path:
-        return self.home / "etc" / "indico.conf"
-
-    @property
-    def wsgi(self) -> Path:
-        return self.home / "web" / "indico.wsgi"
 
     @property
     def services(self) -> Path:

@@ -21,6 +21,7 @@ from .indico_site import (
     APP_USER,
     CORE_BEHIND,
     START_TIMEOUT,
+    IndicoHome,
     IndicoSite,
     chown_app,
     indico_conf,
@@ -38,18 +39,10 @@ DATABASE = "indico_second"
 
 
 @dataclass
-class SecondInstance:
+class SecondInstance(IndicoHome):
     site: IndicoSite
     home: Path
     http_port: int
-
-    @property
-    def conf(self) -> Path:
-        return self.home / "etc" / "indico.conf"
-
-    @property
-    def wsgi(self) -> Path:
-        return self.home / "web" / "indico.wsgi"
 
     @property
     def instances(self) -> Path:
