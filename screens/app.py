@@ -40,6 +40,7 @@ from wizard.session.engine import Engine, real_processes
 from wizard.session.next import Blocked, Done, GateClosed, NotesPending, Run
 from wizard.session.state import StepStatus
 from wizard.session.store import StateStore
+from wizard.together.progress import refuse_alone
 from wizard.together.shared import SharedUpgrade
 
 
@@ -98,6 +99,11 @@ class WizardApp(App[int]):
         self.engine = engine
         engine.reconcile()
         session = engine.session
+        try:  # a part of a shared venv's rollback goes on with the others, headless
+            refuse_alone(self.state_root, instance, session)
+        except WizardError as exc:
+            self.stop_with(exc)
+            return
         if session is not None and session.shared_run and not session.done and self.shared is None:
             self.say(f"{name} is being upgraded together with the other instances on its venv: going on with them")
             self.start_together(self.venv_group(name))

@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = sub.add_parser("rollback", parents=[common],
                               help="take the last upgrade back: print what it would do; with --yes, do it")  # fmt: skip
-    rollback.add_argument("instance", nargs="?")
+    rollback.add_argument(
+        "instance", nargs="*", help="the instance; several: each venv's in turn, a shared venv's together"
+    )
+    rollback.add_argument("--all", action="store_true", help="every instance in the instances file")
     rollback.add_argument("--yes", action="store_true", help="carry it out (without: print the plan, change nothing)")
     database = rollback.add_mutually_exclusive_group()
     database.add_argument("--restore-database", action="store_true",
@@ -178,8 +181,8 @@ def dispatch(args: argparse.Namespace) -> Exit:
 
             return plan_host(chosen, lambda name: state_root(args, name), whole=bool(named))
         args.instance = named[0] if named else None
-    if args.command == "run":
-        return run_command(instances, args)
+    if args.command in ("run", "rollback"):
+        return run_command(instances, args) if args.command == "run" else rollback_command(instances, args)
     instance = pick_instance(instances, args.instance)
     store = StateStore(state_root(args, instance.name), instance.name)
     if args.command == "plan":
@@ -193,14 +196,22 @@ def dispatch(args: argparse.Namespace) -> Exit:
         return check_instance(instance, store, args.json, args.wait)
     if args.command == "report":
         return report_instance(instance, store, args.output)
-    if args.command == "rollback":
-        from wizard.headless import Choices, PlainOutput
-        from wizard.rollback.command import roll_back
-
-        restore = True if args.restore_database else False if args.keep_database else None
-        return roll_back(instance, store, PlainOutput(), Choices(retry=args.retry, skip_reason=args.skip),
-                         restore_database=restore, go=args.yes)  # fmt: skip
     raise AssertionError(f"unknown command {args.command}")
+
+
+def several_named(instances: dict[str, Instance], args: argparse.Namespace) -> list[str]:
+    """The instances `run` or `rollback` is asked for: those named (each once), or every one with --all."""
+    if args.all and args.instance:
+        raise WizardError("--all and instance names ask for different things: give one of them")
+    return list(instances) if args.all else list(dict.fromkeys(args.instance))
+
+
+def one_state_root(args: argparse.Namespace, names: list[str]) -> Path:
+    roots = {state_root(args, name) for name in names}
+    if len(roots) > 1:
+        raise WizardError("the instances keep their state under different users' state folders",
+                          "run the wizard as one user for all of them, or pass --state-dir")  # fmt: skip
+    return roots.pop()
 
 
 def run_command(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
@@ -210,19 +221,26 @@ def run_command(instances: dict[str, Instance], args: argparse.Namespace) -> Exi
 
     require_yes(args)
     choices = choices_from(args)
-    if args.all and args.instance:
-        raise WizardError("--all and instance names ask for different things: give one of them")
-    named = list(instances) if args.all else list(dict.fromkeys(args.instance))
+    named = several_named(instances, args)
     if len(named) <= 1:
         instance = pick_instance(instances, named[0] if named else None)
         store = StateStore(state_root(args, instance.name), instance.name)
         return run_upgrade(instance, store, PlainOutput(), choices, new=args.new)
     chosen = [pick_instance(instances, name) for name in named]
-    roots = {state_root(args, name) for name in named}
-    if len(roots) > 1:
-        raise WizardError("the instances keep their state under different users' state folders",
-                          "run the wizard as one user for all of them, or pass --state-dir")  # fmt: skip
-    return run_instances(chosen, roots.pop(), PlainOutput(), choices, new=args.new)
+    return run_instances(chosen, one_state_root(args, named), PlainOutput(), choices, new=args.new)
+
+
+def rollback_command(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
+    """`rollback`: one instance's last upgrade; several (named, or --all), each venv's in turn, a shared venv's
+    upgrade taken back together. Without --yes, the plan alone."""
+    from wizard.headless import Choices, PlainOutput
+    from wizard.rollback.command import roll_back_instances
+
+    restore = True if args.restore_database else False if args.keep_database else None
+    named = several_named(instances, args)
+    chosen = [pick_instance(instances, name) for name in named] or [pick_instance(instances, None)]
+    return roll_back_instances(chosen, one_state_root(args, [i.name for i in chosen]), PlainOutput(),
+                               Choices(retry=args.retry, skip_reason=args.skip), restore_database=restore, go=args.yes)  # fmt: skip
 
 
 def tui_for(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
@@ -289,7 +307,7 @@ def check_instance(instance: Instance, store: StateStore, as_json: bool, wait: f
     from wizard.config.context import InstanceContext
     from wizard.errors import LockHeld
     from wizard.health.check import check_health
-    from wizard.rollback.plan import WAY_BACK, can_roll_back
+    from wizard.rollback.plan import way_back
     from wizard.session.engine import Engine
     from wizard.views.health import health_grid, verdict_text
 
@@ -316,8 +334,8 @@ def check_instance(instance: Instance, store: StateStore, as_json: bool, wait: f
         console.print(verdict_text(health))
         console.print(health_grid(health, evidence_of_ok=True))
         session = store.load()
-        if not health.healthy and session is not None and can_roll_back(session):
-            console.print(WAY_BACK)
+        if not health.healthy and session is not None and (back := way_back(session)):
+            console.print(back)
     return Exit.DONE if health.healthy else Exit.STEP_FAILED
 
 

@@ -34,12 +34,13 @@ from wizard.health.result import Health
 from wizard.lockwatch.lockadvice import explain, summary
 from wizard.lockwatch.watchdog import Verdict
 from wizard.planning.plan import plan_for
-from wizard.rollback.plan import WAY_BACK, can_roll_back
+from wizard.rollback.plan import way_back
 from wizard.session.engine import Engine
 from wizard.session.next import Blocked, Done, Failed, GateClosed, NeedsDecision, NotesPending
 from wizard.session.resume import flags_text
 from wizard.session.state import Backup, Note, StepRecord, StepStatus
 from wizard.session.store import StateStore
+from wizard.together.progress import refuse_alone
 from wizard.views.health import health_lines
 from wizard.views.rows import (
     going_back_text,
@@ -127,8 +128,8 @@ def run_steps(engine: Engine, out: PlainOutput, choices: Choices) -> Exit:
             if waiting:  # e.g. the services still run the old code on what the steps before changed
                 out.line(f"not run yet: {'; '.join(waiting)}")
             out.line(f"fix the cause, then run again with {flags_text(session)}")
-            if can_roll_back(session):
-                out.line(WAY_BACK)
+            if back := way_back(session):
+                out.line(back)
             return Exit.STEP_FAILED
         raise AssertionError(f"the driver stopped at {nxt!r}")  # it returns only the answers above
 
@@ -309,8 +310,8 @@ def check_after(engine: Engine, out: PlainOutput) -> Health:
     if not health.healthy:
         out.line("every step finished, but the site is NOT healthy: see the findings above; "
                  "`upgrade-wizard check` exits 1 until it is")  # fmt: skip
-        if engine.session is not None and can_roll_back(engine.session):
-            out.line(WAY_BACK)
+        if engine.session is not None and (back := way_back(engine.session)):
+            out.line(back)
     return health
 
 
@@ -326,6 +327,7 @@ def run_upgrade(
     with Engine(InstanceContext.open(instance), store, say=out.line) as engine:
         engine.reconcile()
         session = engine.session
+        refuse_alone(store.dir.parent, instance, session)
         if session is not None and session.shared_run and not session.done:
             raise WizardError(f"instance {instance.name!r} is being upgraded together with the other instances on its "
                               f"venv ({instance.venv}); its session is one part of that upgrade",

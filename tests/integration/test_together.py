@@ -163,3 +163,73 @@ def test_killed_between_the_instances_the_second_finishes_and_the_first_is_not_r
     assert second["finished"] and all(step["status"] == "succeeded" for step in second["steps"])
     assert revision(host / "demo2" / "indico.sqlite3") == CORE_REVISIONS[-1][0]
     assert shared_record(host)["finished"]
+
+
+def test_a_shared_venvs_upgrade_is_taken_back_together_and_a_killed_rollback_goes_on(host):
+    """rollback --all: the old code put back once (by demo's rollback), each database restored from its own backup
+    by its own rollback session; one instance alone is refused, before and during; the plan changes nothing; a
+    wizard killed once demo's rollback has finished takes up demo2's and never runs demo's again."""
+    import subprocess
+
+    from ..helpers.sites import PYTHON
+
+    before = {"demo": revision(host / "indico.sqlite3"), "demo2": revision(host / "demo2" / "indico.sqlite3")}
+    upgraded = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    upgrades = {name: session(host, name)["id"] for name in ("demo", "demo2")}
+
+    alone = cli(host, "rollback", "demo2", "--restore-database")
+    assert alone.returncode == 2 and "part of the upgrade of a shared venv" in alone.stderr, alone.stderr
+    assert "`upgrade-wizard rollback --all`" in alone.stderr
+    unsaid = cli(host, "rollback", "--all", "--yes")
+    assert unsaid.returncode == 2 and "say whether to restore it" in unsaid.stderr, unsaid.stdout + unsaid.stderr
+    shown = cli(host, "rollback", "demo", "demo2", "--restore-database")
+    out = shown.stdout
+    assert shown.returncode == 0 and "nothing was changed: add --yes" in out, shown.stdout + shown.stderr
+    assert "[demo]   3. Install the 2 recorded packages again (2 differ)" in out
+    assert "[demo2] the venv's packages are put back by demo's rollback, before this one" in out
+    assert "Install the" not in "".join(line for line in out.splitlines() if "[demo2]" in line)
+    assert installed_packages(host / "venv")["indico-demo"] == "3.2.9"  # nothing changed by the plan
+    assert {name: session(host, name)["id"] for name in upgrades} == upgrades
+
+    wizard = subprocess.Popen(
+        [PYTHON, "-m", "wizard", "--config", str(host / "instances.toml"), "--state-dir", str(host / "state"),
+         "rollback", "--all", "--restore-database", "--yes"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: session(host, "demo").get("kind") == "rollback" and session(host, "demo").get("finished"),
+                 RUN_TIMEOUT, what="demo's rollback to finish")  # fmt: skip
+        wizard.send_signal(signal.SIGKILL)
+        wizard.wait(timeout=30)
+    finally:
+        if wizard.poll() is None:
+            wizard.kill()
+    first = session(host, "demo")
+    record = shared_record(host)
+    assert record["rollbacks"]["demo"] == first["id"] and first["undoes"] == upgrades["demo"]
+    assert installed_packages(host / "venv")["indico-demo"] == "3.2.5"
+    assert revision(host / "indico.sqlite3") == before["demo"]
+
+    second = session(host, "demo2")
+    if not second.get("finished"):  # killed before demo2's rollback ended: it goes on with the others only
+        alone = cli(host, "rollback", "demo2", "--yes")
+        assert alone.returncode == 2 and "its part of the rollback of the shared venv" in alone.stderr, alone.stderr
+        assert "rollback --yes --all" in alone.stderr
+    resumed = cli(host, "rollback", "--all", "--yes", timeout=RUN_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "[demo] its rollback finished earlier: not run again" in resumed.stdout
+    assert "[demo/" not in resumed.stdout  # no step of demo's started or followed again
+    assert session(host, "demo")["steps"] == first["steps"]
+    second = session(host, "demo2")
+    assert second["kind"] == "rollback" and second["undoes"] == upgrades["demo2"] and second["finished"]
+    assert record["rollbacks"]["demo2"] == second["id"]
+    assert [step["id"] for step in second["steps"]] == ["rollback-stop-celery", "rollback-stop-uwsgi",
+                                                        "rollback-database", "rollback-start-uwsgi",
+                                                        "rollback-start-celery"]  # fmt: skip
+    assert all(step["status"] == "succeeded" and step["attempts"] == 1 for step in second["steps"]), second["steps"]
+    assert revision(host / "demo2" / "indico.sqlite3") == before["demo2"]
+    assert second["restores"] == first["restores"]  # both checked against the set demo's rollback put back
+
+    after = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
+    assert after.returncode == 0 and "was taken back; pass --new" in after.stdout, after.stdout + after.stderr

@@ -14,6 +14,7 @@ from wizard.config.instance import Instance
 from wizard.errors import StateError, WizardError
 from wizard.rollback import database
 from wizard.rollback.plan import (
+    SharedCode,
     install_arguments,
     migrating_step,
     package_changes,
@@ -78,6 +79,25 @@ def test_what_cannot_be_taken_back_is_refused_with_the_reason(made, says):
     with pytest.raises(WizardError) as refused:
         refuse_unless_undoable(made())
     assert says in refused.value.message
+
+
+def test_a_shared_venvs_part_is_taken_back_only_with_the_others():
+    part = session(shared_run="r1", packages_before=RECORD)
+    with pytest.raises(WizardError) as refused:
+        refuse_unless_undoable(part)
+    assert "part of the upgrade of a shared venv (r1)" in refused.value.message
+    assert "rollback --all" in (refused.value.hint or "")
+    code = SharedCode("main", RECORD, "3.2.6", puts_back=True)
+    assert refuse_unless_undoable(part, code) is part
+    # Another instance's part restarts its services under the old code even if no step of it ran (the code
+    # changed under it) and whatever it recorded; one still running is refused all the same.
+    other = SharedCode("main", RECORD, "3.2.6", puts_back=False)
+    idle = session(shared_run="r1", steps=[StepRecord(id="db-upgrade", title="db", argv=["db"])])
+    assert refuse_unless_undoable(idle, other) is idle
+    running = session(shared_run="r1", steps=[StepRecord(id="db-upgrade", title="db", argv=["db"], attempts=1,
+                                                          status=StepStatus.RUNNING)])  # fmt: skip
+    with pytest.raises(WizardError, match="still running"):
+        refuse_unless_undoable(running, other)
 
 
 def test_the_first_step_that_ran_a_migration_is_what_makes_the_database_matter():

@@ -23,9 +23,10 @@ from wizard.planning.plan import build_hop
 from wizard.planning.preflight import missing_tools
 from wizard.rollback.database import CannotRestore, restore_step
 from wizard.session.packages import canonical, record_packages, requirement_name
-from wizard.session.state import ServiceAct, Session, StepRecord, StepStatus
+from wizard.session.state import PackageSet, ServiceAct, Session, StepRecord, StepStatus
 from wizard.views.services import spec_of
 
+TOGETHER_HINT = "roll back with `upgrade-wizard rollback --all` (or name every instance on the venv)"
 CHOOSE_HINT = ("add --restore-database to put the database back from the backup (whatever was written since is lost), "
                "or --keep-database to put back the packages alone")  # fmt: skip
 
@@ -62,6 +63,18 @@ def package_changes(recorded: list[str], now: list[str]) -> PackageChanges:
 
 
 @dataclass(frozen=True)
+class SharedCode:
+    """In the rollback of a shared venv's upgrade: what the session of that run which changed the venv's code
+    recorded before it did, and whether this instance's rollback is the one that puts those packages back (the
+    others take back their own database and restart their own services under the old code)."""
+
+    instance: str  # whose upgrade session installed the new code
+    record: PackageSet | None  # the venv's packages before that
+    version: str | None  # the release they make
+    puts_back: bool
+
+
+@dataclass(frozen=True)
 class RollbackPlan:
     upgrade: Session  # the session taken back
     steps: list[StepRecord]
@@ -70,6 +83,8 @@ class RollbackPlan:
     to_version: str | None  # the one the upgrade started from
     restores_database: bool
     warnings: list[str] = field(default_factory=list)
+    packages_by: str | None = None  # on a shared venv: the instance whose rollback puts the packages back
+    restores: PackageSet | None = None  # the set the venv holds afterwards (None: the upgrade's own record)
 
     def lines(self) -> list[str]:
         """What it will do, for the operator, before anything is done."""
@@ -77,6 +92,8 @@ class RollbackPlan:
                 f"{len(self.steps)} steps (the upgrade {self.upgrade.id} is kept as it is)")  # fmt: skip
         out = [head]
         out += [f"  {n}. {step.title}" for n, step in enumerate(self.steps, 1)]
+        if self.packages_by is not None:
+            out.append(f"the venv's packages are put back by {self.packages_by}'s rollback, before this one")
         if self.changes.back:
             out.append(f"packages installed again ({len(self.changes.back)}): " + ", ".join(self.changes.back))
         if self.changes.added:
@@ -90,7 +107,9 @@ def migrating_step(session: Session) -> StepRecord | None:
     return next((s for s in session.steps if s.migrates is not None and s.attempts > 0), None)
 
 
-def refuse_unless_undoable(session: Session | None) -> Session:
+def refuse_unless_undoable(session: Session | None, shared: SharedCode | None = None) -> Session:
+    """The upgrade session to take back, or WizardError saying why it cannot be (``shared``: it is taken back as
+    part of its shared venv's upgrade, whose code session recorded the packages)."""
     if session is None:
         raise WizardError(
             "there is no upgrade of this instance to take back", "`upgrade-wizard status` shows its state"
@@ -98,18 +117,18 @@ def refuse_unless_undoable(session: Session | None) -> Session:
     if session.is_rollback:
         raise WizardError(f"the last session of {session.instance!r} is a rollback already ({session.id})",
                           "plan a new upgrade with `run --new` or the interactive wizard's n")  # fmt: skip
-    if session.shared_run is not None:
+    if session.shared_run is not None and shared is None:
         raise WizardError(f"this upgrade of {session.instance!r} was part of the upgrade of a shared venv "
-                          f"({session.shared_run}): putting the old code back would put it under every instance on "
-                          "that venv, and the wizard does not take such an upgrade back yet",
-                          "reinstall the old release by hand for all of them, and restore each one's database from "
-                          "its backup (`upgrade-wizard status INSTANCE` shows where each backup is)")  # fmt: skip
+                          f"({session.shared_run}): putting the old code back puts it under every instance on "
+                          "that venv, so they are taken back together", TOGETHER_HINT)  # fmt: skip
+    if session.running is not None:
+        raise WizardError(f"step {session.running.id!r} of {session.instance!r} is still running: a rollback now "
+                          "would race it", "wait for it to end (`upgrade-wizard status` says when), then roll back")  # fmt: skip
+    if shared is not None and not shared.puts_back:
+        return session  # its rollback restarts its services under the old code, whether or not a step of it ran
     if not any(step.attempts for step in session.steps):
         raise WizardError("no step of this upgrade has run: there is nothing to take back",
                           "abandon the upgrade from the interactive wizard, or leave it")  # fmt: skip
-    if session.running is not None:
-        raise WizardError(f"step {session.running.id!r} is still running: a rollback now would race it",
-                          "wait for it to end (`upgrade-wizard status` says when), then roll back")  # fmt: skip
     if session.packages_before is None:
         raise WizardError(
             "this upgrade did not record the venv's packages before it began, so the wizard cannot tell what to put back",
@@ -199,15 +218,19 @@ def rollback_step_ids(session: Session, recipe: Recipe) -> set[str]:
     return ids | {f"rollback-{action}-{role}" for role in session.services for action in ("stop", "start")}
 
 
-def plan_rollback(context: InstanceContext, session: Session | None, restore_database: bool | None) -> RollbackPlan:
+def plan_rollback(context: InstanceContext, session: Session | None, restore_database: bool | None,
+                  shared: SharedCode | None = None) -> RollbackPlan:  # fmt: skip
     """The rollback of ``session`` (WizardError when it cannot be taken back, or the database choice is missing).
 
     ``restore_database``: True restores the backup, False keeps the database as it is, None: not said (refused
-    when a step that migrates has run, since the old code may not run on the new schema).
+    when a step that migrates has run, since the old code may not run on the new schema). ``shared``: the session
+    is one instance's part of a shared venv's upgrade (see ``SharedCode``).
     """
-    upgrade = refuse_unless_undoable(session)
-    recorded = upgrade.packages_before
-    assert recorded is not None
+    upgrade = refuse_unless_undoable(session, shared)
+    recorded = shared.record if shared else upgrade.packages_before
+    if recorded is None:  # a shared venv's code session without its record (refused for an instance's own above)
+        raise WizardError("the upgrade of the shared venv did not record its packages before it began, so the "
+                          "wizard cannot tell what to put back", "reinstall the old release by hand")  # fmt: skip
     try:
         now = pipquery.freeze(context.instance)[1] if recorded.pip else None
     except pipquery.PipQueryError as exc:
@@ -215,7 +238,8 @@ def plan_rollback(context: InstanceContext, session: Session | None, restore_dat
     if now is None:  # recorded from the metadata (the venv has no pip): read the same way now
         packages = record_packages(context.instance).packages
         now = packages.requirements if packages else []
-    changes = package_changes(recorded.requirements, now)
+    puts_back = shared is None or shared.puts_back
+    changes = package_changes(recorded.requirements, now) if puts_back else PackageChanges(back=[], added=[])
     if changes.back and recorded.pip and context.recipe.rollback.install == PIP_REINSTALL:
         try:  # before anything is stopped: a release pip cannot find would fail the rollback half-way
             pipquery.check_installable(context.instance, install_arguments(changes.back))
@@ -236,19 +260,33 @@ def plan_rollback(context: InstanceContext, session: Session | None, restore_dat
     elif migrated is not None:
         warnings.append(f"the database stays as step {migrated.id!r} left it: the old code may not run on its schema "
                         "(the health check afterwards says whether it does)")  # fmt: skip
-    if changes.none and not database:
+    if changes.none and not database and shared is None:  # a shared venv's: asked of all its instances at once
         raise WizardError("the venv already holds exactly the packages recorded before the upgrade, and the database "
                           "is to be kept: there is nothing to take back", "`upgrade-wizard check` says how the site is")  # fmt: skip
-    again = again_steps(context, upgrade, upgrade.installed_version, recorded.requirements)
+    to_version = shared.version if shared else upgrade.installed_version
+    again = again_steps(context, upgrade, to_version, recorded.requirements)
     steps = [*service_steps(context, upgrade, "stop"), *package_steps(context, changes, len(recorded.requirements)),
              *database, *again, *service_steps(context, upgrade, "start")]  # fmt: skip
     package = requirement_name(context.recipe.package)
     from_version = next((line.split("==", 1)[1] for line in now if requirement_name(line) == package and "==" in line),
                         upgrade.target_version)  # fmt: skip
-    return RollbackPlan(upgrade, steps, changes, from_version, upgrade.installed_version, bool(database), warnings)
+    packages_by = None if puts_back or shared is None else shared.instance
+    return RollbackPlan(upgrade, steps, changes, from_version, to_version, bool(database), warnings,
+                        packages_by=packages_by, restores=recorded)  # fmt: skip
 
 
 WAY_BACK = "the upgrade can be taken back: `upgrade-wizard rollback` shows how, and changes nothing until --yes"
+WAY_BACK_TOGETHER = ("the instances on this venv can be taken back together: `upgrade-wizard rollback --all` shows "
+                     "how, and changes nothing until --yes")  # fmt: skip
+
+
+def way_back(session: Session) -> str | None:
+    """The line naming the way back from this session, for the command line; None when there is none to offer."""
+    if can_roll_back(session):
+        return WAY_BACK
+    if session.shared_run is not None and not session.is_rollback and session.running is None:
+        return WAY_BACK_TOGETHER
+    return None
 
 
 def can_roll_back(session: Session) -> bool:
@@ -256,7 +294,7 @@ def can_roll_back(session: Session) -> bool:
     ended, none running, its packages recorded (the planning says why not, in detail, for the rest)."""
     return (
         not session.is_rollback
-        and session.shared_run is None
+        and session.shared_run is None  # a shared venv's: `rollback --all` (TOGETHER_HINT)
         and session.running is None
         and session.packages_before is not None
         and any(

@@ -202,7 +202,8 @@ class Engine:
             id=new_session_id(), kind="rollback", undoes=upgrade.id, instance=upgrade.instance, recipe=upgrade.recipe,
             venv=upgrade.venv, app_config=upgrade.app_config, installed_version=rollback.from_version,
             target_version=rollback.to_version, python_version=upgrade.python_version, services=upgrade.services,
-            backup=upgrade.backup, restores=upgrade.packages_before, steps=rollback.steps,
+            backup=upgrade.backup, steps=rollback.steps,
+            restores=upgrade.packages_before if rollback.restores is None else rollback.restores,
         )  # fmt: skip
         restore = "with" if rollback.restores_database else "without"
         session.note(f"rollback of {upgrade.id} planned, {restore} the database restore: {len(rollback.steps)} steps")

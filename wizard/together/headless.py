@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from wizard.config.context import InstanceContext
@@ -47,19 +48,27 @@ def run_instances(
     """Each venv's instances upgraded in turn, every line labelled with its instance; the worst exit code wins.
 
     ``--retry``/``--skip`` go to the one instance that stands at a failed or interrupted step."""
+
+    def upgrade(group: list[Instance], mine: Choices) -> Exit:
+        if len(group) == 1:
+            return run_upgrade(group[0], StateStore(root, group[0].name), out.labelled(group[0].name), mine, new=new)
+        return run_together(group, root, out, mine, new=new)
+
+    return for_each_venv(instances, root, choices, upgrade)
+
+
+def for_each_venv(instances: list[Instance], root: Path, choices: Choices,
+                  act: Callable[[list[Instance], Choices], Exit]) -> Exit:  # fmt: skip
+    """``act`` on each venv's instances in turn; the worst exit code. One venv that cannot go on does not stop the
+    others (its error is said on stderr); the operator stopping the wizard does. ``--retry``/``--skip`` go to the
+    one instance that stands at a failed or interrupted step, and to its venv's act alone."""
     deciding = deciding_instance(instances, root) if choices.retry or choices.skip_reason is not None else None
     plain = Choices(**{**vars(choices), "retry": False, "skip_reason": None})
     codes = []
     for group in by_venv(instances):
-        mine = choices if deciding in [i.name for i in group] else plain
         try:
-            if len(group) == 1:
-                code = run_upgrade(
-                    group[0], StateStore(root, group[0].name), out.labelled(group[0].name), mine, new=new
-                )
-            else:
-                code = run_together(group, root, out, mine, new=new)
-        except WizardError as exc:  # one venv that cannot go on does not stop the others
+            code = act(group, choices if deciding in [i.name for i in group] else plain)
+        except WizardError as exc:
             names = ", ".join(instance.name for instance in group)
             hint = f"\nhint: {exc.hint}" if exc.hint else ""
             print(f"error: {names}: {exc.message}{hint}", file=sys.stderr, flush=True)
@@ -111,7 +120,8 @@ def run_together(
                 for name in run.instances:
                     if run.sessions.get(name) and engines[name].session is not None:
                         report_done(engines[name], outs[name])
-                out.line(f"the upgrade of the shared venv {store.venv} is finished; pass --new to plan another one")
+                ended = "was taken back" if run.rollbacks else "is finished"
+                out.line(f"the upgrade of the shared venv {store.venv} {ended}; pass --new to plan another one")
                 return Exit.DONE
             started = start_run(instances, store, engines, outs, previous=run)
             if isinstance(started, Exit):

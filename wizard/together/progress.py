@@ -8,11 +8,16 @@ code. Both faces ask ``next_stage`` and do what it says.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from wizard.config.instance import Instance
+from wizard.errors import WizardError
 from wizard.session.state import Session
-from wizard.together.record import SharedRun
+from wizard.together.record import SharedRun, SharedRunStore
 from wizard.views.services import nothing_started
+
+ROLLBACK_CARRY_ON = "carry on with `upgrade-wizard rollback --yes --all` (or name every instance on the venv)"
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,14 @@ def in_the_way(run: SharedRun, session: Session | None) -> Literal["none", "put 
     if session is None or in_run(run, session) is not None or session.done or session.abandoned:
         return "none"
     return "put aside" if nothing_started(session) else "under way"
+
+
+def refuse_alone(root: Path, instance: Instance, session: Session | None) -> None:
+    """WizardError when the instance's session is its part of a shared venv's rollback under way: that goes on with
+    the other instances, in its order (the code first), never alone."""
+    if session is None or not session.is_rollback or session.done or session.abandoned:
+        return
+    run = SharedRunStore(root, instance.venv).load()
+    if run is not None and run.rollbacks.get(instance.name) == session.id:
+        raise WizardError(f"{instance.name}'s rollback {session.id} is its part of the rollback of the shared venv "
+                          f"{run.venv}, which goes on with every instance on it", ROLLBACK_CARRY_ON)  # fmt: skip

@@ -55,6 +55,7 @@ class SharedRun(BaseModel):
     created: datetime = Field(default_factory=now)
     updated: datetime = Field(default_factory=now)
     finished: datetime | None = None
+    rollbacks: dict[str, str] = Field({}, description="instance -> the id of its rollback of this run, once begun")
     events: list[Event] = []
 
     @property
