@@ -97,3 +97,40 @@ async def test_picking_one_instance_of_a_shared_venv_shows_why_it_cannot_go_alon
         assert app.screen.plan.blocked
         assert any(note.id == "check-shared-venv" and note.severity == "blocker" for note in app.screen.plan.notes)
         await pilot.press("q")
+
+
+async def test_an_instances_part_of_a_shared_rollback_under_way_is_not_opened_alone(host, capsys):
+    """demo2's rollback begun as part of its shared venv's (the record names it): picked alone in the host table,
+    the wizard does not open it, and says to carry on with every instance on the venv."""
+    from wizard.config.context import InstanceContext
+    from wizard.rollback.plan import SharedCode, plan_rollback
+    from wizard.session.engine import Engine
+    from wizard.session.store import StateStore
+    from wizard.together.record import SharedRunStore
+
+    from ..helpers.sites import run_cli
+
+    upgraded = run_cli("--config", str(host / "instances.toml"), "--state-dir", str(host / "state"),
+                       "run", "--yes", "--all", timeout=STEP_WAIT)  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    instances = load_instances(host / "instances.toml")
+    code = StateStore(host / "state", "demo").load()
+    assert code is not None
+    with Engine(InstanceContext.open(instances["demo2"]), StateStore(host / "state", "demo2")) as engine:
+        shared = SharedCode("demo", code.packages_before, code.installed_version, puts_back=False)
+        begun = engine.begin_rollback(plan_rollback(engine.context, engine.session, True, shared))
+    store = SharedRunStore(host / "state", instances["demo2"].venv)
+    record = store.load()
+    assert record is not None
+    record.rollbacks["demo2"] = begun.id
+    store.save(record)
+
+    app = make_app(instances, host / "state")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "PickerScreen"))
+        await pilot.press("down", "enter")  # demo2 alone
+        await until(pilot, lambda: app.return_code is not None, 60, "the wizard to stop")
+    assert app.return_code == 2
+    assert all(step.attempts == 0 for step in StateStore(host / "state", "demo2").load().steps)  # nothing ran
+    said = " ".join(capsys.readouterr().err.split())  # what the wizard printed as it stopped
+    assert "its part of the rollback of the shared venv" in said and "rollback --yes --all" in said, said
