@@ -586,4 +586,28 @@ def test_two_instances_on_one_venv_code_once_each_database_its_own_and_a_kill_be
             assert "celery-second" in steps_of(other)[job]["argv"], steps_of(other)[job]["argv"]
         leaks = site.secret_leaks(killed.text(), out)
         assert not leaks, f"the database password shows in: {leaks}"
+
+        # Taken back together: the old code once (in the first's rollback), each database from its own backup.
+        alone = wizard("rollback", "second", "--restore-database")
+        assert alone.returncode == 2 and "rollback --all" in alone.stderr, alone.stdout + alone.stderr
+        started = time.monotonic()
+        back = wizard("rollback", "--all", "--restore-database", "--yes", timeout=RUN_TIMEOUT)
+        log(f"rollback of both: exit {back.returncode} in {time.monotonic() - started:.0f} s")
+        assert back.returncode == 0, back.stdout[-8000:] + back.stderr
+        mine, its = site.session(), json.loads(wizard("status", "second", "--json").stdout)
+        assert mine["kind"] == its["kind"] == "rollback"
+        assert (mine["undoes"], its["undoes"]) == (first["id"], other["id"])
+        assert [s["id"] for s in its["steps"]] == ["rollback-stop-celery", "rollback-stop-uwsgi", "rollback-database",
+                                                   "rollback-start-uwsgi", "rollback-start-celery"]  # fmt: skip
+        assert "rollback-packages" in [s["id"] for s in mine["steps"]]
+        assert all(s["status"] == "succeeded" for s in mine["steps"] + its["steps"]), (mine["steps"], its["steps"])
+        assert "celery-second" in steps_of(its)["rollback-stop-celery"]["argv"]
+        freeze = site.pip("freeze", "--all").stdout.splitlines()
+        recorded = first["packages_before"]["requirements"]
+        assert sorted(freeze) == sorted(recorded), sorted(set(freeze) ^ set(recorded))
+        assert site.installed("indico") == INDICO_OLD
+        assert second.core_revision() == behind  # its own backup, one migration further back than the first's
+        assert site.revisions()["core"] == CORE_BEHIND
+        assert second.version_served() == INDICO_OLD
+        assert not site.secret_leaks(back.stdout, back.stderr)
     log(f"TEST two instances took {time.monotonic() - phase:.0f} s")
