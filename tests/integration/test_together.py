@@ -216,6 +216,8 @@ def test_a_shared_venvs_upgrade_is_taken_back_together_and_a_killed_rollback_goe
         alone = cli(host, "rollback", "demo2", "--yes")
         assert alone.returncode == 2 and "its part of the rollback of the shared venv" in alone.stderr, alone.stderr
         assert "rollback --yes --all" in alone.stderr
+    anew = cli(host, "run", "--yes", "--all", "--new", timeout=RUN_TIMEOUT)  # nothing new starts meanwhile
+    assert anew.returncode == 2 and "rollback of the last upgrade of the shared venv" in anew.stderr, anew.stderr
     resumed = cli(host, "rollback", "--all", "--yes", timeout=RUN_TIMEOUT)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "[demo] its rollback finished earlier: not run again" in resumed.stdout
@@ -233,3 +235,5 @@ def test_a_shared_venvs_upgrade_is_taken_back_together_and_a_killed_rollback_goe
 
     after = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
     assert after.returncode == 0 and "was taken back; pass --new" in after.stdout, after.stdout + after.stderr
+    again = cli(host, "rollback", "--all", "--yes")
+    assert again.returncode == 0 and "every instance's rollback is finished" in again.stdout, again.stdout

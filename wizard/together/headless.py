@@ -29,7 +29,7 @@ from wizard.planning.shared import Together, by_venv, venv_steps
 from wizard.session.engine import Engine, new_session_id
 from wizard.session.state import FINISHED, StepStatus, now
 from wizard.session.store import StateStore
-from wizard.together.progress import in_run, in_the_way
+from wizard.together.progress import in_run, in_the_way, refuse_during_rollback
 from wizard.together.record import SharedRun, SharedRunStore
 from wizard.views.rows import going_back_text
 
@@ -110,6 +110,8 @@ def run_together(
             engines[instance.name] = stack.enter_context(engine)
             engine.reconcile()
         run = store.load()
+        if run is not None:
+            refuse_during_rollback(run, {name: engine.session for name, engine in engines.items()})
         if run is not None and run.finished is None:
             if sorted(run.instances) != sorted(names):
                 raise WizardError(f"the upgrade of the shared venv {store.venv} under way is of {', '.join(run.instances)}",

@@ -59,6 +59,24 @@ def in_the_way(run: SharedRun, session: Session | None) -> Literal["none", "put 
     return "put aside" if nothing_started(session) else "under way"
 
 
+def rollback_unfinished(run: SharedRun, sessions: dict[str, Session | None]) -> bool:
+    """A rollback of this run has begun, and some instance's part of it is not done (or not begun yet)."""
+    if not run.rollbacks:
+        return False
+    for name in run.sessions:
+        session = sessions.get(name)
+        if session is None or session.id != run.rollbacks.get(name) or not session.done:
+            return True
+    return False
+
+
+def refuse_during_rollback(run: SharedRun, sessions: dict[str, Session | None]) -> None:
+    """WizardError when this run's rollback is under way: nothing else starts on the venv until it is done."""
+    if rollback_unfinished(run, sessions):
+        raise WizardError(f"the rollback of the last upgrade of the shared venv {run.venv} is under way",
+                          ROLLBACK_CARRY_ON)  # fmt: skip
+
+
 def refuse_alone(root: Path, instance: Instance, session: Session | None) -> None:
     """WizardError when the instance's session is its part of a shared venv's rollback under way: that goes on with
     the other instances, in its order (the code first), never alone."""

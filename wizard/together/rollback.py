@@ -21,7 +21,7 @@ from wizard.rollback.plan import TOGETHER_HINT, RollbackPlan, SharedCode, plan_r
 from wizard.session.engine import Engine
 from wizard.session.state import Session, now
 from wizard.session.store import StateStore
-from wizard.together.progress import ROLLBACK_CARRY_ON
+from wizard.together.progress import ROLLBACK_CARRY_ON, rollback_unfinished
 from wizard.together.record import SharedRun, SharedRunStore
 
 
@@ -54,6 +54,10 @@ def roll_back_together(instances: list[Instance], root: Path, out: PlainOutput, 
         taking_part = [name for name in run.instances if name in run.sessions]
         sessions = {name: rollback_or_upgrade(run, name, engines[name].session) for name in taking_part}
         if run.rollbacks:
+            if not rollback_unfinished(run, dict(sessions)):
+                out.line(f"the last upgrade of the shared venv {run.venv} was taken back: every instance's rollback "
+                         "is finished")  # fmt: skip
+                return Exit.DONE
             if not go:
                 out.line(f"the rollback of the shared venv's upgrade {run.id} is under way: add --yes to go on with it")
                 return Exit.DONE

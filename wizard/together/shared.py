@@ -14,7 +14,7 @@ from wizard.planning.shared import Together
 from wizard.session.engine import Engine, new_session_id
 from wizard.session.state import now
 from wizard.session.store import InstanceLock, StateStore
-from wizard.together.progress import Stage, in_run, in_the_way, next_stage
+from wizard.together.progress import Stage, in_run, in_the_way, next_stage, refuse_during_rollback
 from wizard.together.record import SharedRun, SharedRunStore
 
 
@@ -29,6 +29,8 @@ class SharedUpgrade:
         lock = store.lock().acquire()
         try:
             run = store.load()
+            if run is not None:
+                refuse_during_rollback(run, {name: StateStore(root, name).load() for name in run.sessions})
             if run is not None and run.finished is None and sorted(run.instances) != sorted(names):
                 raise WizardError(f"the upgrade of {store.venv} under way is of {', '.join(run.instances)}",
                                   "go on with it from the host table's row of that venv")  # fmt: skip
