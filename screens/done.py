@@ -105,8 +105,9 @@ class DoneScreen(EngineScreen):
         if not health.healthy and can_roll_back(self.session):
             parts.append(Text("b takes the upgrade back: it shows the way first, and asks.\n", style="bold"))
         elif not health.healthy and self.session.shared_run is not None and not self.session.is_rollback:
-            parts.append(Text("The instances on this venv go back together: `upgrade-wizard rollback --all` shows "
-                              "the way, and changes nothing until --yes.\n", style="bold"))  # fmt: skip
+            # No key for it here, so said at once, under the verdict: the instances on a venv go back together.
+            parts.insert(1, Text("The instances on this venv go back together: `upgrade-wizard rollback --all` "
+                                 "shows the way, and changes nothing until --yes.", style="bold"))  # fmt: skip
         self.query_one("#health", Static).update(Group(*parts))
 
     def action_check(self) -> None:

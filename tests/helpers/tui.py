@@ -38,3 +38,14 @@ async def straight_to_run(pilot, app, site_root) -> None:
         app.engine.acknowledge(note.id)
     app.engine.declare_backup(str(site_root), "site")
     app.route()
+
+
+def text_of(static) -> str:
+    """What a Static was last given, as plain text (a Rich group of lines and a grid, too)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(static.content)
+    return console.export_text()

@@ -12,7 +12,7 @@ from wizard.config.instance import load_instances
 from wizard.demo.catalog import CORE_REVISIONS
 
 from ..helpers.sites import demo_host
-from ..helpers.tui import on_screen, screen_name, until
+from ..helpers.tui import on_screen, screen_name, text_of, until
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +134,32 @@ async def test_an_instances_part_of_a_shared_rollback_under_way_is_not_opened_al
     assert all(step.attempts == 0 for step in StateStore(host / "state", "demo2").load().steps)  # nothing ran
     said = " ".join(capsys.readouterr().err.split())  # what the wizard printed as it stopped
     assert "its part of the rollback of the shared venv" in said and "rollback --yes --all" in said, said
+
+
+async def test_a_shared_upgrade_found_unwell_names_the_rollback_of_every_instance(host):
+    """After both instances are upgraded together, demo2's database is found behind its code: its done screen says
+    the instances on the venv go back together, and how (b, one instance's rollback, is not offered)."""
+    import sqlite3
+
+    from ..helpers.sites import run_cli
+
+    upgraded = run_cli("--config", str(host / "instances.toml"), "--state-dir", str(host / "state"),
+                       "run", "--yes", "--all", timeout=STEP_WAIT)  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    with sqlite3.connect(host / "demo2" / "indico.sqlite3") as conn:  # as if its migration had been undone
+        conn.execute("UPDATE alembic_version SET version_num = ?", (CORE_REVISIONS[0][0],))
+    app = make_app(load_instances(host / "instances.toml"), host / "state")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, on_screen(app, "PickerScreen"))
+        await pilot.press("down", "enter")  # demo2
+        await until(pilot, on_screen(app, "DoneScreen"), 60, "demo2's done screen")
+        await pilot.press("c")
+
+        def health() -> str:
+            return " ".join(text_of(app.screen.query_one("#health")).split())
+
+        await until(pilot, lambda: not app.screen.checking and "NOT healthy" in health(), 120, "the check's answer")
+        said = health()
+        assert "NOT healthy" in said and "`upgrade-wizard rollback --all` shows the way" in said, said
+        assert not app.screen.check_action("roll_back", ())
+        await pilot.press("q")

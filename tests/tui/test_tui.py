@@ -18,7 +18,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from rich.console import Console
 from textual.widgets import Input, Static
 
 from screens.app import make_app
@@ -36,7 +35,7 @@ from ..helpers.fakes import Attempt, FakeSteps
 from ..helpers.headless import counting_steps, kill_step_and_wizard, start_and_kill
 from ..helpers.processes import kill_tree_leftovers, wait_for
 from ..helpers.sites import make_site, step_toml, toml_str
-from ..helpers.tui import on_screen, screen_name, site_app, straight_to_run, until
+from ..helpers.tui import on_screen, screen_name, site_app, straight_to_run, text_of, until
 from ..helpers.wheels import build_wheel, next_python_minor, offline_pip_env, venv_with
 
 pytestmark = pytest.mark.slow
@@ -49,13 +48,6 @@ def sandbox(tmp_path):
     start_services(folder)
     yield folder
     kill_tree_leftovers(tmp_path)
-
-
-def text_of(static: Static) -> str:
-    """What a Static was last given, as plain text (a Rich group of lines and a grid, too)."""
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(static.content)
-    return console.export_text()
 
 
 def demo_app(folder: Path):
