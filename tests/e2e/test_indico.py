@@ -531,7 +531,9 @@ def test_end_blocker_after_ends_an_idle_session_of_a_named_role(site: IndicoSite
 def test_two_instances_on_one_venv_code_once_each_database_its_own_and_a_kill_between_them(site: IndicoSite):
     """The forum's host: a second Indico (its own config, database, uWSGI and Celery) on the site's venv, its
     database one core migration further behind. Refused alone; upgraded together: pip once, each database by
-    its own session; the wizard killed between the two, the second finishes and the first is not run again."""
+    its own session; the wizard killed between the two, the second finishes and the first is not run again.
+    Then `rollback --all --restore-database --yes`: the recorded packages back once, each database from its own
+    backup (the second one migration further back again), the second site serving the old release."""
     phase = time.monotonic()
     with second_instance(site) as second:
         behind = second.core_revision()
