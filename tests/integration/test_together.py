@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from wizard.demo.catalog import CORE_REVISIONS, installed_packages
 
 from ..helpers.processes import kill_tree_leftovers, wait_for
-from ..helpers.sites import demo_host, run_cli
+from ..helpers.sites import PYTHON, demo_host, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +54,23 @@ def healthy(health: dict | None) -> bool:
 def shared_record(folder: Path) -> dict:
     (record,) = (folder / "state" / ".venvs").glob("*/run.json")
     return json.loads(record.read_text())
+
+
+def killed_once(folder: Path, ready, what: str, *args: str) -> None:
+    """The wizard run with ``args``, killed with SIGKILL as soon as ``ready()`` holds (its output in a file beside)."""
+    with open(folder.parent / "killed-wizard.out", "w") as output:
+        wizard = subprocess.Popen(
+            [PYTHON, "-m", "wizard", "--config", str(folder / "instances.toml"), "--state-dir", str(folder / "state"),
+             *args],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(ready, RUN_TIMEOUT, what=what)
+        wizard.send_signal(signal.SIGKILL)
+        wizard.wait(timeout=30)
+    finally:
+        if wizard.poll() is None:
+            wizard.kill()
 
 
 def test_one_instance_of_a_shared_venv_is_refused_alone_and_nothing_changes(host):
@@ -128,24 +146,9 @@ def test_demo_with_two_instances_upgrades_code_once_each_database_by_its_own_ses
 
 
 def test_killed_between_the_instances_the_second_finishes_and_the_first_is_not_run_again(host):
-    import subprocess
-
-    from ..helpers.sites import PYTHON
-
-    wizard = subprocess.Popen(
-        [PYTHON, "-m", "wizard", "--config", str(host / "instances.toml"), "--state-dir", str(host / "state"),
-         "run", "--yes", "--all"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        state = host / "state" / "demo" / "session.json"
-        wait_for(lambda: state.exists() and session(host, "demo").get("finished"), RUN_TIMEOUT,
-                 what="demo's session to finish")  # fmt: skip
-        wizard.send_signal(signal.SIGKILL)
-        wizard.wait(timeout=30)
-    finally:
-        if wizard.poll() is None:
-            wizard.kill()
+    state = host / "state" / "demo" / "session.json"
+    killed_once(host, lambda: state.exists() and session(host, "demo").get("finished"), "demo's session to finish",
+                "run", "--yes", "--all")  # fmt: skip
     before = session(host, "demo")
     assert shared_record(host)["finished"] is None
 
@@ -169,10 +172,6 @@ def test_a_shared_venvs_upgrade_is_taken_back_together_and_a_killed_rollback_goe
     """rollback --all: the old code put back once (by demo's rollback), each database restored from its own backup
     by its own rollback session; one instance alone is refused, before and during; the plan changes nothing; a
     wizard killed once demo's rollback has finished takes up demo2's and never runs demo's again."""
-    import subprocess
-
-    from ..helpers.sites import PYTHON
-
     before = {"demo": revision(host / "indico.sqlite3"), "demo2": revision(host / "demo2" / "indico.sqlite3")}
     upgraded = cli(host, "run", "--yes", "--all", timeout=RUN_TIMEOUT)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
@@ -192,19 +191,8 @@ def test_a_shared_venvs_upgrade_is_taken_back_together_and_a_killed_rollback_goe
     assert installed_packages(host / "venv")["indico-demo"] == "3.2.9"  # nothing changed by the plan
     assert {name: session(host, name)["id"] for name in upgrades} == upgrades
 
-    wizard = subprocess.Popen(
-        [PYTHON, "-m", "wizard", "--config", str(host / "instances.toml"), "--state-dir", str(host / "state"),
-         "rollback", "--all", "--restore-database", "--yes"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: session(host, "demo").get("kind") == "rollback" and session(host, "demo").get("finished"),
-                 RUN_TIMEOUT, what="demo's rollback to finish")  # fmt: skip
-        wizard.send_signal(signal.SIGKILL)
-        wizard.wait(timeout=30)
-    finally:
-        if wizard.poll() is None:
-            wizard.kill()
+    killed_once(host, lambda: session(host, "demo").get("kind") == "rollback" and session(host, "demo").get("finished"),
+                "demo's rollback to finish", "rollback", "--all", "--restore-database", "--yes")  # fmt: skip
     first = session(host, "demo")
     record = shared_record(host)
     assert record["rollbacks"]["demo"] == first["id"] and first["undoes"] == upgrades["demo"]

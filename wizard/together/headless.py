@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from wizard.config.context import InstanceContext
@@ -94,13 +94,14 @@ def deciding_instance(instances: list[Instance], root: Path) -> str:
     return waiting[0]
 
 
-def run_together(
-    instances: list[Instance], root: Path, out: PlainOutput, choices: Choices, *, new: bool = False
-) -> Exit:
-    """Every instance on one shared venv: their locks and the venv's lock held throughout."""
-    names = [instance.name for instance in instances]
+@contextlib.contextmanager
+def holding_the_venv(
+    instances: list[Instance], root: Path, out: PlainOutput
+) -> Iterator[tuple[SharedRunStore, dict[str, Engine], dict[str, PlainOutput]]]:
+    """The shared venv's lock and every instance's engine (its lock held, its session reconciled), each one's lines
+    labelled with its name; all let go of on the way out."""
     store = SharedRunStore(root, instances[0].venv)
-    outs = {name: out.labelled(name) for name in names}
+    outs = {instance.name: out.labelled(instance.name) for instance in instances}
     with store.lock(), contextlib.ExitStack() as stack:
         engines: dict[str, Engine] = {}
         for instance in instances:
@@ -109,6 +110,15 @@ def run_together(
             )
             engines[instance.name] = stack.enter_context(engine)
             engine.reconcile()
+        yield store, engines, outs
+
+
+def run_together(
+    instances: list[Instance], root: Path, out: PlainOutput, choices: Choices, *, new: bool = False
+) -> Exit:
+    """Every instance on one shared venv: their locks and the venv's lock held throughout."""
+    names = [instance.name for instance in instances]
+    with holding_the_venv(instances, root, out) as (store, engines, outs):
         run = store.load()
         if run is not None:
             refuse_during_rollback(run, {name: engine.session for name, engine in engines.items()})

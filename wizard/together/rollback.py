@@ -10,17 +10,15 @@ takes up the next one where it stood and never runs a finished one again.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
-from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
 from wizard.headless import Choices, PlainOutput, follow_steps
 from wizard.rollback.plan import TOGETHER_HINT, RollbackPlan, SharedCode, plan_rollback
 from wizard.session.engine import Engine
 from wizard.session.state import Session, now
-from wizard.session.store import StateStore
+from wizard.together.headless import holding_the_venv
 from wizard.together.progress import ROLLBACK_CARRY_ON, rollback_unfinished
 from wizard.together.record import SharedRun, SharedRunStore
 
@@ -29,16 +27,7 @@ def roll_back_together(instances: list[Instance], root: Path, out: PlainOutput, 
                        restore_database: bool | None, go: bool) -> Exit:  # fmt: skip
     """Plan the rollback of the shared venv's last upgrade and print it; with ``go``, run it (or go on with it)."""
     names = [instance.name for instance in instances]
-    store = SharedRunStore(root, instances[0].venv)
-    outs = {name: out.labelled(name) for name in names}
-    with store.lock(), contextlib.ExitStack() as stack:
-        engines: dict[str, Engine] = {}
-        for instance in instances:
-            engine = Engine(
-                InstanceContext.open(instance), StateStore(root, instance.name), say=outs[instance.name].line
-            )
-            engines[instance.name] = stack.enter_context(engine)
-            engine.reconcile()
+    with holding_the_venv(instances, root, out) as (store, engines, outs):
         run = store.load()
         if run is None:
             raise WizardError(f"there is no upgrade of the shared venv {store.venv} on record to take back",
