@@ -93,7 +93,10 @@ def plan_all(run: SharedRun, sessions: dict[str, Session], engines: dict[str, En
         if session.is_rollback:
             continue
         shared = SharedCode(run.code_by, record, version, puts_back=name == run.code_by)
-        plans[name] = plan_rollback(engines[name].context, session, restore_database, shared)
+        try:
+            plans[name] = plan_rollback(engines[name].context, session, restore_database, shared)
+        except WizardError as exc:  # said with the instance it is about; none of them begins
+            raise WizardError(f"{name}: {exc.message}; no instance's rollback begins", exc.hint) from None
     return plans
 
 
