@@ -181,7 +181,9 @@ def test_a_shared_venvs_upgrade_is_taken_back_together_and_a_killed_rollback_goe
     assert alone.returncode == 2 and "part of the upgrade of a shared venv" in alone.stderr, alone.stderr
     assert "`upgrade-wizard rollback --all`" in alone.stderr
     unsaid = cli(host, "rollback", "--all", "--yes")
-    assert unsaid.returncode == 2 and "demo: the upgrade changed the database" in unsaid.stderr, unsaid.stdout + unsaid.stderr
+    assert unsaid.returncode == 2 and "demo: the upgrade changed the database" in unsaid.stderr, (
+        unsaid.stdout + unsaid.stderr
+    )
     shown = cli(host, "rollback", "demo", "demo2", "--restore-database")
     out = shown.stdout
     assert shown.returncode == 0 and "nothing was changed: add --yes" in out, shown.stdout + shown.stderr
