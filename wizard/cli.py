@@ -216,7 +216,8 @@ def one_state_root(args: argparse.Namespace, names: list[str]) -> Path:
 
 def run_command(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
     """`run --yes`: one instance as ever; several (named, or --all), each venv's in turn, a shared venv's together."""
-    from wizard.headless import PlainOutput, choices_from, require_yes, run_upgrade
+    from wizard.headless import choices_from, require_yes, run_upgrade
+    from wizard.plainlines import PlainOutput
     from wizard.together.headless import run_instances
 
     require_yes(args)
@@ -233,7 +234,8 @@ def run_command(instances: dict[str, Instance], args: argparse.Namespace) -> Exi
 def rollback_command(instances: dict[str, Instance], args: argparse.Namespace) -> Exit:
     """`rollback`: one instance's last upgrade; several (named, or --all), each venv's in turn, a shared venv's
     upgrade taken back together. Without --yes, the plan alone."""
-    from wizard.headless import Choices, PlainOutput
+    from wizard.headless import Choices
+    from wizard.plainlines import PlainOutput
     from wizard.rollback.command import roll_back_instances
 
     restore = True if args.restore_database else False if args.keep_database else None

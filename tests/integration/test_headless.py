@@ -72,7 +72,8 @@ def test_ctrl_c_stops_following_but_not_the_step(site_root):
 def test_a_wizard_dying_between_launch_and_save_leaves_a_record_to_resume(site_root, monkeypatch):
     from wizard.config.instance import load_instances
     from wizard.execution import runner
-    from wizard.headless import Choices, PlainOutput, run_upgrade
+    from wizard.headless import Choices, run_upgrade
+    from wizard.plainlines import PlainOutput
     from wizard.session.store import StateStore
 
     runs = site_root / "runs.txt"

@@ -423,7 +423,8 @@ def test_headless_says_the_verdict_again_while_the_step_waits(tmp_path, table, s
     import threading
 
     from wizard import headless
-    from wizard.headless import Choices, PlainOutput, run_upgrade
+    from wizard.headless import Choices, run_upgrade
+    from wizard.plainlines import PlainOutput
     from wizard.session.store import StateStore
 
     monkeypatch.setattr(headless, "REPEAT_SECONDS", 1.0)

@@ -27,7 +27,8 @@ from screens.widgets import GLYPH, NowLine, StepList
 from wizard.config.instance import load_instances
 from wizard.demo.sandbox import build, start_services
 from wizard.execution.runner import Alive, inspect
-from wizard.headless import Choices, PlainOutput, run_upgrade
+from wizard.headless import Choices, run_upgrade
+from wizard.plainlines import PlainOutput
 from wizard.session.state import StepStatus
 from wizard.session.store import StateStore
 

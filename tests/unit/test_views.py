@@ -15,9 +15,9 @@ from rich.console import Console
 
 from steps import load_recipe
 from wizard.config.instance import Instance
-from wizard.headless import PlainOutput, print_notes, report_done
 from wizard.host.detect import Detection
 from wizard.host.services import Unit
+from wizard.plainlines import PlainOutput, print_notes, report_done
 from wizard.planning.plan import Plan
 from wizard.session.state import Backup, Note, Session, StepRecord, StepStatus
 from wizard.views import rows as views

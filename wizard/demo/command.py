@@ -28,8 +28,9 @@ from wizard.config.instance import load_instances
 from wizard.demo.sandbox import INSTANCE, build, is_sandbox, resume_services, service_folders, start_services
 from wizard.demo.svc import SERVICES, Parked, park, running_process, stop_orphans
 from wizard.errors import Exit, StateError, WizardError
-from wizard.headless import PlainOutput, StoppedBySignal, choices_from, require_yes, run_upgrade
+from wizard.headless import StoppedBySignal, choices_from, require_yes, run_upgrade
 from wizard.host.procs import alive
+from wizard.plainlines import PlainOutput
 from wizard.session.state import StepRecord
 from wizard.session.store import StateStore
 from wizard.together.headless import run_instances

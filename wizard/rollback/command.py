@@ -7,7 +7,8 @@ from pathlib import Path
 from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
-from wizard.headless import Choices, PlainOutput, follow_steps
+from wizard.headless import Choices, follow_steps
+from wizard.plainlines import PlainOutput
 from wizard.rollback.plan import plan_rollback
 from wizard.session.engine import Engine
 from wizard.session.store import StateStore

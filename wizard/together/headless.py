@@ -15,15 +15,8 @@ from pathlib import Path
 from wizard.config.context import InstanceContext
 from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
-from wizard.headless import (
-    Choices,
-    PlainOutput,
-    follow_steps,
-    get_ready,
-    print_notes,
-    report_done,
-    run_upgrade,
-)
+from wizard.headless import Choices, follow_steps, get_ready, run_upgrade
+from wizard.plainlines import PlainOutput, print_notes, report_done
 from wizard.planning.plan import Plan, plan_for
 from wizard.planning.shared import Together, by_venv, venv_steps
 from wizard.session.engine import Engine, new_session_id
