@@ -16,7 +16,7 @@ from wizard.config.instance import Instance
 from wizard.errors import Exit, WizardError
 from wizard.headless import Choices, follow_steps
 from wizard.plainlines import PlainOutput
-from wizard.rollback.plan import TOGETHER_HINT, RollbackPlan, SharedCode, plan_rollback
+from wizard.rollback.plan import RollbackPlan, SharedCode, plan_rollback
 from wizard.session.engine import Engine
 from wizard.session.state import Session, now
 from wizard.together.headless import holding_the_venv
@@ -34,8 +34,9 @@ def roll_back_together(instances: list[Instance], root: Path, out: PlainOutput, 
             raise WizardError(f"there is no upgrade of the shared venv {store.venv} on record to take back",
                               "`upgrade-wizard status` shows where each instance stands")  # fmt: skip
         if sorted(run.instances) != sorted(names):
-            raise WizardError(f"the last upgrade of the shared venv {store.venv} was of {', '.join(run.instances)}: "
-                              "they go back together", TOGETHER_HINT)  # fmt: skip
+            raise WizardError(f"the last upgrade of the shared venv {store.venv} was of {', '.join(run.instances)}, "
+                              f"not of {', '.join(names)}: those go back together, and only those",
+                              f"name them: `upgrade-wizard rollback {' '.join(run.instances)}`")  # fmt: skip
         if run.nothing_to_do:
             raise WizardError(f"{', '.join(run.nothing_to_do)} had nothing to upgrade when the shared venv was upgraded: "
                               "putting the old code back would put it under a database the upgrade never touched",
