@@ -489,9 +489,12 @@ def test_at_80x24_the_tui_upgrade_is_read_whole(site: PretalxSite, terminal: Ter
                 assert len(shown) >= 2 and shown == titles[: len(shown)], (shown, done)
                 terminal.keys("q")
                 # The pane stays (remain-on-exit); tmux may say it is dead a moment before it has the exit status.
-                exited = wait_until(lambda: re.fullmatch(r"1 (\d+)", terminal.tmux(
-                    "display-message", "-p", "-t", terminal.name, "#{pane_dead} #{pane_dead_status}").strip()),
-                    60, "the wizard to exit on q")  # fmt: skip
+                try:
+                    exited = wait_until(lambda: re.fullmatch(r"1 (\d+)", terminal.tmux(
+                        "display-message", "-p", "-t", terminal.name, "#{pane_dead} #{pane_dead_status}").strip()),
+                        60, "the wizard to exit on q")  # fmt: skip
+                except AssertionError as timed_out:
+                    raise AssertionError(f"{timed_out}\n{terminal.holders()}\n{terminal.screen()}") from None
                 assert exited.group(1) == "0", f"the wizard exited with {exited.group(1)}:\n{terminal.screen()}"
     finally:
         stop_running_steps(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -45,6 +46,29 @@ class Terminal:
                 return screen
             time.sleep(0.2)
         raise AssertionError(f"{text!r} never appeared; the screen shows:\n{self.screen()}")
+
+    def holders(self) -> str:
+        """Why the pane is not dead yet, for a failure message: whether its program still runs (and its threads),
+        and every process that still has the pane's terminal open (tmux marks the pane dead only when none has)."""
+        import psutil
+
+        pid_text, tty = self.tmux("display-message", "-p", "-t", self.name, "#{pane_pid} #{pane_tty}").split()
+        said = []
+        try:
+            program = psutil.Process(int(pid_text))
+            threads = [thread.id for thread in program.threads()]
+            said.append(f"the program (pid {program.pid}) is {program.status()}, with {len(threads)} threads")
+        except psutil.Error:
+            said.append(f"the program (pid {pid_text}) has ended")
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if any(getattr(f, "path", "") == tty for f in proc.open_files()) or any(
+                    os.path.realpath(f"/proc/{proc.pid}/fd/{fd}") == tty for fd in (0, 1, 2)
+                ):
+                    said.append(f"pid {proc.pid} has {tty} open: {' '.join(proc.info['cmdline'] or [])[:200]}")
+            except (psutil.Error, OSError):
+                continue
+        return "\n".join(said)
 
     def hang_up(self) -> None:
         """What a dropped SSH link does: the terminal goes, its processes get SIGHUP."""
