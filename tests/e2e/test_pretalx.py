@@ -423,8 +423,9 @@ def test_at_80x24_the_tui_upgrade_is_read_whole(site: PretalxSite, terminal: Ter
     # The real program, as an operator starts it: our environment less the test runner's (as the CLI tests do),
     # without COLUMNS/LINES, which would override the terminal's own size.
     unset = sorted((set(os.environ) - set(clean_environ())) | {"COLUMNS", "LINES"})
+    # PYTHONFAULTHANDLER: a crash (at exit, say) prints every thread's stack where the failure message reads it.
     argv = ["env", *(f"--unset={name}" for name in unset), f"XDG_STATE_HOME={os.devnull}-not-a-dir",
-            *site.wizard_argv(state, "tui")]  # fmt: skip
+            "PYTHONFAULTHANDLER=1", *site.wizard_argv(state, "tui")]  # fmt: skip
     pinned: dict[str, str] = {}  # step id -> its log, opened from the step list
     try:
         with Recorder(terminal) as recorder:
@@ -488,13 +489,23 @@ def test_at_80x24_the_tui_upgrade_is_read_whole(site: PretalxSite, terminal: Ter
                 titles = [step["title"] for step in site.steps(state).values()]
                 assert len(shown) >= 2 and shown == titles[: len(shown)], (shown, done)
                 terminal.keys("q")
-                # The pane stays (remain-on-exit); tmux may say it is dead a moment before it has the exit status.
+                # The pane stays (remain-on-exit); tmux may say it is dead a moment before it has the exit status
+                # (or the signal that ended it).
+                said: list[str] = []
+
+                def pane_end() -> re.Match | None:
+                    said.append(terminal.tmux("display-message", "-p", "-t", terminal.name,
+                                              "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}").strip())  # fmt: skip
+                    return re.fullmatch(r"1 (\d+)?(?: (\d+))?", said[-1])  # dead, with its exit status or signal
+
                 try:
-                    exited = wait_until(lambda: re.fullmatch(r"1 (\d+)", terminal.tmux(
-                        "display-message", "-p", "-t", terminal.name, "#{pane_dead} #{pane_dead_status}").strip()),
-                        60, "the wizard to exit on q")  # fmt: skip
+                    exited = wait_until(pane_end, 60, "the wizard to exit on q")
                 except AssertionError as timed_out:
-                    raise AssertionError(f"{timed_out}\n{terminal.holders()}\n{terminal.screen()}") from None
+                    raise AssertionError(
+                        f"{timed_out}; tmux said {said[-1]!r}\n{terminal.holders()}\n"
+                        f"{terminal.tmux('capture-pane', '-p', '-S', '-200', '-t', terminal.name)}"
+                    ) from None
+                assert not exited.group(2), f"the wizard was ended by signal {exited.group(2)}:\n{terminal.screen()}"
                 assert exited.group(1) == "0", f"the wizard exited with {exited.group(1)}:\n{terminal.screen()}"
     finally:
         stop_running_steps(state)
