@@ -29,6 +29,10 @@ class Terminal:
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", self.name)
 
+    def scrollback(self, lines: int = 200) -> str:
+        """The screen and up to ``lines`` lines that scrolled off above it."""
+        return self.tmux("capture-pane", "-p", "-S", f"-{lines}", "-t", self.name)
+
     def keys(self, *keys: str) -> None:
         for key in keys:
             self.tmux("send-keys", "-t", self.name, key)
