@@ -422,12 +422,12 @@ def test_headless_says_the_verdict_again_while_the_step_waits(tmp_path, table, s
     import io
     import threading
 
-    from wizard import headless
+    from wizard import plainlines
     from wizard.headless import Choices, run_upgrade
     from wizard.plainlines import PlainOutput
     from wizard.session.store import StateStore
 
-    monkeypatch.setattr(headless, "REPEAT_SECONDS", 1.0)
+    monkeypatch.setattr(plainlines, "REPEAT_SECONDS", 1.0)
     site = pg_site(tmp_path / "site", table, supervisor, "ALTER TABLE labels ADD COLUMN repeated boolean")
     subprocess.run([BIN / "supervisorctl", "-c", supervisor, "stop", "uwsgi"], check=True, capture_output=True)
     blocker = hold_table(table, "forgotten-psql")
